@@ -1,0 +1,69 @@
+"""Canonical, atomic file output: the same content always gives the same bytes.
+
+Tables are TSV with a header, `\\n` line endings and floats written by `format_float`;
+every write goes to a temporary file in the target folder and is renamed into place,
+so a crash never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+FLOAT_FORMAT = ".10g"
+
+
+def format_float(x: float, fmt: str = FLOAT_FORMAT) -> str:
+    """One float as canonical text: NaN as empty (a missing value), no negative zero."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if x == 0:
+        return "0"
+    return format(x, fmt)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> None:
+    """Write `text` with `\\n` line endings, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))
+
+
+def table_text(frame: pd.DataFrame, float_format: str = FLOAT_FORMAT) -> str:
+    """A DataFrame as canonical TSV text (header, no index, floats by `format_float`)."""
+    lines = ["\t".join(str(c) for c in frame.columns)]
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_float_dtype(series):
+            columns.append([format_float(v, float_format) for v in series.tolist()])
+        else:
+            columns.append(["" if pd.isna(v) else str(v) for v in series.tolist()])
+    lines.extend("\t".join(row) for row in zip(*columns))
+    return "\n".join(lines) + "\n"
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], float_format: str = FLOAT_FORMAT) -> None:
+    """Write a DataFrame as canonical TSV, atomically."""
+    write_text(table_text(frame, float_format), path)
