@@ -1,0 +1,21 @@
+# qspflow: a QSP study from measurements to a rebuildable submission package.
+# The rule graph lives in rules/*.smk (one file per step); all logic is in src/qspflow/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/prepare.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,80 @@
+"""The `qspflow` command: the workflow's steps and tools, usable without Snakemake.
+
+User errors (`QspflowError`) are printed on one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from qspflow.errors import QspflowError
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from qspflow.boolean import read_sif
+    from qspflow.data import prepare, write_prepared
+
+    known = read_sif(args.pkn).nodes if args.pkn else None
+    prepared = prepare(
+        args.data,
+        fmt=args.format,
+        experiments_path=args.experiments,
+        known_nodes=known,
+        unknown_observables=args.unknown_observables,
+        normalization=args.normalization,
+        binarization=args.binarization,
+        threshold=args.threshold,
+    )
+    write_prepared(prepared, args.out)
+
+
+def _example(args: argparse.Namespace) -> None:
+    from qspflow.example import write_example
+
+    write_example(args.out, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qspflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", "-v", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("prepare", _prepare, "validate, normalize and binarize measurements (the `prepare` step)")
+    p.add_argument("--data", required=True, help="tidy CSV/TSV or MIDAS measurements")
+    p.add_argument("--format", choices=["auto", "tidy", "midas"], default="auto")
+    p.add_argument("--experiments", help="experiment table (stimulus:/inhibitor:/dose: columns)")
+    p.add_argument("--pkn", help="prior knowledge network (SIF) whose nodes the observables must be")
+    p.add_argument("--unknown-observables", choices=["error", "warn"], default="error")
+    p.add_argument("--normalization", choices=["minmax", "fold_change"], default="minmax")
+    p.add_argument("--binarization", choices=["kmeans", "threshold"], default="kmeans")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold for --binarization threshold")
+    p.add_argument("--out", required=True, help="output folder")
+
+    p = command("example", _example, "write the bundled example study (inputs and ground truth)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=20261127, help="random seed of noise and cohort")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except QspflowError as err:
+        print(f"qspflow: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,653 @@
+"""The bundled example study: a signaling network under a MEK inhibitor, with its ground truth.
+
+Growth factor (EGF) and cytokine (TNFa) signaling decide between survival and apoptosis
+(Casp3); an oral MEK inhibitor is given q12h. `write_example` writes the study's inputs
+(PKN, experiments, noisy measurements, dosing, a clinical cohort's biomarkers) and the
+ground truth they were generated from (true logic, parameters, noise-free trajectories,
+Boolean fixpoints, the cohort's true parameters) into one folder; `resources/example/`
+is that folder for the default seed, byte for byte.
+
+The continuous model is Odefy's normalized HillCube (Krumsiek et al. 2010): an edge from
+x has f(x) = xⁿ/(xⁿ+kⁿ)·(1+kⁿ); a node's production B is the multilinear interpolation
+(BooleCube) of its Boolean function over the f-values of its inputs; dx/dt = (B − x)/tau.
+The drug's 2-compartment oral PK (depot written analytically, so no events) drives an Emax
+inhibition of MEK's production. Everything the generator knows is in the constants below;
+`simulate_truth` is the one simulator, reusable by tests of later steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.integrate import solve_ivp
+
+from qspflow.errors import DataError, ModelError
+from qspflow.io import format_float, write_table, write_text
+
+# ---------------------------------------------------------------------------------------------
+# The study, in one place
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_SEED = 20261127
+
+STIMULI = ("EGF", "TNFa")
+INTERNAL = ("PI3K", "Akt", "Raf", "MEK", "ERK", "IKK", "NFkB", "Casp3")
+NODES = STIMULI + INTERNAL
+READOUTS = ("Akt", "Raf", "ERK", "IKK", "NFkB", "Casp3")
+DRUG = "drug"
+DRUG_TARGET = "MEK"
+TOOL_INHIBITOR_TARGET = "PI3K"
+CONCENTRATION = "C_drug"
+
+# The true logic, BoolNet syntax, in the order written to truth/network.bnet. Rules are in
+# disjunctive normal form (`|` of `&`-terms of possibly negated names): `_parse_dnf` reads them.
+TRUE_RULES: dict[str, str] = {
+    "EGF": "EGF",
+    "TNFa": "TNFa",
+    "PI3K": "EGF",
+    "Akt": "PI3K",
+    "Raf": "EGF",
+    "MEK": "Raf",
+    "ERK": "MEK",
+    "IKK": "TNFa | Akt",
+    "NFkB": "IKK",
+    "Casp3": "TNFa & !Akt & !ERK",
+}
+
+# Edges of the prior-knowledge network that are not in the truth (source, sign, target).
+DECOY_EDGES: tuple[tuple[str, int, str], ...] = (
+    ("TNFa", 1, "PI3K"),
+    ("EGF", 1, "IKK"),
+    ("ERK", 1, "NFkB"),
+    ("NFkB", -1, "Casp3"),
+    ("Akt", -1, "Raf"),
+)
+
+MEASUREMENT_TIMES = (0.0, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0)
+BINARIZATION_TIME = 8.0
+BINARIZATION_THRESHOLD = 0.5
+DOSES_MG = (0, 30, 300)
+INHIBITING_DOSE_MG = 300  # the dose the Boolean level treats as "MEK forced off"
+DOSE_INTERVAL_H = 12.0
+N_DOSES = 2
+ROUTE = "oral"
+NOISE_SD = 0.05
+MISSING_FRACTION = 0.02
+
+EXPERIMENT_COLUMNS = ("experiment", "stimulus:EGF", "stimulus:TNFa", "inhibitor:PI3K", "dose:drug")
+
+# (name, value, unit, description); tau in h, Hill thresholds and exponents dimensionless.
+TRUE_PARAMETERS: tuple[tuple[str, float, str, str], ...] = (
+    ("tau_PI3K", 0.6, "h", "time constant of PI3K"),
+    ("tau_Akt", 0.8, "h", "time constant of Akt"),
+    ("tau_Raf", 0.7, "h", "time constant of Raf"),
+    ("tau_MEK", 1.2, "h", "time constant of MEK"),
+    ("tau_ERK", 1.5, "h", "time constant of ERK"),
+    ("tau_IKK", 0.9, "h", "time constant of IKK"),
+    ("tau_NFkB", 2.2, "h", "time constant of NFkB"),
+    ("tau_Casp3", 2.8, "h", "time constant of Casp3"),
+    ("k_EGF_PI3K", 0.45, "1", "Hill threshold of EGF -> PI3K"),
+    ("n_EGF_PI3K", 3.0, "1", "Hill exponent of EGF -> PI3K"),
+    ("k_PI3K_Akt", 0.4, "1", "Hill threshold of PI3K -> Akt"),
+    ("n_PI3K_Akt", 2.5, "1", "Hill exponent of PI3K -> Akt"),
+    ("k_EGF_Raf", 0.55, "1", "Hill threshold of EGF -> Raf"),
+    ("n_EGF_Raf", 3.0, "1", "Hill exponent of EGF -> Raf"),
+    ("k_Raf_MEK", 0.5, "1", "Hill threshold of Raf -> MEK"),
+    ("n_Raf_MEK", 2.0, "1", "Hill exponent of Raf -> MEK"),
+    ("k_MEK_ERK", 0.45, "1", "Hill threshold of MEK -> ERK"),
+    ("n_MEK_ERK", 3.5, "1", "Hill exponent of MEK -> ERK"),
+    ("k_TNFa_IKK", 0.5, "1", "Hill threshold of TNFa -> IKK"),
+    ("n_TNFa_IKK", 3.0, "1", "Hill exponent of TNFa -> IKK"),
+    ("k_Akt_IKK", 0.6, "1", "Hill threshold of Akt -> IKK"),
+    ("n_Akt_IKK", 2.0, "1", "Hill exponent of Akt -> IKK"),
+    ("k_IKK_NFkB", 0.4, "1", "Hill threshold of IKK -> NFkB"),
+    ("n_IKK_NFkB", 3.0, "1", "Hill exponent of IKK -> NFkB"),
+    ("k_TNFa_Casp3", 0.5, "1", "Hill threshold of TNFa -> Casp3"),
+    ("n_TNFa_Casp3", 3.0, "1", "Hill exponent of TNFa -> Casp3"),
+    ("k_Akt_Casp3", 0.35, "1", "Hill threshold of Akt -| Casp3"),
+    ("n_Akt_Casp3", 4.0, "1", "Hill exponent of Akt -| Casp3"),
+    ("k_ERK_Casp3", 0.65, "1", "Hill threshold of ERK -| Casp3"),
+    ("n_ERK_Casp3", 2.0, "1", "Hill exponent of ERK -| Casp3"),
+    ("pk_ka", 1.0, "1/h", "first-order absorption rate constant"),
+    ("pk_cl", 10.0, "L/h", "clearance from the central compartment"),
+    ("pk_vc", 50.0, "L", "central volume"),
+    ("pk_q", 5.0, "L/h", "inter-compartmental clearance"),
+    ("pk_vp", 100.0, "L", "peripheral volume"),
+    ("pk_f", 0.6, "1", "oral bioavailability"),
+    ("pd_emax", 0.95, "1", "maximal fractional inhibition of MEK production"),
+    ("pd_ec50", 0.2, "mg/L", "drug concentration of half-maximal inhibition"),
+    ("pd_hill", 1.5, "1", "Hill coefficient of the inhibition"),
+)
+
+# The clinical cohort: log-normal inter-individual variability around the truth (median).
+N_PATIENTS = 200
+POPULATION_CV: dict[str, float] = {
+    "pk_cl": 0.30,
+    "pk_vc": 0.20,
+    "pd_ec50": 0.40,
+    "tau_ERK": 0.25,
+    "tau_Casp3": 0.25,
+}
+VPOP_CONDITION: dict[str, float] = {
+    "experiment": "cohort_d100",
+    "stimulus:EGF": 1,
+    "stimulus:TNFa": 1,
+    "inhibitor:PI3K": 0,
+    "dose:drug": 100,
+}
+VPOP_DURATION_H = 24.0
+# (biomarker, observable, time h, unit, noise model, noise parameter)
+BIOMARKERS: tuple[tuple[str, str, float, str, str, float], ...] = (
+    ("erk_8h", "ERK", 8.0, "1", "additive_normal", 0.05),
+    ("casp3_24h", "Casp3", 24.0, "1", "additive_normal", 0.05),
+    ("ctrough_12h", CONCENTRATION, 12.0, "mg/L", "lognormal", 0.10),
+)
+
+# Child streams of numpy.random.SeedSequence(seed).spawn(4), by position.
+STREAMS = ("noise", "missing", "population", "biomarker_noise")
+
+SOLVER_OPTIONS = {"method": "Radau", "rtol": 1e-10, "atol": 1e-12}
+
+
+# ---------------------------------------------------------------------------------------------
+# Logic: rules, edges, Boolean fixpoints
+# ---------------------------------------------------------------------------------------------
+
+Term = tuple[tuple[str, bool], ...]
+
+
+def _parse_dnf(rule: str) -> tuple[Term, ...]:
+    """A rule `a & !b | c` as terms of (name, positive) literals; no `eval`, DNF only."""
+    terms = []
+    for term in rule.split("|"):
+        literals = []
+        for literal in term.split("&"):
+            literal = literal.strip()
+            positive = not literal.startswith("!")
+            name = literal.lstrip("!").strip()
+            if not name.replace("_", "").isalnum():
+                raise ModelError(None, element=rule, expected="a DNF rule of names, !, & and |", found=literal)
+            literals.append((name, positive))
+        terms.append(tuple(literals))
+    return tuple(terms)
+
+
+TRUE_DNF: dict[str, tuple[Term, ...]] = {node: _parse_dnf(rule) for node, rule in TRUE_RULES.items()}
+
+
+def rule_inputs(node: str) -> tuple[str, ...]:
+    """The inputs of a node in the order they first appear in its rule."""
+    seen: dict[str, None] = {}
+    for term in TRUE_DNF[node]:
+        for name, _ in term:
+            seen.setdefault(name, None)
+    return tuple(seen)
+
+
+def true_edges() -> tuple[tuple[str, int, str], ...]:
+    """The true signed edges (source, sign, target) of the non-input nodes, in rule order."""
+    edges = []
+    for node in INTERNAL:
+        for source in rule_inputs(node):
+            signs = {positive for term in TRUE_DNF[node] for name, positive in term if name == source}
+            if len(signs) != 1:
+                raise ModelError(None, element=node, expected="a monotone rule", found=TRUE_RULES[node])
+            edges.append((source, 1 if signs.pop() else -1, node))
+    return tuple(edges)
+
+
+def _eval_dnf(terms: tuple[Term, ...], state: Mapping[str, int]) -> int:
+    return int(any(all(bool(state[name]) == positive for name, positive in term) for term in terms))
+
+
+def boolean_fixpoint(
+    stimuli: Mapping[str, int],
+    *,
+    forced_off: Sequence[str] = (),
+    extra_edges: Sequence[tuple[str, int, str]] = (),
+) -> dict[str, int]:
+    """The fixpoint of the true network with stimuli clamped and `forced_off` nodes held at 0.
+
+    `extra_edges` (source, sign, target) are added to the target's rule: OR source for a
+    positive edge, AND NOT source for a negative one (how a decoy would act if it were real).
+    The network is acyclic, so synchronous updating reaches the unique fixpoint.
+    """
+    state = {node: 0 for node in NODES}
+    state.update({s: int(stimuli.get(s, 0)) for s in STIMULI})
+
+    def update(current: dict[str, int]) -> dict[str, int]:
+        new = {}
+        for node in NODES:
+            if node in STIMULI:
+                new[node] = current[node]
+                continue
+            value = _eval_dnf(TRUE_DNF[node], current)
+            for source, sign, target in extra_edges:
+                if target == node:
+                    value = (value or current[source]) if sign > 0 else (value and not current[source])
+            new[node] = 0 if node in forced_off else int(value)
+        return new
+
+    for _ in range(len(NODES) + 1):
+        new = update(state)
+        if new == state:
+            return state
+        state = new
+    raise ModelError(None, expected="a network whose updates reach a fixpoint", message="no fixpoint reached")
+
+
+def experiment_fixpoint(experiment: Mapping[str, object], **kwargs: object) -> dict[str, int]:
+    """The Boolean fixpoint of one experiment: PI3K off under its inhibitor, MEK off at the high dose."""
+    row = _experiment_inputs(experiment)
+    forced = []
+    if row["inhibitor:PI3K"]:
+        forced.append(TOOL_INHIBITOR_TARGET)
+    if row["dose:drug"] >= INHIBITING_DOSE_MG:
+        forced.append(DRUG_TARGET)
+    stimuli = {s: row[f"stimulus:{s}"] for s in STIMULI}
+    return boolean_fixpoint(stimuli, forced_off=forced, **kwargs)
+
+
+def bnet_text() -> str:
+    """truth/network.bnet in BoolNet format."""
+    lines = ["targets, factors"] + [f"{node}, {rule}" for node, rule in TRUE_RULES.items()]
+    return "\n".join(lines) + "\n"
+
+
+def pkn_text() -> str:
+    """pkn.sif: true and decoy edges, `source<TAB>sign<TAB>target`, sorted by source then target."""
+    edges = sorted(set(true_edges()) | set(DECOY_EDGES), key=lambda e: (e[0], e[2], e[1]))
+    return "".join(f"{s}\t{sign}\t{t}\n" for s, sign, t in edges)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiments
+# ---------------------------------------------------------------------------------------------
+
+
+def experiments() -> pd.DataFrame:
+    """The 15 experiments: 4 stimulus sets × 3 doses, and 3 PI3K-inhibitor experiments without drug."""
+    rows = []
+    for egf, tnfa in itertools.product((0, 1), repeat=2):
+        name = "_".join(s for s, on in zip(STIMULI, (egf, tnfa)) if on) or "ctrl"
+        for dose in DOSES_MG:
+            rows.append((f"{name}_d{dose}", egf, tnfa, 0, dose))
+        if egf or tnfa:
+            rows.append((f"{name}_PI3Ki", egf, tnfa, 1, 0))
+    frame = pd.DataFrame(rows, columns=list(EXPERIMENT_COLUMNS))
+    return frame.sort_values("experiment", ignore_index=True)
+
+
+def _experiment_inputs(experiment: Mapping[str, object]) -> dict[str, float]:
+    row = {}
+    for column in EXPERIMENT_COLUMNS[1:]:
+        value = experiment.get(column, 0)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        ok = number >= 0 if column.startswith("dose:") else number in (0.0, 1.0)
+        if not ok:
+            expected = "a dose ≥ 0 (mg)" if column.startswith("dose:") else "0 or 1"
+            raise DataError(None, column=column, expected=expected, found=value)
+        row[column] = number
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# The continuous model
+# ---------------------------------------------------------------------------------------------
+
+
+def true_parameters() -> dict[str, float]:
+    """The true parameter values by name."""
+    return {name: value for name, value, _, _ in TRUE_PARAMETERS}
+
+
+def _minterms(node: str) -> tuple[tuple[int, ...], ...]:
+    """The input combinations (in `rule_inputs` order) for which the node's rule is true."""
+    inputs = rule_inputs(node)
+    return tuple(
+        bits
+        for bits in itertools.product((0, 1), repeat=len(inputs))
+        if _eval_dnf(TRUE_DNF[node], dict(zip(inputs, bits)))
+    )
+
+
+def _hill(x: float, n: float, k: float) -> float:
+    """Odefy's normalized Hill function: 0 at 0, 1 at 1."""
+    if x <= 0.0:
+        return 0.0
+    xn = x**n
+    kn = k**n
+    return xn / (xn + kn) * (1.0 + kn)
+
+
+def _check_parameters(parameters: Mapping[str, float]) -> dict[str, float]:
+    known = true_parameters()
+    missing = sorted(set(known) - set(parameters))
+    unknown = sorted(set(parameters) - set(known))
+    if missing or unknown:
+        raise ModelError(
+            None,
+            element="parameters",
+            expected="exactly the example model's parameters",
+            message="; ".join(
+                part
+                for part in (
+                    f"missing: {', '.join(missing)}" if missing else "",
+                    f"unknown: {', '.join(unknown)}" if unknown else "",
+                )
+                if part
+            ),
+        )
+    return {name: float(parameters[name]) for name in known}
+
+
+def simulate_truth(
+    parameters: Mapping[str, float],
+    experiment: Mapping[str, object],
+    times: Sequence[float],
+    *,
+    interval_h: float = DOSE_INTERVAL_H,
+    n_doses: int = N_DOSES,
+) -> pd.DataFrame:
+    """Simulate the example model in one experiment; noise-free.
+
+    `parameters` holds every name of `TRUE_PARAMETERS`; `experiment` is a row or dict with
+    `stimulus:EGF`, `stimulus:TNFa`, `inhibitor:PI3K` (0/1) and `dose:drug` (mg; absent keys
+    are 0). Oral doses of `dose:drug` are given at 0, interval_h, … (n_doses of them, those
+    before the last time). Internal nodes start at 0, stimuli are held at their value.
+    Returns one row per time: `time`, the 8 internal nodes, and `C_drug` (mg/L).
+    The integration (Radau, rtol 1e-10, atol 1e-12) restarts at every dose time.
+    """
+    p = _check_parameters(parameters)
+    row = _experiment_inputs(experiment)
+    t_out = np.asarray(times, dtype=float)
+    if t_out.ndim != 1 or t_out.size == 0 or np.any(t_out < 0) or np.any(np.diff(t_out) <= 0):
+        raise DataError(None, element="times", expected="increasing times ≥ 0", found=list(t_out))
+
+    stim = {s: row[f"stimulus:{s}"] for s in STIMULI}
+    pi3k_on = 0.0 if row["inhibitor:PI3K"] else 1.0
+    dose = row["dose:drug"]
+    ka, cl, vc, q, vp, bio = (p[k] for k in ("pk_ka", "pk_cl", "pk_vc", "pk_q", "pk_vp", "pk_f"))
+    emax, ec50, hill = p["pd_emax"], p["pd_ec50"], p["pd_hill"]
+    ec50h = ec50**hill
+    index = {node: i for i, node in enumerate(INTERNAL)}
+    n_nodes = len(INTERNAL)
+    i_c, i_p = n_nodes, n_nodes + 1
+
+    # Per node: tau, input slots (-1-s for stimulus s, else state index), (n, k), minterms.
+    plan = []
+    for node in INTERNAL:
+        inputs = rule_inputs(node)
+        slots = [index[s] if s in index else -1 - STIMULI.index(s) for s in inputs]
+        hills = [(p[f"n_{s}_{node}"], p[f"k_{s}_{node}"]) for s in inputs]
+        plan.append((index[node], 1.0 / p[f"tau_{node}"], slots, hills, _minterms(node)))
+    stim_values = [stim[s] for s in STIMULI]
+    i_mek, i_pi3k = index[DRUG_TARGET], index[TOOL_INHIBITOR_TARGET]
+
+    def rhs(t: float, y: np.ndarray, depot0: float, t0: float) -> np.ndarray:
+        dy = np.empty_like(y)
+        yl = y.tolist()
+        for i, rate, slots, hills, minterms in plan:
+            f = [
+                _hill(stim_values[-1 - s] if s < 0 else yl[s], n, k)
+                for s, (n, k) in zip(slots, hills)
+            ]
+            b = 0.0
+            for bits in minterms:
+                term = 1.0
+                for bit, fv in zip(bits, f):
+                    term *= fv if bit else 1.0 - fv
+                b += term
+            if i == i_mek:
+                c = yl[i_c] / vc
+                if c > 0.0:
+                    ch = c**hill
+                    b *= 1.0 - emax * ch / (ec50h + ch)
+            elif i == i_pi3k:
+                b *= pi3k_on
+            dy[i] = (b - yl[i]) * rate
+        depot = depot0 * math.exp(-ka * (t - t0))
+        a_c, a_p = yl[i_c], yl[i_p]
+        dy[i_c] = ka * depot - (cl + q) / vc * a_c + q / vp * a_p
+        dy[i_p] = q / vc * a_c - q / vp * a_p
+        return dy
+
+    t_end = float(t_out[-1])
+    dose_times = [k * interval_h for k in range(n_doses)] if dose > 0 else []
+    bounds = sorted({0.0, t_end, *(t for t in dose_times if 0.0 < t < t_end)})
+    y = np.zeros(n_nodes + 2)
+    out = np.empty((t_out.size, n_nodes + 2))
+    if t_end == 0.0:
+        out[:] = y
+    for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        last = j == len(bounds) - 2
+        mask = (t_out >= a) & ((t_out <= b) if last else (t_out < b))
+        t_eval = np.unique(np.append(t_out[mask], b))
+        depot0 = sum(bio * dose * math.exp(-ka * (a - tk)) for tk in dose_times if tk <= a)
+        sol = solve_ivp(rhs, (a, b), y, t_eval=t_eval, args=(depot0, a), **SOLVER_OPTIONS)
+        if not sol.success:
+            raise ModelError(None, element="simulate_truth", expected="a successful integration",
+                             message=sol.message)
+        out[mask] = sol.y[:, : int(mask.sum())].T
+        y = sol.y[:, -1]
+
+    frame = pd.DataFrame(out[:, :n_nodes], columns=list(INTERNAL))
+    frame.insert(0, "time", t_out)
+    frame[CONCENTRATION] = out[:, i_c] / vc
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _round(values: np.ndarray | pd.Series, decimals: int = 10) -> np.ndarray:
+    """Round to a fixed absolute precision so digits below the solver's accuracy never reach a file."""
+    return np.round(np.asarray(values, dtype=float), decimals) + 0.0
+
+
+def truth_trajectories(parameters: Mapping[str, float], experiment_table: pd.DataFrame) -> pd.DataFrame:
+    """Noise-free tidy trajectories (experiment, time, observable, value) at the measurement times."""
+    parts = []
+    for row in experiment_table.to_dict("records"):
+        sim = simulate_truth(parameters, row, MEASUREMENT_TIMES)
+        tidy = sim.melt(id_vars="time", var_name="observable", value_name="value")
+        tidy.insert(0, "experiment", row["experiment"])
+        parts.append(tidy)
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.sort_values(["experiment", "observable", "time"], ignore_index=True)
+    frame["value"] = _round(frame["value"])
+    return frame[["experiment", "time", "observable", "value"]]
+
+
+def _format_fixed(values: np.ndarray, fmt: str) -> list[str]:
+    """Fixed-precision text; NaN as empty, never a negative zero."""
+    texts = []
+    for v in values:
+        if math.isnan(v):
+            texts.append("")
+            continue
+        text = format(v, fmt)
+        if text.startswith("-") and float(text) == 0.0:
+            text = text[1:]
+        texts.append(text)
+    return texts
+
+
+def measurements(trajectories: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The tidy measurement table: readouts + N(0, NOISE_SD²) noise, ~2 % missing (never at t=0).
+
+    Noise is drawn for every cell in row order (experiment, observable, time), so which cells
+    go missing does not change any other value; values are text with 4 decimals.
+    """
+    rng_noise, rng_missing = _streams(seed)[:2]
+    frame = trajectories[trajectories["observable"].isin(READOUTS)].reset_index(drop=True)
+    values = frame["value"].to_numpy() + rng_noise.normal(0.0, NOISE_SD, size=len(frame))
+    candidates = np.flatnonzero(frame["time"].to_numpy() > 0)
+    n_missing = round(MISSING_FRACTION * len(frame))
+    values[np.sort(rng_missing.choice(candidates, size=n_missing, replace=False))] = np.nan
+    return pd.DataFrame(
+        {
+            "experiment": frame["experiment"],
+            "time": frame["time"],
+            "observable": frame["observable"],
+            "value": _format_fixed(values, ".4f"),
+            "sd": NOISE_SD,
+        }
+    )
+
+
+def binarized_fixpoints(experiment_table: pd.DataFrame) -> pd.DataFrame:
+    """The Boolean fixpoint state of every node per experiment (dose 300 mg = MEK off)."""
+    rows = []
+    for row in experiment_table.to_dict("records"):
+        state = experiment_fixpoint(row)
+        rows.extend((row["experiment"], node, state[node]) for node in NODES)
+    frame = pd.DataFrame(rows, columns=["experiment", "observable", "state"])
+    return frame.sort_values(["experiment", "observable"], ignore_index=True)
+
+
+def parameters_table() -> pd.DataFrame:
+    return pd.DataFrame(list(TRUE_PARAMETERS), columns=["parameter", "value", "unit", "description"])
+
+
+def population_table() -> pd.DataFrame:
+    truth = true_parameters()
+    rows = [(name, "lognormal", truth[name], cv) for name, cv in POPULATION_CV.items()]
+    return pd.DataFrame(rows, columns=["parameter", "distribution", "median", "cv"])
+
+
+def dosing_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        [(DRUG, ROUTE, DOSE_INTERVAL_H, N_DOSES, "pk_f")],
+        columns=["drug", "route", "interval_h", "n_doses", "bioavailability_param"],
+    )
+
+
+def _streams(seed: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS))]
+
+
+def _round_sig(values: np.ndarray, digits: int = 6) -> np.ndarray:
+    """Values as they read back from text written with `.{digits}g`."""
+    return np.array([float(format(v, f".{digits}g")) for v in values])
+
+
+def cohort(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The virtual-population target: per-patient truth and observed biomarkers.
+
+    Each of `POPULATION_CV`'s parameters is median·exp(σ·z), σ = sqrt(ln(1+CV²)), z ~ N(0,1)
+    (population stream, patients × parameters in row order); biomarkers get noise from their
+    own stream: additive N(0, 0.05²) on erk_8h and casp3_24h, a log-normal factor exp(N(0, 0.1²))
+    on ctrough_12h. Returns (truth per patient, observed targets rounded to 6 significant digits).
+    """
+    rng_population, rng_biomarker = _streams(seed)[2:]
+    truth = true_parameters()
+    names = list(POPULATION_CV)
+    sigma = np.array([math.sqrt(math.log1p(POPULATION_CV[n] ** 2)) for n in names])
+    median = np.array([truth[n] for n in names])
+    draws = median * np.exp(sigma * rng_population.standard_normal((N_PATIENTS, len(names))))
+    draws = _round_sig(draws.ravel(), 10).reshape(draws.shape)  # as written to truth/patients.tsv
+    times = sorted({t for _, _, t, _, _, _ in BIOMARKERS} | {VPOP_DURATION_H})
+    patients = [f"P{i + 1:03d}" for i in range(N_PATIENTS)]
+    clean = np.empty((N_PATIENTS, len(BIOMARKERS)))
+    for i in range(N_PATIENTS):
+        sim = simulate_truth({**truth, **dict(zip(names, draws[i]))}, VPOP_CONDITION, times).set_index("time")
+        clean[i] = [sim.at[t, obs] for _, obs, t, _, _, _ in BIOMARKERS]
+    noise = rng_biomarker.standard_normal(clean.shape)
+    observed = np.empty_like(clean)
+    for j, (_, _, _, _, model, scale) in enumerate(BIOMARKERS):
+        if model == "additive_normal":
+            observed[:, j] = clean[:, j] + scale * noise[:, j]
+        else:
+            observed[:, j] = clean[:, j] * np.exp(scale * noise[:, j])
+    biomarker_names = [b[0] for b in BIOMARKERS]
+    truth_frame = pd.DataFrame(draws, columns=names)
+    for j, name in enumerate(biomarker_names):
+        truth_frame[f"{name}_true"] = _round(clean[:, j])
+    truth_frame.insert(0, "patient", patients)
+    target = pd.DataFrame(
+        {name: _round_sig(observed[:, j]) for j, name in enumerate(biomarker_names)}
+    )
+    target.insert(0, "patient", patients)
+    return truth_frame, target
+
+
+def vpop_summary(target: pd.DataFrame) -> pd.DataFrame:
+    """n, mean, sd (ddof 1) and percentiles (numpy's linear rule) of each biomarker column."""
+    rows = []
+    for name in target.columns.drop("patient"):
+        v = target[name].to_numpy(dtype=float)
+        v = v[~np.isnan(v)]
+        rows.append(
+            (name, len(v), v.mean(), v.std(ddof=1), *np.percentile(v, [5, 25, 50, 75, 95]))
+        )
+    return pd.DataFrame(rows, columns=["biomarker", "n", "mean", "sd", "p05", "p25", "p50", "p75", "p95"])
+
+
+def biomarkers_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        list(BIOMARKERS), columns=["biomarker", "observable", "time", "unit", "noise", "noise_param"]
+    )
+
+
+def write_example(out_dir: str | os.PathLike[str], *, seed: int = DEFAULT_SEED) -> None:
+    """Write the example study and its ground truth into `out_dir` (README.md is not touched).
+
+    Inputs: pkn.sif, experiments.tsv, measurements.tsv, dosing.tsv, vpop_condition.tsv,
+    vpop_biomarkers.tsv, vpop_target.tsv, vpop_summary.tsv. Ground truth under truth/:
+    network.bnet, parameters.tsv, population.tsv, trajectories.tsv, binarized_8h.tsv,
+    patients.tsv.
+    """
+    out = os.fspath(out_dir)
+    truth = true_parameters()
+    exps = experiments()
+    trajectories = truth_trajectories(truth, exps)
+    patients, target = cohort(seed)
+
+    write_text(pkn_text(), os.path.join(out, "pkn.sif"))
+    write_table(exps, os.path.join(out, "experiments.tsv"))
+    write_table(measurements(trajectories, seed), os.path.join(out, "measurements.tsv"))
+    write_table(dosing_table(), os.path.join(out, "dosing.tsv"))
+    write_table(pd.DataFrame([VPOP_CONDITION]), os.path.join(out, "vpop_condition.tsv"))
+    write_table(biomarkers_table(), os.path.join(out, "vpop_biomarkers.tsv"))
+    write_table(target, os.path.join(out, "vpop_target.tsv"), float_format=".6g")
+    write_table(vpop_summary(target), os.path.join(out, "vpop_summary.tsv"), float_format=".6g")
+    write_text(bnet_text(), os.path.join(out, "truth", "network.bnet"))
+    write_table(parameters_table(), os.path.join(out, "truth", "parameters.tsv"))
+    write_table(population_table(), os.path.join(out, "truth", "population.tsv"))
+    write_table(trajectories, os.path.join(out, "truth", "trajectories.tsv"), float_format=".8g")
+    write_table(binarized_fixpoints(exps), os.path.join(out, "truth", "binarized_8h.tsv"))
+    write_table(patients, os.path.join(out, "truth", "patients.tsv"), float_format=".10g")
+
+
+__all__ = [
+    "BIOMARKERS",
+    "DECOY_EDGES",
+    "DEFAULT_SEED",
+    "INTERNAL",
+    "MEASUREMENT_TIMES",
+    "NODES",
+    "POPULATION_CV",
+    "READOUTS",
+    "STIMULI",
+    "TRUE_PARAMETERS",
+    "TRUE_RULES",
+    "boolean_fixpoint",
+    "experiment_fixpoint",
+    "experiments",
+    "simulate_truth",
+    "true_edges",
+    "true_parameters",
+    "write_example",
+    "format_float",
+]
