@@ -9,9 +9,11 @@ Input formats
 * MIDAS (CellNOpt): `TR:` treatment, `DA:` time and `DV:` value columns, one condition per
   treatment combination; it yields both the tidy table and the experiment table.
 
-Every failure caused by the input raises `DataError` naming the file, the row as the file line
-number (the header is line 1) and the column. Files are parsed with the `csv` module and every
-cell is checked before it becomes a number, so no pandas or numpy error reaches the user.
+The delimiter comes from the extension (`.csv` comma, `.tsv` tab) or, for `.txt` and others,
+from the header (the most frequent of tab, comma, semicolon). CR, LF and CRLF line ends are all
+read. Every failure caused by the input raises `DataError` naming the file, the row as the file
+line number (the header is row 1) and the column. Files are parsed with the `csv` module and
+every cell is checked before it becomes a number, so no pandas or numpy error reaches the user.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _MISSING = frozenset({"", "na", "nan", "n/a"})
 _INFINITE = frozenset({"inf", "infinity"})
 _MEASUREMENT_COLUMNS = ["experiment", "time", "observable", "value", "sd"]
+_SORT = ["experiment", "observable", "time"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class PreparedData:
 class Binarization:
     """One observable's binarization: 0/1 states and the threshold that separates them.
 
-    `low_centre` and `high_centre` are the cluster centres of k-means (NaN for a fixed threshold).
+    `low_centre` and `high_centre` are the k-means cluster centres (NaN for a fixed threshold).
     """
 
     states: pd.Series
@@ -74,6 +77,16 @@ class Binarization:
     threshold: float
     low_centre: float
     high_centre: float
+
+
+def _check_option(key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(None, key=key, expected=" or ".join(repr(a) for a in allowed), found=value)
+
+
+def _check_threshold(threshold: object) -> None:
+    if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+        raise ConfigError(None, key="threshold", expected="a number in [0, 1]", found=threshold)
 
 
 # --------------------------------------------------------------------------- reading
@@ -95,9 +108,8 @@ def _delimiter(path: Path, header: str) -> str:
         return ","
     if suffix == ".tsv":
         return "\t"
-    # .txt and anything else: the most frequent candidate in the header (ties prefer tab)
     counts = {d: header.count(d) for d in ("\t", ",", ";")}
-    best = max(counts, key=counts.__getitem__)
+    best = max(counts, key=counts.__getitem__)  # ties go to the first: tab
     return best if counts[best] else ","
 
 
@@ -110,14 +122,15 @@ def _read_table(path: PathLike) -> _Table:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(source, expected="UTF-8 text", found=f"byte 0x{raw[err.start]:02x} at offset {err.start}") from None
-    # MIDAS files from CellNOpt use bare CR; normalize all three conventions before csv sees them
+        found = f"byte 0x{raw[err.start]:02x} at offset {err.start}"
+        raise DataError(source, expected="UTF-8 text", found=found) from None
+    # CellNOpt's MIDAS files end lines with a bare CR; normalize CR, LF and CRLF before csv
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     first = next((line for line in text.split("\n") if line.strip()), None)
     if first is None:
         raise DataError(source, row=1, expected="a header line", message="the file is empty")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(Path(path), first))
-    header: list[str] | None = None
+    header: list[str] = []
     header_line = 0
     rows: list[tuple[int, list[str]]] = []
     try:
@@ -125,62 +138,76 @@ def _read_table(path: PathLike) -> _Table:
             fields = [f.strip() for f in fields]
             if not any(fields):
                 continue
-            if header is None:
+            if not header:
                 header, header_line = fields, reader.line_num
             else:
                 rows.append((reader.line_num, fields))
     except csv.Error as err:
-        raise DataError(source, row=reader.line_num + 1, expected="well-formed delimited text", message=str(err)) from None
-    assert header is not None  # a non-blank line exists
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(source, row=header_line, column=name, expected="unique column names", message="the column appears twice")
-        seen.add(name)
+        raise DataError(source, row=reader.line_num + 1, expected="well-formed delimited text",
+                        message=str(err)) from None
+    for i, name in enumerate(header):
+        if name in header[:i]:
+            raise DataError(source, row=header_line, column=name, expected="unique column names",
+                            message="the column appears twice")
     if not rows:
-        raise DataError(source, row=header_line + 1, expected="at least one data row", message="the file has only a header")
+        raise DataError(source, row=header_line + 1, expected="at least one data row",
+                        message="the file has only a header")
     for line, fields in rows:
         if len(fields) != len(header):
-            raise DataError(source, row=line, expected=f"{len(header)} fields as in the header", found=f"{len(fields)} fields")
+            raise DataError(source, row=line, expected=f"{len(header)} fields as in the header",
+                            found=f"{len(fields)} fields")
     return _Table(source, header, header_line, rows)
 
 
-def _number(source: str, line: int, column: str, text: str, *, expected: str, missing_ok: bool = False) -> float:
-    """One cell as a finite float; an empty/NA cell is NaN only where `missing_ok`."""
+def _number(
+    source: str,
+    line: int,
+    column: str,
+    text: str,
+    *,
+    expected: str,
+    valid: Callable[[float], bool] = lambda v: True,
+    missing_ok: bool = False,
+) -> float:
+    """One cell as a finite float that passes `valid`; an empty/NA cell is NaN where `missing_ok`."""
     lowered = text.lower()
     if lowered in _MISSING:
         if missing_ok:
             return math.nan
     elif _NUMBER.fullmatch(text):
         value = float(text)
-        if math.isfinite(value):
+        if not math.isfinite(value):  # overflow, e.g. 1e999
+            raise DataError(source, row=line, column=column, expected="a finite number", found=text)
+        if valid(value):
             return value
-        raise DataError(source, row=line, column=column, expected="a finite number", found=text)  # overflow, e.g. 1e999
     elif lowered.lstrip("+-") in _INFINITE:
         raise DataError(source, row=line, column=column, expected="a finite number", found=text)
     raise DataError(source, row=line, column=column, expected=expected, found=text)
 
 
+def _time(source: str, line: int, column: str, text: str) -> float:
+    return _number(source, line, column, text, expected="a number ≥ 0", valid=lambda v: v >= 0)
+
+
+def _value(source: str, line: int, column: str, text: str) -> float:
+    return _number(source, line, column, text, expected="a number or an empty cell", missing_ok=True)
+
+
+def _level(source: str, line: int, column: str, text: str, *, factor: str) -> float:
+    """A factor level: an inhibitor is 0 or 1, a stimulus or dose any number ≥ 0."""
+    if factor.startswith("inhibitor:"):
+        return _number(source, line, column, text, expected="0 or 1", valid=lambda v: v in (0, 1))
+    return _number(source, line, column, text, expected="a number ≥ 0", valid=lambda v: v >= 0)
+
+
 def _check_id(source: str, line: int, column: str, text: str) -> None:
     if not _ID.fullmatch(text):
-        raise DataError(source, row=line, column=column, expected="an id of letters, digits, '_' or '-'", found=text)
-
-
-def _level(source: str, line: int, column: str, text: str) -> float:
-    kind = column.split(":", 1)[0]
-    if kind == "inhibitor":
-        level = _number(source, line, column, text, expected="0 or 1")
-        if level not in (0.0, 1.0):
-            raise DataError(source, row=line, column=column, expected="0 or 1", found=text)
-        return level
-    level = _number(source, line, column, text, expected="a number ≥ 0")
-    if level < 0:
-        raise DataError(source, row=line, column=column, expected="a number ≥ 0", found=text)
-    return level
+        raise DataError(source, row=line, column=column, expected="an id of letters, digits, '_' or '-'",
+                        found=text)
 
 
 def _measurement_frame(records: list[tuple[int, str, float, str, float, float]]) -> pd.DataFrame:
-    rows, experiments, times, observables, values, sds = zip(*records, strict=True) if records else ([],) * 6
+    rows, experiments, times, observables, values, sds = zip(*records, strict=True)
     return pd.DataFrame(
         {
             "experiment": pd.Series(experiments, dtype="str"),
@@ -198,44 +225,31 @@ def _parse_tidy(table: _Table) -> pd.DataFrame:
     index = {name: i for i, name in enumerate(table.header)}
     missing = [c for c in REQUIRED_COLUMNS if c not in index]
     if missing:
-        raise DataError(
-            source,
-            row=table.header_line,
-            column=", ".join(missing),
-            expected="columns experiment, time, observable, value (and optionally sd)",
-            found=", ".join(table.header),
-        )
+        raise DataError(source, row=table.header_line, column=", ".join(missing),
+                        expected="columns experiment, time, observable, value (and optionally sd)",
+                        found=", ".join(table.header))
     extra = [c for c in table.header if c not in REQUIRED_COLUMNS and c != "sd"]
     if extra:
         log.warning("%s: ignoring unknown columns %s", source, ", ".join(extra))
-    sd_index = index.get("sd")
     first_seen: dict[tuple[str, float, str], int] = {}
     records = []
     for line, fields in table.rows:
         experiment = fields[index["experiment"]]
         _check_id(source, line, "experiment", experiment)
-        time = _number(source, line, "time", fields[index["time"]], expected="a number ≥ 0")
-        if time < 0:
-            raise DataError(source, row=line, column="time", expected="a number ≥ 0", found=fields[index["time"]])
+        time = _time(source, line, "time", fields[index["time"]])
         observable = fields[index["observable"]]
         if not observable:
             raise DataError(source, row=line, column="observable", expected="an observable name", found="")
-        value = _number(source, line, "value", fields[index["value"]], expected="a number or an empty cell", missing_ok=True)
+        value = _value(source, line, "value", fields[index["value"]])
         sd = math.nan
-        if sd_index is not None:
-            text = fields[sd_index]
-            sd = _number(source, line, "sd", text, expected="a number > 0 or an empty cell", missing_ok=True)
-            if sd <= 0:
-                raise DataError(source, row=line, column="sd", expected="a number > 0 or an empty cell", found=text)
+        if "sd" in index:
+            sd = _number(source, line, "sd", fields[index["sd"]], expected="a number > 0 or an empty cell",
+                         valid=lambda v: v > 0, missing_ok=True)
         key = (experiment, time, observable)
         if key in first_seen:
-            raise DataError(
-                source,
-                row=line,
-                expected="one row per experiment, time and observable",
-                found=f"{experiment}, {fields[index['time']]}, {observable}",
-                message=f"already in row {first_seen[key]}",
-            )
+            raise DataError(source, row=line, expected="one row per experiment, time and observable",
+                            found=f"{experiment}, {fields[index['time']]}, {observable}",
+                            message=f"already in row {first_seen[key]}")
         first_seen[key] = line
         records.append((line, experiment, time, observable, value, sd))
     return _measurement_frame(records)
@@ -252,7 +266,7 @@ def _treatment_factor(name: str) -> str:
 
 
 def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
-    source = table.source
+    source, header_line = table.source, table.header_line
     treatments: list[tuple[int, str, str]] = []  # (field index, column, factor column)
     times: dict[str, int] = {}
     values: dict[str, int] = {}
@@ -262,38 +276,36 @@ def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
         if prefix == "TR" and rest and not rest.endswith(":CellLine"):
             factor = _treatment_factor(rest)
             if factor.endswith(":") or factor in {f for _, _, f in treatments}:
-                raise DataError(source, row=table.header_line, column=name, expected="one TR column per treated node", found=factor)
+                raise DataError(source, row=header_line, column=name, expected="one TR column per treated node",
+                                found=factor)
             treatments.append((i, name, factor))
         elif prefix == "DA" and rest:
             times[rest] = i
         elif prefix == "DV" and rest:
             values[rest] = i
-        elif not (prefix == "TR" or prefix == "ID"):  # cell-line and ID columns carry nothing we use
+        elif prefix not in ("TR", "ID"):  # cell-line and ID columns carry nothing used here
             ignored.append(name)
     if ignored:
         log.warning("%s: ignoring columns that are not MIDAS TR/DA/DV columns: %s", source, ", ".join(ignored))
     if not values:
-        raise DataError(source, row=table.header_line, expected="at least one DV:<readout> column", found=", ".join(table.header))
+        raise DataError(source, row=header_line, expected="at least one DV:<readout> column",
+                        found=", ".join(table.header))
     for readout in times:
         if readout != "ALL" and readout not in values:
-            raise DataError(source, row=table.header_line, column=f"DA:{readout}", expected=f"a matching DV:{readout} column")
+            raise DataError(source, row=header_line, column=f"DA:{readout}",
+                            expected=f"a matching DV:{readout} column")
     for readout in values:
         if readout not in times and "ALL" not in times:
-            raise DataError(source, row=table.header_line, column=f"DV:{readout}", expected=f"a matching DA:{readout} or DA:ALL column")
+            raise DataError(source, row=header_line, column=f"DV:{readout}",
+                            expected=f"a matching DA:{readout} or DA:ALL column")
 
-    # one entry per DV cell: (line, treatment levels, time, readout, value)
-    cells = []
+    cells = []  # one per DV cell: (line, treatment levels, time, readout, value)
     for line, fields in table.rows:
-        levels = tuple(_level(source, line, factor, fields[i]) for i, _, factor in treatments)
+        levels = tuple(_level(source, line, name, fields[i], factor=factor) for i, name, factor in treatments)
         for readout, vi in values.items():
             time_key = readout if readout in times else "ALL"
-            da = f"DA:{time_key}"
-            text = fields[times[time_key]]
-            time = _number(source, line, da, text, expected="a number ≥ 0")
-            if time < 0:
-                raise DataError(source, row=line, column=da, expected="a number ≥ 0", found=text)
-            value = _number(source, line, f"DV:{readout}", fields[vi], expected="a number or an empty cell", missing_ok=True)
-            cells.append((line, levels, time, readout, value))
+            time = _time(source, line, f"DA:{time_key}", fields[times[time_key]])
+            cells.append((line, levels, time, readout, _value(source, line, f"DV:{readout}", fields[vi])))
 
     untreated = (0.0,) * len(treatments)
 
@@ -304,6 +316,9 @@ def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
     for _, levels, time, _, _ in cells:
         if not is_baseline(levels, time):
             conditions.setdefault(levels, "")
+    if not conditions:
+        raise DataError(source, row=header_line + 1, expected="a treated or later (t > 0) row",
+                        message="all rows are the untreated t=0 baseline")
     width = max(2, len(str(len(conditions))))
     for n, levels in enumerate(conditions, start=1):
         conditions[levels] = f"c{n:0{width}d}"
@@ -311,18 +326,17 @@ def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
     own: dict[tuple[str, float, str], tuple[int, float]] = {}
     baseline: dict[str, tuple[int, float]] = {}
     for line, levels, time, readout, value in cells:
-        target = own if levels in conditions else baseline
-        key = (conditions[levels], time, readout) if levels in conditions else readout
+        if is_baseline(levels, time):
+            target, key = baseline, readout
+        else:
+            target, key = own, (conditions[levels], time, readout)
         if key in target:
-            raise DataError(
-                source,
-                row=line,
-                column=f"DV:{readout}",
-                expected="one value per condition, time and readout (replicates are not averaged)",
-                message=f"row {target[key][0]} has the same treatments and time",
-            )
+            raise DataError(source, row=line, column=f"DV:{readout}",
+                            expected="one value per condition, time and readout (replicates are not averaged)",
+                            message=f"row {target[key][0]} has the same treatments and time")
         target[key] = (line, value)
     # CellNOpt shares the untreated t=0 row among all conditions that lack their own t=0 row
+    # (the untreated condition itself, if measured later, gets it this way too)
     for experiment in conditions.values():
         for readout, cell in baseline.items():
             own.setdefault((experiment, 0.0, readout), cell)
@@ -334,42 +348,43 @@ def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
     return _measurement_frame(records), experiments
 
 
-def _is_midas(table: _Table) -> bool:
-    return any(name.startswith(("TR:", "DA:", "DV:")) for name in table.header)
-
-
 def _load(path: PathLike, fmt: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Parse a measurement file; the tidy frame keeps the file line of each value in `row`."""
-    if fmt not in FORMATS:
-        raise ConfigError(None, key="format", expected=" or ".join(repr(f) for f in FORMATS), found=fmt)
+    _check_option("fmt", fmt, FORMATS)
     table = _read_table(path)
-    if fmt == "midas" or (fmt == "auto" and _is_midas(table)):
-        return _parse_midas(table)
-    return _parse_tidy(table), None
+    is_midas = any(name.startswith(("TR:", "DA:", "DV:")) for name in table.header)
+    if fmt == "midas" or (fmt == "auto" and is_midas):
+        frame, experiments = _parse_midas(table)
+    else:
+        frame, experiments = _parse_tidy(table), None
+    return frame.sort_values(_SORT, kind="stable").reset_index(drop=True), experiments
 
 
 def _check_observables(
     frame: pd.DataFrame, source: str, known_nodes: Iterable[str] | None, policy: str
 ) -> pd.DataFrame:
     """Drop or reject observables unknown to the PKN; reject observables with no value at all."""
-    if policy not in UNKNOWN_OBSERVABLE_POLICIES:
-        raise ConfigError(None, key="unknown_observables", expected="'error' or 'warn'", found=policy)
+    _check_option("unknown_observables", policy, UNKNOWN_OBSERVABLE_POLICIES)
     if known_nodes is not None:
-        known = set(known_nodes)
-        unknown = frame[~frame["observable"].isin(known)]
-        if len(unknown):
+        known = frame["observable"].isin(set(known_nodes))
+        if not known.all():
+            unknown = frame[~known]
             if policy == "error":
-                first = unknown.iloc[0]
-                raise DataError(source, row=int(first["row"]), column="observable", expected="a node of the PKN", found=first["observable"])
-            names = sorted(unknown["observable"].unique())
-            log.warning("%s: dropping %d rows of observables not in the PKN: %s", source, len(unknown), ", ".join(names))
-            frame = frame[frame["observable"].isin(known)].reset_index(drop=True)
+                first = unknown.loc[unknown["row"].idxmin()]
+                raise DataError(source, row=int(first["row"]), column="observable", expected="a node of the PKN",
+                                found=first["observable"])
+            names = ", ".join(sorted(unknown["observable"].unique()))
+            log.warning("%s: dropping %d rows of observables not in the PKN: %s", source, len(unknown), names)
+            frame = frame[known].reset_index(drop=True)
             if frame.empty:
-                raise DataError(source, column="observable", expected="at least one observable that is a node of the PKN")
+                raise DataError(source, column="observable", expected="at least one observable that is a PKN node")
     present = frame.dropna(subset=["value"])["observable"].unique()
-    for observable, rows in frame[~frame["observable"].isin(present)].groupby("observable", sort=True)["row"]:
-        listed = ", ".join(str(r) for r in rows.head(5))
-        raise DataError(source, column="value", message=f"observable '{observable}' has only missing values (rows {listed})")
+    empty = frame[~frame["observable"].isin(present)]
+    if len(empty):
+        observable = min(empty["observable"])
+        rows = ", ".join(str(r) for r in sorted(empty.loc[empty["observable"] == observable, "row"])[:5])
+        raise DataError(source, column="value",
+                        message=f"observable '{observable}' has only missing values (rows {rows})")
     return frame
 
 
@@ -378,7 +393,8 @@ def read_measurements(path: PathLike, fmt: str = "auto") -> tuple[pd.DataFrame, 
 
     `fmt="auto"` reads MIDAS when the header has `TR:`/`DA:`/`DV:` columns, else the tidy
     format; only MIDAS carries its own experiment table. The tidy table has the columns
-    experiment, time, observable, value, sd (NaN where not given).
+    experiment, time, observable, value, sd (NaN where not given), sorted by experiment,
+    observable and time.
     """
     frame, experiments = _load(path, fmt)
     frame = _check_observables(frame, str(path), None, "error")
@@ -388,36 +404,31 @@ def read_measurements(path: PathLike, fmt: str = "auto") -> tuple[pd.DataFrame, 
 def _parse_experiments(table: _Table) -> pd.DataFrame:
     source = table.source
     if "experiment" not in table.header:
-        raise DataError(source, row=table.header_line, column="experiment", expected="an 'experiment' column", found=", ".join(table.header))
+        raise DataError(source, row=table.header_line, column="experiment", expected="an 'experiment' column",
+                        found=", ".join(table.header))
     factors = [c for c in table.header if c != "experiment"]
     for column in factors:
         kind, _, name = column.partition(":")
         if kind not in FACTOR_KINDS or not name:
-            raise DataError(
-                source,
-                row=table.header_line,
-                column=column,
-                expected="factor columns named stimulus:<Node>, inhibitor:<Node> or dose:<drug>",
-                found=column,
-            )
+            raise DataError(source, row=table.header_line, column=column,
+                            expected="factor columns named stimulus:<Node>, inhibitor:<Node> or dose:<drug>",
+                            found=column)
     index = {name: i for i, name in enumerate(table.header)}
     first_seen: dict[str, int] = {}
-    data: dict[str, list] = {"experiment": [], "row": [], **{c: [] for c in factors}}
+    levels: dict[str, list[float]] = {c: [] for c in factors}
     for line, fields in table.rows:
         experiment = fields[index["experiment"]]
         _check_id(source, line, "experiment", experiment)
         if experiment in first_seen:
-            raise DataError(source, row=line, column="experiment", expected="one row per experiment", found=experiment,
-                            message=f"already in row {first_seen[experiment]}")
+            raise DataError(source, row=line, column="experiment", expected="one row per experiment",
+                            found=experiment, message=f"already in row {first_seen[experiment]}")
         first_seen[experiment] = line
-        data["experiment"].append(experiment)
-        data["row"].append(line)
         for column in factors:
-            data[column].append(_level(source, line, column, fields[index[column]]))
-    frame = pd.DataFrame({"experiment": pd.Series(data["experiment"], dtype="str")})
+            levels[column].append(_level(source, line, column, fields[index[column]], factor=column))
+    frame = pd.DataFrame({"experiment": pd.Series(list(first_seen), dtype="str")})
     for column in factors:
-        frame[column] = np.asarray(data[column], dtype=float)
-    frame["row"] = np.asarray(data["row"], dtype=np.int64)
+        frame[column] = np.asarray(levels[column], dtype=float)
+    frame["row"] = np.asarray(list(first_seen.values()), dtype=np.int64)
     return frame
 
 
@@ -426,18 +437,19 @@ def read_experiments(path: PathLike) -> pd.DataFrame:
     return _parse_experiments(_read_table(path)).drop(columns="row")
 
 
-def _match_experiments(measurements: pd.DataFrame, data_source: str, experiments: pd.DataFrame, source: str) -> None:
+def _match_experiments(measurements: pd.DataFrame, data_source: str, experiments: pd.DataFrame,
+                       source: str) -> None:
     """Every measured experiment has a row in the experiment table, and every row is measured."""
     listed = set(experiments["experiment"])
-    for experiment, line in measurements.groupby("experiment", sort=False)["row"].min().items():
+    for experiment, line in measurements.groupby("experiment")["row"].min().sort_values().items():
         if experiment not in listed:
             raise DataError(source, column="experiment", expected=f"a row for experiment '{experiment}'",
                             message=f"{data_source} uses it in row {line}")
     measured = set(measurements["experiment"])
     for experiment, line in zip(experiments["experiment"], experiments["row"], strict=True):
         if experiment not in measured:
-            raise DataError(source, row=int(line), column="experiment", expected=f"an experiment measured in {data_source}",
-                            found=experiment)
+            raise DataError(source, row=int(line), column="experiment",
+                            expected=f"an experiment measured in {data_source}", found=experiment)
 
 
 # --------------------------------------------------------------------------- normalization
@@ -456,7 +468,8 @@ def _minmax(values: pd.Series, observables: pd.Series) -> pd.Series:
     return out
 
 
-def _control_ids(experiments: pd.DataFrame | None, controls: Iterable[str] | None, measured: set[str], source: str | None) -> list[str]:
+def _control_ids(experiments: pd.DataFrame | None, controls: Iterable[str] | None, measured: set[str],
+                 source: str | None) -> list[str]:
     if controls is not None:
         ids = list(controls)
         for experiment in ids:
@@ -465,7 +478,8 @@ def _control_ids(experiments: pd.DataFrame | None, controls: Iterable[str] | Non
         if not ids:
             raise DataError(source, key="controls", expected="at least one control experiment for fold_change")
         return ids
-    factors = [] if experiments is None else [c for c in experiments.columns if c.partition(":")[0] in FACTOR_KINDS]
+    columns = [] if experiments is None else experiments.columns
+    factors = [c for c in columns if c.partition(":")[0] in FACTOR_KINDS]
     if not factors:
         raise DataError(source, key="controls", expected="control experiments for fold_change",
                         message="give them, or an experiment table whose controls have all factor levels 0")
@@ -491,8 +505,7 @@ def normalize(
     experiments at the same time (default controls: experiments whose factor levels are all 0
     in `experiments`), then min-max scaled. `source` names the data in error messages.
     """
-    if method not in NORMALIZATIONS:
-        raise ConfigError(None, key="normalization", expected="'minmax' or 'fold_change'", found=method)
+    _check_option("normalization", method, NORMALIZATIONS)
     frame = measurements.copy()
     values = frame["value"]
     if method == "fold_change":
@@ -507,7 +520,8 @@ def normalize(
             mean = denominator[bad.name]
             raise DataError(source, key="controls", expected="a positive mean control value",
                             found="no control value" if math.isnan(mean) else format(mean, "g"),
-                            message=f"observable '{bad['observable']}' at time {bad['time']:g} (controls: {', '.join(ids)})")
+                            message=f"observable '{bad['observable']}' at time {bad['time']:g} "
+                                    f"(controls: {', '.join(ids)})")
         values = values / denominator
     frame["normalized"] = _minmax(values, frame["observable"])
     return frame
@@ -521,17 +535,18 @@ def kmeans_1d(values: np.ndarray) -> tuple[float, float]:
 
     The optimal 1-D partition is a split of the sorted values, so trying every split between
     distinct values and keeping the one with the smallest within-cluster sum of squares (the
-    first one on ties) finds the global optimum without random starts.
+    first one on ties) finds the global optimum without random starts. Equal values give
+    equal centres.
     """
     x = np.sort(np.asarray(values, dtype=float))
     n = len(x)
     if n == 0 or x[0] == x[-1]:
-        centre = x[0] if n else math.nan
+        centre = float(x[0]) if n else math.nan
         return centre, centre
     centred = x - x.mean()  # centring keeps the prefix sums well conditioned
     low_sum = np.cumsum(centred)[:-1]
     low_n = np.arange(1, n)
-    # minimizing the within-cluster SS is maximizing the between-cluster term
+    # minimizing the within-cluster sum of squares is maximizing the between-cluster term
     between = low_sum**2 / low_n + (centred.sum() - low_sum) ** 2 / (n - low_n)
     between[x[1:] == x[:-1]] = -np.inf
     split = int(np.argmax(between)) + 1
@@ -568,23 +583,25 @@ def binarize(
     `binarized` has experiment, time, observable, state (rows with missing values omitted);
     `thresholds` has observable, method, threshold, low_centre, high_centre, n_values.
     """
-    if method not in BINARIZATIONS:
-        raise ConfigError(None, key="binarization", expected="'kmeans' or 'threshold'", found=method)
-    if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
-        raise ConfigError(None, key="threshold", expected="a number in [0, 1]", found=threshold)
+    _check_option("binarization", method, BINARIZATIONS)
+    _check_threshold(threshold)
     present = measurements.dropna(subset=["normalized"])
     states = pd.Series(0, index=present.index, dtype=np.int64)
     rows = []
     for observable, group in present.groupby("observable", sort=True):
         values = group["normalized"].rename(observable)
-        result = binarize_kmeans(values, seed=seed) if method == "kmeans" else binarize_threshold(values, threshold)
+        if method == "kmeans":
+            result = binarize_kmeans(values, seed=seed)
+        else:
+            result = binarize_threshold(values, threshold)
         states.loc[result.states.index] = result.states
-        rows.append((observable, result.method, result.threshold, result.low_centre, result.high_centre, len(values)))
+        rows.append((observable, result.method, result.threshold, result.low_centre, result.high_centre,
+                     len(values)))
     binarized = present[["experiment", "time", "observable"]].assign(state=states).reset_index(drop=True)
-    names = ["observable", "method", "threshold", "low_centre", "high_centre", "n_values"]
-    thresholds = pd.DataFrame(rows, columns=names).astype(
-        {"observable": "str", "method": "str", "threshold": float, "low_centre": float, "high_centre": float, "n_values": np.int64}
-    )
+    thresholds = pd.DataFrame(
+        rows, columns=["observable", "method", "threshold", "low_centre", "high_centre", "n_values"]
+    ).astype({"observable": "str", "method": "str", "threshold": float, "low_centre": float,
+              "high_centre": float, "n_values": np.int64})
     return binarized, thresholds
 
 
@@ -609,20 +626,22 @@ def prepare(
     `known_nodes` (the PKN's nodes) restricts the observables: unknown ones are an error, or
     with `unknown_observables="warn"` are dropped with a warning. A MIDAS file brings its own
     experiment table; tidy data may come with one (`experiments_path`) that must list exactly
-    the measured experiments. See `normalize` and `binarize` for the methods.
+    the measured experiments. See `normalize` and `binarize` for the methods; `seed` is passed
+    to the binarization.
     """
+    # options first, so that a bad option is not hidden behind a data error
+    _check_option("fmt", fmt, FORMATS)
+    _check_option("unknown_observables", unknown_observables, UNKNOWN_OBSERVABLE_POLICIES)
+    _check_option("normalization", normalization, NORMALIZATIONS)
+    _check_option("binarization", binarization, BINARIZATIONS)
+    _check_threshold(threshold)
     source = str(data_path)
-    for key, value, allowed in (
-        ("normalization", normalization, NORMALIZATIONS),
-        ("binarization", binarization, BINARIZATIONS),
-        ("unknown_observables", unknown_observables, UNKNOWN_OBSERVABLE_POLICIES),
-    ):
-        if value not in allowed:
-            raise ConfigError(None, key=key, expected=" or ".join(repr(a) for a in allowed), found=value)
     frame, experiments = _load(data_path, fmt)
-    if experiments is not None and experiments_path is not None:
-        raise DataError(str(experiments_path), message=f"{source} is MIDAS, which carries its own treatments; give no experiment table")
     if experiments_path is not None:
+        if experiments is not None:
+            raise DataError(str(experiments_path),
+                            message=f"{source} is MIDAS, which carries its own treatments; "
+                                    "give no experiment table")
         table = _parse_experiments(_read_table(experiments_path))
         _match_experiments(frame, source, table, str(experiments_path))
         experiments = table.drop(columns="row")
@@ -634,14 +653,11 @@ def prepare(
     experiments = experiments[experiments["experiment"].isin(measured)]
     experiments = experiments.sort_values("experiment", kind="stable").reset_index(drop=True)
 
-    frame = frame.sort_values(["experiment", "observable", "time"], kind="stable").reset_index(drop=True)
-    measurements = normalize(frame[_MEASUREMENT_COLUMNS], normalization, experiments=experiments, controls=controls, source=source)
+    measurements = normalize(frame[_MEASUREMENT_COLUMNS], normalization, experiments=experiments,
+                             controls=controls, source=source)
     binarized, thresholds = binarize(measurements, binarization, threshold=threshold, seed=seed)
-    log.info(
-        "%s: %d values (%d missing) of %d observables in %d experiments",
-        source, len(measurements), int(measurements["value"].isna().sum()),
-        measurements["observable"].nunique(), len(experiments),
-    )
+    log.info("%s: %d values (%d missing) of %d observables in %d experiments", source, len(measurements),
+             int(measurements["value"].isna().sum()), measurements["observable"].nunique(), len(experiments))
     return PreparedData(measurements, binarized, thresholds, experiments)
 
 
@@ -669,12 +685,10 @@ def render_qc(prepared: PreparedData) -> bytes:
         ax.set_title(observable, fontsize=8)
         ax.set_ylim(-0.05, 1.05)
         ax.tick_params(labelsize=6)
-    for ax in axes[-1]:
-        ax.set_xlabel("time", fontsize=7)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("normalized", fontsize=7)
     for ax in axes.flat[len(observables):]:
         ax.set_visible(False)
+    fig.supxlabel("time", fontsize=7)
+    fig.supylabel("normalized value", fontsize=7)
     if len(experiments) <= 12:  # beyond that a legend hides the data
         axes[0, 0].legend(fontsize=5, frameon=False)
     buffer = io.BytesIO()
@@ -685,8 +699,8 @@ def render_qc(prepared: PreparedData) -> bytes:
 def write_prepared(prepared: PreparedData, out_dir: PathLike) -> None:
     """Write measurements.tsv, binarized.tsv, thresholds.tsv, experiments.tsv and qc.png.
 
-    Every file is rendered before the first is written, and each is written atomically, so a
-    failure leaves no file behind.
+    Tables are canonical TSV (`qspflow.io`); everything is rendered before the first file is
+    written and each file is written atomically, so a failure leaves no file behind.
     """
     out = Path(out_dir)
     texts = {
