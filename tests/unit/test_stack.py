@@ -37,7 +37,7 @@ def test_bionetgen_generates_equations_for_a_pysb_model() -> None:
     generate_equations(model)
     assert len(model.species) == 1 and len(model.odes) == 1
     ode = model.odes[0]
-    values = {sym: {"k": 2.0, "__s0": 3.0}[str(sym)] for sym in ode.free_symbols}
+    values = {sym: {"k": 2.0, "__s0": 3.0}[sym.name] for sym in ode.free_symbols}
     assert float(ode.subs(values)) == -6.0
 
 
