@@ -15,6 +15,7 @@ WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "report", "envs", "
 
 def copy_workflow(dest: Path) -> Path:
     """The workflow files (not results, logs or .venv) copied into `dest`."""
+    dest.mkdir(parents=True)
     for part in WORKFLOW_PARTS:
         src = ROOT / part
         if src.is_dir():
