@@ -1,0 +1,176 @@
+"""PEtab problems: published log-likelihoods and simulations, an analytic problem, bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy
+
+from qspflow.errors import PetabError
+from qspflow.model import OdeModel, Parameter
+from qspflow.petab import load_problem, log_likelihood, simulate_problem
+from qspflow.sbml import write_sbml
+
+BOEHM = "petab/Boehm_JProteomeRes2014/Boehm_JProteomeRes2014.yaml"
+FUJITA = "petab/Fujita_SciSignal2010/Fujita_SciSignal2010.yaml"
+
+
+@pytest.fixture(scope="module")
+def boehm(cases):
+    return load_problem(cases / BOEHM)
+
+
+def test_boehm_log_likelihood_is_the_published_value(boehm):
+    assert log_likelihood(boehm) == pytest.approx(-138.22199693517703, abs=1e-3)
+
+
+def test_fujita_log_likelihood_with_piecewise_inputs_is_the_published_value(cases):
+    assert log_likelihood(load_problem(cases / FUJITA)) == pytest.approx(53.08377736998929, abs=1e-3)
+
+
+def test_boehm_simulation_table_matches_the_published_one(boehm, cases):
+    ours = simulate_problem(boehm)
+    reference = pd.read_csv(cases / BOEHM.replace("Boehm_JProteomeRes2014.yaml",
+                                                  "simulatedData_Boehm_JProteomeRes2014.tsv"), sep="\t")
+    a, b = ours["simulation"].to_numpy(), reference["simulation"].to_numpy()
+
+    assert list(ours.columns) == [c if c != "measurement" else "simulation" for c in boehm.measurement_table]
+    assert list(ours["observableId"]) == list(reference["observableId"])
+    assert np.allclose(ours["time"], reference["time"])
+    assert np.all(a[b == 0] == 0)
+    assert np.max(np.abs(a - b)[b != 0] / np.abs(b[b != 0])) <= 1e-5
+
+
+def test_parameter_table_is_applied_onto_the_model(boehm):
+    k_phos = boehm.model.parameters["k_phos"]
+    assert (k_phos.value, k_phos.lower, k_phos.upper, k_phos.scale, k_phos.estimate) == (
+        15766.5070195731, 1e-5, 1e5, "log10", True)
+    assert boehm.model.parameters["ratio"].estimate is False
+    assert boehm.parameters["k_phos"] is k_phos
+    assert "sd_pSTAT5A_rel" in boehm.parameters and "sd_pSTAT5A_rel" not in boehm.model.parameters
+    # A noise parameter given by id: doubling σ changes the likelihood as the formula says.
+    simulated = simulate_problem(boehm)
+    rows = simulated["observableId"] == "pSTAT5A_rel"
+    r = (boehm.measurement_table["measurement"] - simulated["simulation"])[rows].to_numpy()
+    sigma = boehm.parameters["sd_pSTAT5A_rel"].value
+    change = sum(-math.log(2) - 0.5 * (ri / (2 * sigma)) ** 2 + 0.5 * (ri / sigma) ** 2 for ri in r)
+    doubled = log_likelihood(boehm, {"sd_pSTAT5A_rel": 2 * sigma})
+    assert doubled == pytest.approx(log_likelihood(boehm) + change, rel=1e-12)
+
+
+# -------------------------------------------------------------------- a problem solved by hand
+
+K_OUT, X0, SCALE, SD_LOG = 0.5, 0.5, 1.7, 0.1
+
+
+def turnover_problem(folder: Path, **tables: pd.DataFrame) -> Path:
+    """dx/dt = k_in - k_out·x, x(0) = x0, as a PEtab problem; `tables` replace the default ones."""
+    x, k_in, k_out, x0 = sympy.symbols("x k_in k_out x0", real=True)
+    # k_out's model value is not the nominal one: the parameter table must win.
+    parameters = {"k_in": Parameter("k_in", 1.0), "k_out": Parameter("k_out", 9.0), "x0": Parameter("x0", X0)}
+    write_sbml(OdeModel("turnover", ["x"], parameters, {"x": k_in - k_out * x}, {"x": x0}), folder / "model.xml")
+    default = {
+        "conditions": pd.DataFrame({
+            "conditionId": ["pre", "on", "off", "off_reset"],
+            "k_in": [1.0, 2.0, 0.0, 0.0],
+            "x": [math.nan, math.nan, math.nan, 3.0],
+        }),
+        "observables": pd.DataFrame({
+            "observableId": ["obs_lin", "obs_log", "obs_l10"],
+            "observableFormula": ["observableParameter1_obs_lin * x", "x", "x"],
+            "noiseFormula": ["noiseParameter1_obs_lin", "sd_log", "noiseParameter1_obs_l10 * x"],
+            "observableTransformation": ["lin", "log", "log10"],
+            "noiseDistribution": ["normal", "normal", "laplace"],
+        }),
+        "measurements": pd.DataFrame({
+            "observableId": ["obs_lin", "obs_lin", "obs_log", "obs_l10", "obs_l10", "obs_lin"],
+            "preequilibrationConditionId": ["", "", "pre", "pre", "pre", "pre"],
+            "simulationConditionId": ["on", "on", "off", "off", "off_reset", "off_reset"],
+            "time": [0.0, 1.5, 1.0, 2.0, 0.5, 1.0],
+            "measurement": [0.9, 3.0, 1.5, 0.8, 2.0, 4.0],
+            "observableParameters": ["scale", "2.0", "", "", "", "scale"],
+            "noiseParameters": ["0.2", "0.3", "", "0.05", "0.05", "0.2"],
+        }),
+        "parameters": pd.DataFrame({
+            "parameterId": ["k_out", "x0", "scale", "sd_log"],
+            "parameterScale": ["log10", "lin", "lin", "log10"],
+            "lowerBound": [1e-3, 0, 0, 1e-3],
+            "upperBound": [1e3, 10, 10, 1e3],
+            "nominalValue": [K_OUT, X0, SCALE, SD_LOG],
+            "estimate": [1, 0, 1, 1],
+        }),
+    }
+    default.update(tables)
+    for name, table in default.items():
+        table.to_csv(folder / f"{name}.tsv", sep="\t", index=False)
+    (folder / "problem.yaml").write_text(
+        "format_version: 1\n"
+        "parameter_file: parameters.tsv\n"
+        "problems:\n"
+        "- condition_files: [conditions.tsv]\n"
+        "  measurement_files: [measurements.tsv]\n"
+        "  observable_files: [observables.tsv]\n"
+        "  sbml_files: [model.xml]\n")
+    return folder / "problem.yaml"
+
+
+def test_turnover_problem_matches_the_analytic_solution(tmp_path):
+    problem = load_problem(turnover_problem(tmp_path))
+    simulated = simulate_problem(problem)["simulation"].to_numpy()
+
+    def x(t, start, k_in):
+        return k_in / K_OUT + (start - k_in / K_OUT) * math.exp(-K_OUT * t)
+
+    steady = 1.0 / K_OUT  # preequilibration under k_in = 1, then k_in = 0 ("off")
+    expected = [SCALE * x(0, X0, 2), 2.0 * x(1.5, X0, 2), x(1, steady, 0), x(2, steady, 0), x(0.5, 3, 0),
+                SCALE * x(1, 3, 0)]  # "off_reset" overrides the preequilibrated x with 3
+    assert simulated == pytest.approx(expected, rel=1e-8)
+
+    m = problem.measurement_table["measurement"].to_numpy()
+    y = np.array(expected)
+    normal = [(m[i] - y[i], s) for i, s in ((0, 0.2), (1, 0.3), (5, 0.2))]
+    expected_llh = sum(-0.5 * (math.log(2 * math.pi * s**2) + (r / s) ** 2) for r, s in normal)
+    r = math.log(m[2]) - math.log(y[2])  # log-normal: Jacobian term −log(m)
+    expected_llh += -0.5 * (math.log(2 * math.pi * SD_LOG**2) + (r / SD_LOG) ** 2) - math.log(m[2])
+    for i in (3, 4):  # log10-Laplace, σ = 0.05 · y: Jacobian term −log(m · ln 10)
+        b = 0.05 * y[i]
+        r = math.log10(m[i]) - math.log10(y[i])
+        expected_llh += -(math.log(2 * b) + abs(r) / b) - math.log(m[i] * math.log(10))
+    assert log_likelihood(problem) == pytest.approx(expected_llh, rel=1e-8)
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+def test_missing_column_names_the_table_and_column(tmp_path):
+    measurements = pd.read_csv(turnover_problem(tmp_path).parent / "measurements.tsv", sep="\t")
+    path = turnover_problem(tmp_path, measurements=measurements.drop(columns="time"))
+    with pytest.raises(PetabError, match=r"measurements\.tsv, column 'time': expected a required column"):
+        load_problem(path)
+
+
+def test_unknown_observable_names_the_measurement_row(tmp_path):
+    measurements = pd.read_csv(turnover_problem(tmp_path).parent / "measurements.tsv", sep="\t",
+                               keep_default_na=False)
+    measurements.loc[3, "observableId"] = "obs_unknown"  # data row 4 is line 5 of the file
+    with pytest.raises(PetabError, match=r"measurements\.tsv, row 5, column 'observableId': .*'obs_unknown'"):
+        load_problem(turnover_problem(tmp_path, measurements=measurements))
+
+
+def test_bounds_excluding_the_nominal_value_name_the_parameter_row(tmp_path):
+    parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
+    parameters.loc[2, "upperBound"] = 1.0  # scale: nominal 1.7
+    with pytest.raises(PetabError, match=r"parameters\.tsv, row 4, column 'nominalValue', element 'scale'"):
+        load_problem(turnover_problem(tmp_path, parameters=parameters))
+
+
+def test_lint_failures_are_passed_on_with_the_file(tmp_path):
+    parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
+    path = turnover_problem(tmp_path, parameters=parameters[parameters.parameterId != "sd_log"])
+    with pytest.raises(PetabError) as caught:
+        load_problem(path)
+    assert str(caught.value).startswith(str(path)) and "sd_log" in str(caught.value)
