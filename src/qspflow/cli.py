@@ -37,6 +37,27 @@ def _example(args: argparse.Namespace) -> None:
     write_example(args.out, seed=args.seed)
 
 
+def _petab_simulate(args: argparse.Namespace) -> None:
+    from qspflow.io import write_table
+    from qspflow.petab import load_problem, simulate_problem
+
+    write_table(simulate_problem(load_problem(args.problem)), args.out)
+
+
+def _petab_llh(args: argparse.Namespace) -> None:
+    from qspflow.petab import load_problem, log_likelihood
+
+    print(format(log_likelihood(load_problem(args.problem)), ".17g"))
+
+
+def _attractors(args: argparse.Namespace) -> None:
+    from qspflow.boolean import attractors, attractors_table, read_bnet
+    from qspflow.io import table_text
+
+    net = read_bnet(args.network)
+    sys.stdout.write(table_text(attractors_table(attractors(net, update=args.update), net)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qspflow", description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress to stderr")
@@ -61,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("example", _example, "write the bundled example study (inputs and ground truth)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=20261127, help="random seed of noise and cohort")
+
+    p = command("attractors", _attractors, "attractors of a Boolean network, one TSV row per attractor")
+    p.add_argument("network", help="Boolean network (.bnet)")
+    p.add_argument("--update", choices=["synchronous", "asynchronous"], default="synchronous")
+
+    p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")
+    p.add_argument("problem", help="PEtab problem (YAML)")
+    p.add_argument("--out", required=True, help="simulation table (TSV)")
+
+    p = command("petab-llh", _petab_llh, "log-likelihood of a PEtab problem at the nominal parameters (last line)")
+    p.add_argument("problem", help="PEtab problem (YAML)")
     return parser
 
 

@@ -35,3 +35,34 @@ def test_prepare_cli_writes_the_rule_outputs(tmp_path: Path, cases: Path) -> Non
     assert {p.name for p in tmp_path.iterdir()} == {"measurements.tsv", "binarized.tsv", "thresholds.tsv",
                                                     "experiments.tsv", "qc.png"}
     assert len((tmp_path / "measurements.tsv").read_text().splitlines()) == 127
+
+
+def test_attractors_cli_prints_the_cell_cycle_attractors(cases: Path) -> None:
+    proc = _run("attractors", str(cases / "boolnet_cellcycle" / "cellcycle.bnet"))
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert rows[0] == ["attractor", "type", "size", "basin", "states"]
+    assert [(r[1], r[2], r[3]) for r in rows[1:]] == [("steady", "1", "512"), ("cycle", "7", "512")]
+    assert len(rows[2][4].split(";")) == 7
+
+
+def test_petab_llh_cli_gives_the_published_values(cases: Path) -> None:
+    for problem, expected in (("Boehm_JProteomeRes2014", -138.22199693517703), ("Fujita_SciSignal2010", 53.08377736998929)):
+        proc = _run("petab-llh", str(cases / "petab" / problem / f"{problem}.yaml"))
+        assert proc.returncode == 0, proc.stderr
+        assert abs(float(proc.stdout.splitlines()[-1]) - expected) <= 1e-3
+
+
+def test_petab_simulate_cli_matches_the_published_simulation(cases: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    folder = cases / "petab" / "Boehm_JProteomeRes2014"
+    proc = _run("petab-simulate", str(folder / "Boehm_JProteomeRes2014.yaml"), "--out", str(tmp_path / "sim.tsv"))
+    assert proc.returncode == 0, proc.stderr
+    ours = pd.read_csv(tmp_path / "sim.tsv", sep="\t")
+    reference = pd.read_csv(folder / "simulatedData_Boehm_JProteomeRes2014.tsv", sep="\t")
+    keys = ["observableId", "simulationConditionId", "time"]
+    merged = ours.merge(reference, on=keys, suffixes=("", "_ref"))
+    assert len(merged) == len(reference) == 48
+    rel = (merged["simulation"] - merged["simulation_ref"]).abs() / merged["simulation_ref"].abs().clip(lower=1e-12)
+    assert rel.max() <= 1e-5
