@@ -1,4 +1,8 @@
-"""PEtab (v1) problems on an `OdeModel`: loading, simulation tables, log-likelihood.
+"""PEtab (v1) problems on an `OdeModel`: export, loading, simulation tables, log-likelihood.
+
+`build_problem` turns a study (model, the prepare step's measurements, the experiment table)
+into PEtab tables, `write_problem` writes them with the model's SBML as a linted, canonical
+problem folder.
 
 `load_problem` reads the YAML, checks what qspflow relies on itself (required columns, known
 observable and condition ids, nominal values within bounds), runs the PEtab linter, reads the
@@ -20,9 +24,13 @@ Table rows in error messages are numbered as lines of the file: the header is ro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +43,9 @@ from petab.v1.math import sympify_petab
 from scipy.integrate import solve_ivp
 
 from qspflow.errors import PetabError
+from qspflow.io import write_table, write_text
 from qspflow.model import SCALES, TIME, OdeModel, Parameter
-from qspflow.sbml import read_sbml
+from qspflow.sbml import read_sbml, write_sbml
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +122,7 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
         raise PetabError(yaml_path, message=f"cannot read the problem: {exc}") from exc
     _check_ids(problem, files)
     parameters = _parameters(problem.parameter_df, files["parameter_file"])
-    with _captured("petab") as messages:
-        try:
-            failed = petab_v1.lint_problem(problem)
-        except (AssertionError, ValueError, KeyError) as exc:  # some checks raise instead of logging
-            messages.append(str(exc))
-            failed = True
-    if failed:
-        summary = [m for m in messages if m != "Not OK"]  # the linter's closing line adds nothing
-        raise PetabError(yaml_path, message="PEtab lint failed: " + "; ".join(summary))
+    _lint(problem, yaml_path)
 
     model = read_sbml(folder / entry["sbml_files"][0])
     for name, parameter in parameters.items():
@@ -219,6 +220,19 @@ def _formula(text: str, prefix: str, oid: str, names: Mapping[str, sympy.Expr], 
                              message=f"undefined symbol '{symbol.name}'")
     holders.sort(key=lambda s: int(holder.match(s.name).group(1)))
     return expr.xreplace(mapping), tuple(holders)
+
+
+def _lint(problem: petab_v1.Problem, source: str | Path) -> None:
+    """Run the PEtab linter; its error messages become one `PetabError` naming `source`."""
+    with _captured("petab") as messages:
+        try:
+            failed = petab_v1.lint_problem(problem)
+        except (AssertionError, ValueError, KeyError) as exc:  # some checks raise instead of logging
+            messages.append(str(exc))
+            failed = True
+    if failed:
+        summary = [m for m in messages if m != "Not OK"]  # the linter's closing line adds nothing
+        raise PetabError(source, message="PEtab lint failed: " + "; ".join(summary))
 
 
 @contextlib.contextmanager
@@ -478,3 +492,234 @@ def _value(raw: object, values: Mapping[str, float], source: str, column: str) -
                                  found=raw) from None
             return values[raw]
     return float(raw)
+
+
+# ------------------------------------------------------------------------------------ export
+
+OBSERVABLE_MODELS = ("direct", "scaled")
+NOISE_MODELS = ("data", "estimate")
+# (scale, lower, upper, nominal) of the parameters build_problem adds. They suit data on the
+# scale of the model's states (Odefy activities in [0, 1]); σ follows the design's noise model.
+SCALE_PARAMETER = ("log10", 1e-3, 1e3, 1.0)
+OFFSET_PARAMETER = ("lin", -1.0, 1.0, 0.0)
+SIGMA_PARAMETER = ("log10", 1e-3, 1.0, 0.1)
+# Python's shortest round-trip text (repr): reads back as the same float, and canonical.
+EXACT_FLOAT = ""
+PROBLEM_FILES = {
+    "conditions": "conditions.tsv",
+    "measurements": "measurements.tsv",
+    "observables": "observables.tsv",
+    "parameters": "parameters.tsv",
+}
+MODEL_FILE = "model.sbml"
+PROBLEM_YAML = (
+    "format_version: 1\n"
+    f"parameter_file: {PROBLEM_FILES['parameters']}\n"
+    "problems:\n"
+    f"- condition_files: [{PROBLEM_FILES['conditions']}]\n"
+    f"  measurement_files: [{PROBLEM_FILES['measurements']}]\n"
+    f"  observable_files: [{PROBLEM_FILES['observables']}]\n"
+    f"  sbml_files: [{MODEL_FILE}]\n"
+)
+_PETAB_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_EXPERIMENTS = "experiment table"
+_MEASUREMENTS = "measurement table"
+
+
+@dataclass
+class PetabTables:
+    """A study's PEtab tables in canonical order, as `write_problem` writes them.
+
+    `name` becomes the id of the SBML model written beside them.
+    """
+
+    name: str
+    conditions: pd.DataFrame
+    measurements: pd.DataFrame
+    observables: pd.DataFrame
+    parameters: pd.DataFrame
+
+
+def build_problem(model: OdeModel, measurements: pd.DataFrame, experiments: pd.DataFrame, *,
+                  observables: Sequence[str], observable_model: str = "direct", noise: str = "data",
+                  drug_parameter: Mapping[str, str] | None = None, name: str = "model") -> PetabTables:
+    """The PEtab tables of a study: `model` against the prepare step's tables.
+
+    `measurements` is the tidy table (experiment, time, observable, value, sd; a `normalized`
+    column is ignored) and `experiments` the experiment table (experiment, `stimulus:<node>`,
+    `inhibitor:<node>`, `dose:<drug>`). Error messages number their rows as file lines (header
+    = row 1), so the frames should be in file order.
+
+    - Conditions: one per experiment, conditionId = experiment id; `stimulus:<node>` sets
+      `input_<node>`, `inhibitor:<node>` sets `inh_<node>` and `dose:<drug>` sets
+      `drug_parameter[column]` (default `dose_<drug>`); each must be a model parameter.
+    - Observables: `obs_<node>` for each node of `observables` (a model state); rows of other
+      observables and rows without a value are left out. `observable_model` "direct" is y = x,
+      "scaled" y = scale_obs_<node>·x + offset_obs_<node>; `noise` "data" takes σ from the `sd`
+      column (the rows' noiseParameters), "estimate" one σ = sigma_obs_<node> per observable.
+      Noise is normal on the linear scale; no preequilibration.
+    - Parameters: every model parameter that no condition sets (scale, bounds, nominal value and
+      estimate flag from the model) and the observables' scale/offset/σ (estimated; scale,
+      bounds and nominal value from `SCALE_PARAMETER`, `OFFSET_PARAMETER`, `SIGMA_PARAMETER`).
+
+    Raises `PetabError` naming the table, row, column or key at fault.
+    """
+    _check_option("observable_model", observable_model, OBSERVABLE_MODELS)
+    _check_option("noise", noise, NOISE_MODELS)
+    nodes = sorted(set(observables))
+    for node in nodes:
+        if node not in model.states:
+            raise PetabError(None, key="observables", element=node, expected=f"a state of model '{model.name}'")
+    conditions = _condition_table(model, experiments, drug_parameter or {})
+    data = _measurement_table(measurements, conditions["conditionId"], nodes, noise)
+    return PetabTables(name, conditions, data, _observable_table(nodes, observable_model, noise),
+                       _parameter_table(model, conditions.columns, nodes, observable_model, noise))
+
+
+def write_problem(tables: PetabTables, model: OdeModel, out_dir: str | Path) -> None:
+    """Write the problem as `out_dir`/{problem.yaml, model.sbml, conditions.tsv, …}, linted.
+
+    The YAML names the files relative to itself, the tables are canonical TSV (floats as their
+    shortest exact text), so the same problem always gives the same bytes. All files are written
+    into a temporary folder beside `out_dir` and linted there; only a clean problem replaces
+    `out_dir` (by renames), so a failure leaves any previous problem untouched.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        write_sbml(dataclasses.replace(model, name=tables.name), staging / MODEL_FILE)
+        for kind, file_name in PROBLEM_FILES.items():
+            write_table(getattr(tables, kind), staging / file_name, float_format=EXACT_FLOAT)
+        write_text(PROBLEM_YAML, staging / "problem.yaml")
+        try:
+            problem = petab_v1.Problem.from_yaml(staging / "problem.yaml")
+        except (OSError, ValueError, KeyError) as exc:
+            raise PetabError(out_dir / "problem.yaml", message=f"cannot read the problem: {exc}") from exc
+        _lint(problem, out_dir / "problem.yaml")
+        staging.chmod(0o755)  # mkdtemp makes it private; the problem is an ordinary output
+        _replace_folder(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put folder `new` at `target` by renames; an existing `target` is moved aside, then deleted."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    # A folder cannot be renamed onto a non-empty one: move the old one onto an empty temp folder.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old)
+
+
+def _check_option(key: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise PetabError(None, key=key, expected=f"one of {list(allowed)}", found=value)
+
+
+def _condition_table(model: OdeModel, experiments: pd.DataFrame,
+                     drug_parameter: Mapping[str, str]) -> pd.DataFrame:
+    """One row per experiment: conditionId, then the condition parameters in sorted order."""
+    if "experiment" not in experiments:
+        raise PetabError(_EXPERIMENTS, column="experiment", expected="a required column", message="missing")
+    factors = [c for c in experiments.columns if c != "experiment"]
+    for column in drug_parameter:
+        if column not in factors or not column.startswith("dose:"):
+            raise PetabError(None, key="drug_parameter", element=column,
+                             expected="a dose:<drug> column of the experiment table")
+    columns: dict[str, np.ndarray] = {}
+    for column in factors:
+        kind, _, target = column.partition(":")
+        default = {"stimulus": f"input_{target}", "inhibitor": f"inh_{target}", "dose": f"dose_{target}"}
+        if kind not in default or not target:
+            raise PetabError(_EXPERIMENTS, column=column,
+                             expected="factor columns stimulus:<node>, inhibitor:<node> or dose:<drug>")
+        parameter = drug_parameter.get(column, default[kind])
+        if parameter not in model.parameters:
+            raise PetabError(_EXPERIMENTS, column=column, expected=f"model parameter '{parameter}'",
+                             message=f"model '{model.name}' has no such parameter")
+        if parameter in columns:
+            raise PetabError(_EXPERIMENTS, column=column, expected="one column per model parameter",
+                             message=f"another column also sets '{parameter}'")
+        columns[parameter] = experiments[column].astype(float).to_numpy()
+    ids = experiments["experiment"].astype(str).reset_index(drop=True)
+    for position, experiment in enumerate(ids):
+        if not _PETAB_ID.match(experiment):
+            raise PetabError(_EXPERIMENTS, row=position + 2, column="experiment", found=experiment,
+                             expected="a PEtab id (letters, digits, '_'; not starting with a digit)")
+    repeated = np.flatnonzero(ids.duplicated().to_numpy())
+    if len(repeated):
+        raise PetabError(_EXPERIMENTS, row=int(repeated[0]) + 2, column="experiment", found=ids[repeated[0]],
+                         expected="one row per experiment")
+    table = pd.DataFrame({"conditionId": ids.to_numpy(), **{p: columns[p] for p in sorted(columns)}})
+    return table.sort_values("conditionId").reset_index(drop=True)
+
+
+def _measurement_table(measurements: pd.DataFrame, conditions: pd.Series, nodes: Sequence[str],
+                       noise: str) -> pd.DataFrame:
+    """The measured values of `nodes`, sorted by condition, observable, time and value."""
+    required = ["experiment", "time", "observable", "value"] + (["sd"] if noise == "data" else [])
+    for column in required:
+        if column not in measurements:
+            raise PetabError(_MEASUREMENTS, column=column, expected="a required column", message="missing")
+    frame = measurements.reset_index(drop=True)
+    known = set(conditions)
+    for position, experiment in enumerate(frame["experiment"].astype(str)):
+        if experiment not in known:
+            raise PetabError(_MEASUREMENTS, row=position + 2, column="experiment", found=experiment,
+                             expected="an experiment of the experiment table")
+    kept = frame[frame["observable"].isin(nodes) & frame["value"].notna()]
+    for node in nodes:
+        if not (kept["observable"] == node).any():
+            raise PetabError(_MEASUREMENTS, column="observable", expected=f"values of observable '{node}'",
+                             message="it is listed in observables")
+    table = pd.DataFrame({
+        "observableId": ("obs_" + kept["observable"].astype(str)).to_numpy(),
+        "simulationConditionId": kept["experiment"].astype(str).to_numpy(),
+        "time": kept["time"].astype(float).to_numpy(),
+        "measurement": kept["value"].astype(float).to_numpy(),
+    })
+    if noise == "data":
+        sd = kept["sd"].astype(float)
+        bad = ~(np.isfinite(sd) & (sd > 0))
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            raise PetabError(_MEASUREMENTS, row=int(kept.index[position]) + 2, column="sd",
+                             expected="a standard deviation > 0 (noise 'data')", found=sd.iloc[position])
+        table["noiseParameters"] = sd.to_numpy()
+    order = ["simulationConditionId", "observableId", "time", "measurement"]
+    return table.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _observable_table(nodes: Sequence[str], observable_model: str, noise: str) -> pd.DataFrame:
+    rows = []
+    for node in nodes:
+        oid = f"obs_{node}"
+        formula = node if observable_model == "direct" else f"scale_{oid} * {node} + offset_{oid}"
+        sigma = f"noiseParameter1_{oid}" if noise == "data" else f"sigma_{oid}"
+        rows.append((oid, formula, sigma, "lin", "normal"))
+    return pd.DataFrame(rows, columns=["observableId", "observableFormula", "noiseFormula",
+                                       "observableTransformation", "noiseDistribution"])
+
+
+def _parameter_table(model: OdeModel, condition_columns: Sequence[str], nodes: Sequence[str],
+                     observable_model: str, noise: str) -> pd.DataFrame:
+    """Model parameters that no condition sets (PEtab forbids both) and observable parameters, by id."""
+    rows = []
+    for name in sorted(set(model.parameters) - set(condition_columns)):
+        p = model.parameters[name]
+        if not p.lower <= p.value <= p.upper:
+            raise PetabError(f"model '{model.name}'", element=name, found=p.value,
+                             expected=f"a nominal value within the bounds [{p.lower:g}, {p.upper:g}]")
+        rows.append((name, p.scale, p.lower, p.upper, p.value, int(p.estimate)))
+    for node in nodes:
+        if observable_model == "scaled":
+            rows += [(f"scale_obs_{node}", *SCALE_PARAMETER, 1), (f"offset_obs_{node}", *OFFSET_PARAMETER, 1)]
+        if noise == "estimate":
+            rows.append((f"sigma_obs_{node}", *SIGMA_PARAMETER, 1))
+    table = pd.DataFrame(sorted(rows), columns=["parameterId", "parameterScale", "lowerBound", "upperBound",
+                                                "nominalValue", "estimate"])
+    return table.astype({"lowerBound": float, "upperBound": float, "nominalValue": float, "estimate": int})
