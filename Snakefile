@@ -13,9 +13,11 @@ validate(config, "config/schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/prepare.smk"
+include: "rules/infer.smk"
 
 
 rule all:
     default_target: True
     input:
         final_targets(),
+        inferred_bnets,

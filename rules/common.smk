@@ -1,4 +1,7 @@
 # Input functions, seeds and target lists shared by the rules; no logic beyond naming files.
+import csv
+from pathlib import Path
+
 from qspflow.seeds import derive_seed
 
 STUDY = config["study"]
@@ -28,7 +31,22 @@ def prepare_inputs(wildcards):
     return inputs
 
 
+def network_ids(study):
+    """The ids of the networks the `infer` checkpoint of `study` wrote, best first (at most infer.max_networks)."""
+    index = Path(checkpoints.infer.get(study=study).output[0]) / "index.tsv"
+    with index.open(encoding="utf-8") as handle:
+        ids = [row["network"] for row in csv.DictReader(handle, delimiter="\t")]
+    return ids[: config["infer"]["max_networks"]]
+
+
+def inferred_bnets(wildcards):
+    """Every inferred network's .bnet: `rule all` depends on them, so the graph fans out after the checkpoint."""
+    if not config["data"]["pkn"]:
+        return []
+    return [f"results/{STUDY}/networks/{net}.bnet" for net in network_ids(STUDY)]
+
+
 def final_targets():
-    """What `rule all` builds for the configured study."""
+    """What `rule all` builds for the configured study, before the checkpoint's fan-out."""
     prepared = f"results/{STUDY}/prepared"
     return [f"{prepared}/{name}" for name in ("measurements.tsv", "binarized.tsv", "thresholds.tsv", "experiments.tsv", "qc.png")]

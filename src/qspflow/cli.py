@@ -37,6 +37,15 @@ def _example(args: argparse.Namespace) -> None:
     write_example(args.out, seed=args.seed)
 
 
+def _infer(args: argparse.Namespace) -> None:
+    from qspflow.infer import run_infer_cli
+
+    run_infer_cli(args.pkn, args.data, args.format, args.experiments, args.out,
+                  max_networks=args.max_networks, method=args.method, time=args.time,
+                  max_inputs=args.max_inputs, size_penalty=args.size_penalty, tolerance=args.tolerance,
+                  drug_target=args.drug_target, inhibiting_dose=args.inhibiting_dose)
+
+
 def _petab_simulate(args: argparse.Namespace) -> None:
     from qspflow.io import write_table
     from qspflow.petab import load_problem, simulate_problem
@@ -86,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("attractors", _attractors, "attractors of a Boolean network, one TSV row per attractor")
     p.add_argument("network", help="Boolean network (.bnet)")
     p.add_argument("--update", choices=["synchronous", "asynchronous"], default="synchronous")
+
+    p = command("infer", _infer, "infer a ranked ensemble of Boolean networks from data and a PKN (the `infer` step)")
+    p.add_argument("--pkn", required=True, help="prior knowledge network (signed SIF)")
+    p.add_argument("--data", required=True, help="tidy CSV/TSV or MIDAS measurements (binarized as `prepare` does)")
+    p.add_argument("--format", choices=["auto", "tidy", "midas"], default="auto")
+    p.add_argument("--experiments", help="experiment table (tidy data)")
+    p.add_argument("--out", required=True, help="output folder (index.tsv, NET.bnet, NET.sbml)")
+    p.add_argument("--method", choices=["auto", "steady_state", "time_series"], default="auto")
+    p.add_argument("--time", type=float, help="time whose data the steady-state route fits (default: latest)")
+    p.add_argument("--max-inputs", type=int, default=3, help="most literals per AND term")
+    p.add_argument("--size-penalty", type=float, default=1e-4, help="score = mismatches + penalty x literals")
+    p.add_argument("--tolerance", type=int, default=0, help="also keep models with this many more mismatches")
+    p.add_argument("--max-networks", type=int, default=5, help="best-ranked networks written")
+    p.add_argument("--drug-target", help="node the drug (dose: column) inhibits")
+    p.add_argument("--inhibiting-dose", type=float, help="dose at or above which the target is forced to 0")
 
     p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")
     p.add_argument("problem", help="PEtab problem (YAML)")

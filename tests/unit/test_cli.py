@@ -66,3 +66,13 @@ def test_petab_simulate_cli_matches_the_published_simulation(cases: Path, tmp_pa
     assert len(merged) == len(reference) == 48
     rel = (merged["simulation"] - merged["simulation_ref"]).abs() / merged["simulation_ref"].abs().clip(lower=1e-12)
     assert rel.max() <= 1e-5
+
+
+def test_infer_cli_writes_the_ranked_ensemble(tmp_path: Path, cases: Path) -> None:
+    proc = _run("infer", "--pkn", str(cases / "cellnopt_toy" / "ToyPKNMMB.sif"),
+                "--data", str(cases / "cellnopt_toy" / "ToyDataMMB.csv"), "--out", str(tmp_path / "nets"))
+    assert proc.returncode == 0, proc.stderr
+    index = (tmp_path / "nets" / "index.tsv").read_text().splitlines()
+    assert index[0] == "network\tscore\tmismatches\tsize\tmissed"
+    assert index[1].split("\t")[2] == "2"
+    assert (tmp_path / "nets" / "net_1.bnet").exists() and (tmp_path / "nets" / "net_1.sbml").exists()
