@@ -1,0 +1,209 @@
+"""The batch simulator against analytic solutions, scipy's Radau, and its own invariants."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+import sympy
+from scipy.integrate import solve_ivp
+
+from qspflow._codegen import generate
+from qspflow.errors import ModelError
+from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.simulate import compile_model
+
+VARYING = ("k", "r", "L0", "om2", "q", "kr1", "kr2", "kr3")
+NOMINAL = dict(k=0.7, r=1.3, L0=0.1, om2=4.0, q=0.0, kr1=0.04, kr2=0.0, kr3=0.0)
+ROBERTSON = dict(kr1=0.04, kr2=3e7, kr3=1e4)
+K_CAP, ZETA, DOSE_TIME, INFLOW, K_OUT = 2.0, 0.1, 1.5, 3.0, 0.5
+STATES = ("y", "L", "u", "v", "w", "z", "r1", "r2", "r3", "g", "s")
+
+
+def _test_model() -> OdeModel:
+    """Independent blocks, each with a known solution, so the whole suite compiles once.
+
+    y: decay; L: logistic (initial value a varying parameter); u, v: damped oscillator
+    (ω² = om2); w: an input switched on at t = 1.5 (a breakpoint); z: z' = q·z², which blows
+    up at t = 1/q; r1–r3: Robertson's kinetics, stiff with kr2 = 3e7, kr3 = 1e4, and plain
+    decay of r1 into r2 with kr2 = kr3 = 0; g, s: s' = √|g| with g = t, whose Jacobian is
+    infinite at t = 0.
+    """
+    s = {name: sympy.Symbol(name, real=True) for name in STATES + VARYING + ("K", "zeta", "a", "kw")}
+    fixed = dict(K=K_CAP, zeta=ZETA, a=INFLOW, kw=K_OUT)
+    parameters = {n: Parameter(n, v) for n, v in {**NOMINAL, **fixed}.items()}
+    rhs = {
+        "y": -s["k"] * s["y"],
+        "L": s["r"] * s["L"] * (1 - s["L"] / s["K"]),
+        "u": s["v"],
+        "v": -2 * s["zeta"] * sympy.sqrt(s["om2"]) * s["v"] - s["om2"] * s["u"],
+        "w": -s["kw"] * s["w"] + sympy.Piecewise((s["a"], TIME >= DOSE_TIME), (0, True)),
+        "z": s["q"] * s["z"] ** 2,
+        "r1": -s["kr1"] * s["r1"] + s["kr3"] * s["r2"] * s["r3"],
+        "r2": s["kr1"] * s["r1"] - s["kr3"] * s["r2"] * s["r3"] - s["kr2"] * s["r2"] ** 2,
+        "r3": s["kr2"] * s["r2"] ** 2,
+        "g": sympy.Integer(1),
+        "s": sympy.sqrt(sympy.Abs(s["g"])),
+    }
+    one, zero = sympy.Integer(1), sympy.Integer(0)
+    initial = dict(y=one, L=s["L0"], u=one, v=zero, w=zero, z=one, r1=one, r2=zero, r3=zero, g=zero, s=zero)
+    observables = {"total": s["y"] + s["L"], "w_half": s["w"] / 2}
+    return OdeModel("blocks", list(STATES), parameters, rhs, initial, observables)
+
+
+def _analytic(p: dict[str, float], t: np.ndarray) -> dict[str, np.ndarray]:
+    om = np.sqrt(p["om2"])
+    wd = om * np.sqrt(1 - ZETA**2)
+    after = np.clip(t - DOSE_TIME, 0.0, None)
+    return {
+        "y": np.exp(-p["k"] * t),
+        "L": K_CAP / (1 + (K_CAP / p["L0"] - 1) * np.exp(-p["r"] * t)),
+        "u": np.exp(-ZETA * om * t) * (np.cos(wd * t) + ZETA * om / wd * np.sin(wd * t)),
+        "w": np.where(t >= DOSE_TIME, INFLOW / K_OUT * (1 - np.exp(-K_OUT * after)), 0.0),
+        "r1": np.exp(-p["kr1"] * t),
+        "s": 2.0 / 3.0 * t**1.5,
+    }
+
+
+def _params(*sets: dict[str, float]) -> np.ndarray:
+    return np.array([[{**NOMINAL, **s}[name] for name in VARYING] for s in sets])
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    return compile_model(_test_model(), varying=VARYING, cache_dir=tmp_path_factory.mktemp("simulate-cache"))
+
+
+@pytest.mark.parametrize("method", ["explicit", "implicit", "auto"])
+def test_every_method_matches_the_analytic_solutions(compiled, method):
+    sets = [{}, dict(k=2.0, r=0.5, L0=1.5, om2=9.0)]
+    times = np.linspace(0.0, 6.0, 25)
+    result = compiled.simulate(_params(*sets), times, rtol=1e-9, atol=1e-11, method=method, what="states")
+    assert (result.status == 0).all()
+    assert result.stiff.tolist() == [method == "implicit"] * 2
+    for i, s in enumerate(sets):
+        for name, exact in _analytic({**NOMINAL, **s}, times).items():
+            assert np.abs(result.values[i, :, STATES.index(name)] - exact).max() < 1e-7, (method, i, name)
+
+
+def test_no_step_crosses_a_breakpoint(compiled):
+    # The input of w switches on at t = 1.5: before that w is exactly 0 if no step straddled it.
+    times = np.linspace(0.0, 3.0, 61)
+    w = compiled.simulate(_params({}), times, what="states").values[0, :, STATES.index("w")]
+    assert compiled.breakpoints == (DOSE_TIME,)
+    assert (w[times <= DOSE_TIME] == 0.0).all() and (w[times > DOSE_TIME] > 0).all()
+
+
+def test_robertson_matches_radau_and_is_finished_by_the_implicit_method(compiled):
+    k1, k2, k3 = ROBERTSON.values()
+
+    def f(t, r):
+        return [-k1 * r[0] + k3 * r[1] * r[2], k1 * r[0] - k3 * r[1] * r[2] - k2 * r[1] ** 2, k2 * r[1] ** 2]
+
+    times = np.array([0.0, 1e-3, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5])
+    reference = solve_ivp(f, (0, times[-1]), [1, 0, 0], method="Radau", rtol=1e-12, atol=1e-16, t_eval=times).y.T
+    result = compiled.simulate(_params(ROBERTSON), times, rtol=1e-8, atol=1e-12, what="states")
+    robertson = result.values[0][:, [STATES.index(s) for s in ("r1", "r2", "r3")]]
+    assert result.status[0] == 0 and result.stiff[0]
+    assert np.abs(robertson - reference).max() < 1e-8
+    assert np.abs(robertson[:, 1] - reference[:, 1]).max() < 1e-11  # r2 is of order 1e-5 and below
+
+
+def test_stiffness_is_detected_per_set(compiled):
+    result = compiled.simulate(_params({}, ROBERTSON, dict(k=3.0), ROBERTSON), np.linspace(0, 10, 11))
+    assert result.stiff.tolist() == [False, True, False, True]
+    assert (result.status == 0).all()
+
+
+def test_results_do_not_depend_on_the_number_of_threads(compiled):
+    rng = np.random.default_rng(7)
+    params = _params(*[{}] * 300) * 2.0 ** rng.uniform(-1, 1, size=(300, len(VARYING)))
+    params[::17, VARYING.index("kr2")] = ROBERTSON["kr2"]  # a few stiff sets in the mix
+    params[::17, VARYING.index("kr3")] = ROBERTSON["kr3"]
+    times = np.linspace(0, 5, 20)
+    one = compiled.simulate(params, times, threads=1)
+    two = compiled.simulate(params, times, threads=2)
+    assert one.stiff.any() and not one.stiff.all()
+    assert np.array_equal(one.values, two.values) and np.array_equal(one.status, two.status)
+    assert np.array_equal(one.stiff, two.stiff)
+
+
+def test_a_failing_set_is_marked_and_the_batch_goes_on(compiled):
+    # z' = z² from z(0) = 1 blows up at t = 1; ω² < 0 makes the rhs NaN from the start.
+    result = compiled.simulate(_params({}, dict(q=1.0), dict(om2=-1.0), {}), np.linspace(0, 2, 5), max_steps=5000)
+    assert result.status.tolist() == [0, 1, 3, 0]
+    assert np.isnan(result.values[1:3]).all() and np.isfinite(result.values[[0, 3]]).all()
+    assert "underflow" in result.message(1) and "non-finite" in result.message(2)
+    few = compiled.simulate(_params({}), np.linspace(0, 2, 5), max_steps=3)
+    assert few.status[0] == 2 and "maximum number of steps" in few.message(0)
+
+
+def test_outputs_are_observables_unless_states_are_asked_for(compiled):
+    times = np.array([0.5, 1.0, 1.0, 2.5])  # need not start at 0; may repeat
+    observed = compiled.simulate(_params({}), times, rtol=1e-9, atol=1e-11)
+    exact = _analytic(NOMINAL, times)
+    assert np.array_equal(observed.values[0, 1], observed.values[0, 2])
+    assert observed.names == compiled.outputs == ("total", "w_half")
+    assert np.abs(observed.values[0, :, 0] - (exact["y"] + exact["L"])).max() < 1e-7
+    assert np.abs(observed.values[0, :, 1] - exact["w"] / 2).max() < 1e-7
+    assert compiled.simulate(_params({}), times, what="states").names == STATES
+
+
+def test_chunks_give_the_same_values_as_one_call(compiled):
+    params = _params(*[dict(k=k) for k in np.linspace(0.1, 3, 7)])
+    times = np.linspace(0, 3, 4)
+    chunks = list(compiled.simulate_chunks(params, times, chunk_size=3))
+    assert [len(c.status) for c in chunks] == [3, 3, 1]
+    assert np.array_equal(np.concatenate([c.values for c in chunks]), compiled.simulate(params, times).values)
+    with pytest.raises(ModelError, match="method"):
+        compiled.simulate_chunks(params, times, method="euler")  # raised before any block runs
+
+
+@pytest.mark.parametrize(
+    ("params", "times", "match"),
+    [
+        (np.ones((2, 3)), np.linspace(0, 1, 3), "shape"),
+        (_params({}, dict(k=np.nan)), np.linspace(0, 1, 3), "row 1, column 'k'"),
+        (_params({}), np.array([0.0, 2.0, 1.0]), "sorted"),
+        (_params({}), np.array([-1.0, 1.0]), "sorted times ≥ 0"),
+        (_params({}), np.array([]), "non-empty"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(compiled, params, times, match):
+    with pytest.raises(ModelError, match=match):
+        compiled.simulate(params, times)
+
+
+def test_module_is_cached_under_the_hash_of_its_text(compiled, tmp_path):
+    text = compiled.path.read_text()
+    assert compiled.path.name == hashlib.sha256(text.encode()).hexdigest() + ".py"
+    again = compile_model(_test_model(), varying=VARYING, cache_dir=compiled.path.parent)
+    assert again.path == compiled.path
+    assert list((compiled.path.parent / "__pycache__").glob(f"{compiled.path.stem}.solve_batch-*.nbi"))
+    assert generate(_test_model(), VARYING[:-1]).source != text  # folding kr3 changes the module
+
+
+def test_a_pickled_model_simulates_the_same(compiled):
+    params, times = _params({}, dict(k=2.0)), np.linspace(0, 2, 5)
+    copy = pickle.loads(pickle.dumps(compiled))
+    assert copy.varying == compiled.varying and copy.outputs == compiled.outputs
+    assert np.array_equal(copy.simulate(params, times).values, compiled.simulate(params, times).values)
+
+
+def test_fixed_parameters_are_folded_into_constants():
+    x, k, n, tau = (sympy.Symbol(s, real=True) for s in ("x", "k", "n", "tau"))
+    model = OdeModel("hill", ["x"], {"k": Parameter("k", 0.5), "n": Parameter("n", 3.0), "tau": Parameter("tau", 2.0)},
+                     {"x": (x**n / (x**n + k**n) - x) / tau}, {"x": sympy.Integer(0)})
+    source = generate(model, ["tau"]).source
+    derive, rhs = source.split("def derive")[1].split("def rhs")
+    rhs = rhs.split("def jac")[0]
+    assert "(y_0*y_0*y_0)" in rhs and "0.125" in rhs and "**" not in rhs
+    assert "/" not in rhs.replace("c_0/(c_0 + 0.125)", "")  # 1/tau is computed once per set, in derive
+    assert "q[1] = (1.0/(p_0))" in derive
+
+
+def test_unknown_varying_parameter_is_an_error():
+    with pytest.raises(ModelError, match="varying parameters"):
+        generate(_test_model(), ["k", "nope"])
