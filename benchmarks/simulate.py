@@ -6,8 +6,16 @@ first node. The gut depot is written analytically (`couple_pkpd`), so the model 
 states: 10 nodes + A_c + A_p. Ten parameters vary ×/÷2 log-uniformly around their nominal
 values; t ∈ [0, 20] h, 50 output times, rtol 1e-6, atol 1e-8 for every engine.
 
+Stiff real model: Boehm_JProteomeRes2014 (PEtab benchmark collection; 8 states in two
+compartments, nuclear import ~1e5/min against a signal decaying over hours), its SBML read by
+`load_problem` with the PEtab nominal values, 1,000 sets of its 9 estimated parameters ×/÷2
+log-uniformly around nominal (the 3 noise parameters only enter the noise model, so the 6
+kinetic ones are simulated), at the 16 measurement times (0…240 min), qspflow and
+libroadrunner (on the original SBML) at the same tolerances, both checked against libroadrunner
+at rtol 1e-12, atol 1e-14.
+
 Run: `python benchmarks/simulate.py` (a few minutes; the machine's other load shows in the
-wall-clock figures). The last line is machine-readable.
+wall-clock figures). The last line is machine-readable; the one before it has the Boehm figures.
 """
 
 from __future__ import annotations
@@ -24,12 +32,12 @@ import numba
 import numpy as np
 import sympy
 from scipy.integrate import solve_ivp
-from sympy.printing.str import StrPrinter
 
-from qspflow import model as model_module
 from qspflow.boolean import random_network
 from qspflow.convert import boolean_to_ode, couple_pkpd
 from qspflow.model import TIME, OdeModel
+from qspflow.petab import load_problem
+from qspflow.sbml import write_sbml
 from qspflow.simulate import compile_model
 
 RTOL, ATOL = 1e-6, 1e-8
@@ -37,6 +45,13 @@ TIMES = np.linspace(0.0, 20.0, 50)
 REFERENCE_TOLERANCES = {"rtol": 1e-10, "atol": 1e-12}
 MAX_ABS_ERR = 1e-5
 TARGETS = {"sims_per_s": 30_000, "speedup": 40, "stiff_sims_per_s": 5_000, "peak_mb": 1024}
+BOEHM = (Path(__file__).resolve().parents[2] / "shared" / "cases" / "petab" / "Boehm_JProteomeRes2014"
+         / "Boehm_JProteomeRes2014.yaml")
+BOEHM_SETS = 1_000
+BOEHM_REFERENCE_TOLERANCES = {"rtol": 1e-12, "atol": 1e-14}
+# Relative errors are taken where a state is above atol/rtol: below that the error test is absolute
+# (Boehm's pApA and pBpB stay ~1e-5, where atol 1e-8 alone allows 1e-3 relative).
+BOEHM_MAX_REL_ERR = 1e-5
 
 
 def reference_model() -> tuple[OdeModel, list[str]]:
@@ -124,67 +139,106 @@ def lsoda_loop(compiled, model: OdeModel, params: np.ndarray) -> np.ndarray:
 # --- libroadrunner ----------------------------------------------------------------------------
 
 
-class _L3(StrPrinter):
-    """sympy → SBML Level 3 infix formula (libsbml.parseL3Formula)."""
+def roadrunner_loop(sbml: str | Path, states: list[str], varying: list[str], params: np.ndarray, times: np.ndarray,
+                    *, rtol: float = RTOL, atol: float = ATOL) -> tuple[np.ndarray, float]:
+    """One RoadRunner instance, reset and re-parameterized per set; returns (concentrations, seconds).
 
-    def _print_Pow(self, expr):
-        return f"pow({self._print(expr.base)}, {self._print(expr.exp)})"
-
-    def _print_Piecewise(self, expr):
-        parts = []
-        for value, condition in expr.args:
-            parts += [self._print(value)] if condition == sympy.true else [self._print(value), self._print(condition)]
-        return f"piecewise({', '.join(parts)})"
-
-    def _print_And(self, expr):
-        return f"and({', '.join(self._print(a) for a in expr.args)})"
-
-
-def sbml_text(model: OdeModel) -> str:
-    """The model as SBML: `qspflow.model.write_sbml` once it exists, else states as rate-rule parameters."""
-    if hasattr(model_module, "write_sbml"):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.xml"
-            model_module.write_sbml(model, path)
-            return path.read_text()
-    import libsbml
-
-    doc = libsbml.SBMLDocument(3, 2)
-    sbml = doc.createModel()
-    sbml.setId("reference")
-    printer = _L3()
-    for name, p in model.parameters.items():
-        par = sbml.createParameter()
-        par.setId(name), par.setValue(p.value), par.setConstant(True)
-    for name in model.states:
-        par = sbml.createParameter()
-        par.setId(name), par.setValue(float(model.initial[name])), par.setConstant(False)
-        rule = sbml.createRateRule()
-        rule.setVariable(name)
-        math = libsbml.parseL3Formula(printer.doprint(model.rhs[name]))
-        if math is None:
-            raise RuntimeError(libsbml.getLastParseL3Error())
-        rule.setMath(math)
-    return libsbml.writeSBMLToString(doc)
-
-
-def roadrunner_loop(model: OdeModel, varying: list[str], params: np.ndarray) -> tuple[np.ndarray, float]:
-    """One RoadRunner instance, reset and re-parameterized per patient; returns (states, seconds)."""
+    `reset()` puts the species back to their initial values and leaves the parameters, which
+    `setGlobalParameterValues` then overwrites; initial values must not depend on `varying`
+    (checked by the callers), else `resetAll()` would be needed.
+    """
     import roadrunner
 
-    rr = roadrunner.RoadRunner(sbml_text(model))
-    rr.integrator.relative_tolerance = RTOL
-    rr.integrator.absolute_tolerance = ATOL
-    rr.timeCourseSelections = ["time"] + list(model.states)
+    rr = roadrunner.RoadRunner(str(sbml))
+    rr.integrator.relative_tolerance = rtol
+    rr.integrator.absolute_tolerance = atol
+    rr.integrator.maximum_num_steps = 100_000
+    rr.timeCourseSelections = ["time"] + [f"[{s}]" for s in states]
     ids = list(rr.model.getGlobalParameterIds())
     index = [ids.index(name) for name in varying]
-    out = np.empty((len(params), TIMES.size, len(model.states)))
+    out = np.empty((len(params), times.size, len(states)))
     start = time.perf_counter()
     for i, p in enumerate(params):
-        rr.resetAll()
+        rr.reset()
         rr.model.setGlobalParameterValues(index, p)
-        out[i] = rr.simulate(float(TIMES[0]), float(TIMES[-1]), TIMES.size)[:, 1:]
+        out[i] = rr.simulate(times=times)[:, 1:]
     return out, time.perf_counter() - start
+
+
+def check_initial_values_fixed(model: OdeModel, varying: list[str]) -> None:
+    used = set().union(*(sympy.sympify(model.initial[s]).free_symbols for s in model.states))
+    if used & {model.symbol(name) for name in varying}:
+        raise RuntimeError("initial values depend on varying parameters: roadrunner_loop needs resetAll()")
+
+
+# --- Boehm_JProteomeRes2014: a stiff published model ----------------------------------------
+
+
+def median_rate(run, n: int, repeats: int) -> float:
+    """sims/s of the median of `repeats` timed calls of `run()` (each simulating n sets)."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    return rate(n, float(np.median(seconds)))
+
+
+def load_problem_sbml(yaml_path: Path) -> str:
+    """The SBML file name of a one-model PEtab problem."""
+    import petab.v1 as petab_v1
+
+    return petab_v1.yaml.load_yaml(yaml_path)["problems"][0]["sbml_files"][0]
+
+
+def boehm_comparison(yaml_path: Path, threads: int | None, repeats: int) -> dict[str, float]:
+    """qspflow vs libroadrunner on Boehm at RTOL/ATOL, both against libroadrunner at rtol 1e-12."""
+    problem = load_problem(yaml_path)
+    model = problem.model
+    estimated = [name for name, p in problem.parameters.items() if p.estimate]
+    varying = [name for name in estimated if name in model.parameters]  # the rest are noise parameters
+    check_initial_values_fixed(model, varying)
+    nominal = np.array([problem.parameters[name].value for name in estimated])
+    sample = nominal * 2.0 ** np.random.default_rng(2014).uniform(-1.0, 1.0, size=(BOEHM_SETS, len(estimated)))
+    params = np.ascontiguousarray(sample[:, [estimated.index(name) for name in varying]])
+    times = np.unique(problem.measurement_table["time"].to_numpy(dtype=float))
+    sbml = yaml_path.parent / load_problem_sbml(yaml_path)
+    print(f"Boehm_JProteomeRes2014: {len(model.states)} states, {BOEHM_SETS:,} sets of the {len(estimated)} estimated "
+          f"parameters ×/÷2 ({len(varying)} kinetic ones simulated: {', '.join(varying)}), "
+          f"{times.size} times {times[0]:g}…{times[-1]:g} min")
+
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        compiled = compile_model(model, varying=varying, cache_dir=cache)
+        compile_s = time.perf_counter() - start
+    options = dict(rtol=RTOL, atol=ATOL, what="states", threads=threads)
+    compiled.simulate(params[:10], times, **options)  # first-call overheads out of the way
+    result = compiled.simulate(params, times, **options)
+    qsp_rate = median_rate(lambda: compiled.simulate(params, times, **options), len(params), repeats)
+
+    rr_values = roadrunner_loop(sbml, model.states, varying, params, times)[0]
+    rr_rate = median_rate(lambda: roadrunner_loop(sbml, model.states, varying, params, times), len(params), repeats)
+    reference = roadrunner_loop(sbml, model.states, varying, params, times, **BOEHM_REFERENCE_TOLERANCES)[0]
+
+    controlled = np.abs(reference) >= ATOL / RTOL
+
+    def rel_err(values: np.ndarray) -> float:
+        return float((np.abs(values - reference)[controlled] / np.abs(reference[controlled])).max())
+
+    def scaled_err(values: np.ndarray) -> float:  # the integrators' own error measure, on every state
+        return float((np.abs(values - reference) / (ATOL + RTOL * np.abs(reference))).max())
+
+    qsp_err, rr_err = rel_err(result.values), rel_err(rr_values)
+    print(f"Boehm qspflow: compile {compile_s:.1f} s (empty cache); {qsp_rate:,.0f} sims/s "
+          f"({threads or numba.get_num_threads()} threads, median of {repeats}); "
+          f"{int(result.stiff.sum())} of {len(params):,} sets found stiff, {int((result.status != 0).sum())} failed")
+    print(f"Boehm libroadrunner CVODE (original SBML, one instance, reset + setGlobalParameterValues): "
+          f"{rr_rate:,.0f} sims/s (median of {repeats}); qspflow ×{qsp_rate / rr_rate:.1f}")
+    print(f"Boehm max rel error vs libroadrunner at rtol {BOEHM_REFERENCE_TOLERANCES['rtol']:g}, atol "
+          f"{BOEHM_REFERENCE_TOLERANCES['atol']:g} (all sets; values ≥ atol/rtol = {ATOL / RTOL:g}): "
+          f"qspflow {qsp_err:.2e}, libroadrunner {rr_err:.2e}; max |error|/(atol + rtol·|x|) on every state: "
+          f"qspflow {scaled_err(result.values):.2f}, libroadrunner {scaled_err(rr_values):.2f}")
+    return {"sims_per_s": qsp_rate, "roadrunner_sims_per_s": rr_rate, "max_rel_err": qsp_err}
 
 
 # --- the benchmark --------------------------------------------------------------------------
@@ -200,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--reference-sets", type=int, default=20, help="sets checked against Radau")
+    parser.add_argument("--boehm", type=Path, default=BOEHM, help="Boehm_JProteomeRes2014's PEtab YAML")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the Boehm batch (median)")
     args = parser.parse_args(argv)
 
     model, varying = reference_model()
@@ -224,7 +280,11 @@ def main(argv: list[str] | None = None) -> int:
 
     errors = {"qspflow": error(compiled.simulate(checked, TIMES, **options).values)}
 
-    rr_values, rr_seconds = roadrunner_loop(model, varying, params)
+    check_initial_values_fixed(model, varying)
+    with tempfile.TemporaryDirectory() as tmp:
+        sbml = Path(tmp) / "model.xml"
+        write_sbml(model, sbml)
+        rr_values, rr_seconds = roadrunner_loop(sbml, model.states, varying, params, TIMES)
     errors["libroadrunner"] = error(rr_values[: len(checked)])
     rr_rate = rate(len(params), rr_seconds)
 
@@ -235,9 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     for engine, err in errors.items():
         print(f"max abs error vs Radau (rtol 1e-10; nodes and mg/L), {len(checked)} sets, {engine}: {err:.2e} "
               f"{'ok' if err <= MAX_ABS_ERR else f'above {MAX_ABS_ERR:g}'}")
-    print(f"libroadrunner CVODE: {rr_rate:,.0f} sims/s (N = {len(params):,}, one instance, resetAll + "
-          f"setGlobalParameterValues per set; SBML from "
-          f"{'qspflow.model.write_sbml' if hasattr(model_module, 'write_sbml') else 'a rate-rule writer here'})")
+    print(f"libroadrunner CVODE: {rr_rate:,.0f} sims/s (N = {len(params):,}, one instance, reset + "
+          f"setGlobalParameterValues per set; SBML from qspflow.sbml.write_sbml)")
     print(f"scipy LSODA + compiled rhs/Jacobian: {lsoda_rate:,.0f} sims/s (N = {len(params):,})")
 
     # Throughput, streamed in chunks so memory stays bounded.
@@ -276,17 +335,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{int(stiff.stiff.sum())} (exactly the 1 in 10 with tau ÷ 1000: {np.array_equal(stiff.stiff, expected)}); "
           f"{int((stiff.status != 0).sum())} failed; max abs error vs Radau on 2 stiff sets {stiff_err:.2e}")
 
-    boehm = "skipped: qspflow.model cannot read SBML yet" if not hasattr(model_module, "read_sbml") else "see above"
-    print(f"Boehm_JProteomeRes2014 vs libroadrunner: {boehm}")
+    boehm = boehm_comparison(args.boehm, args.threads, args.repeats)
 
     n_top = max(results)
     sims, peak = results[n_top]
     max_err = max(errors["qspflow"], stiff_err)
     verdict = [sims >= TARGETS["sims_per_s"], sims / rr_rate >= TARGETS["speedup"], max_err <= MAX_ABS_ERR,
-               stiff_rate >= TARGETS["stiff_sims_per_s"], peak <= TARGETS["peak_mb"]]
+               stiff_rate >= TARGETS["stiff_sims_per_s"], peak <= TARGETS["peak_mb"],
+               boehm["sims_per_s"] >= boehm["roadrunner_sims_per_s"], boehm["max_rel_err"] <= BOEHM_MAX_REL_ERR]
     print(f"targets (N = {n_top:,}): sims/s ≥ {TARGETS['sims_per_s']:,}, ≥ {TARGETS['speedup']}× libroadrunner, "
-          f"error ≤ {MAX_ABS_ERR:g}, stiff ≥ {TARGETS['stiff_sims_per_s']:,}/s, peak ≤ {TARGETS['peak_mb']} MB: "
+          f"error ≤ {MAX_ABS_ERR:g}, stiff ≥ {TARGETS['stiff_sims_per_s']:,}/s, peak ≤ {TARGETS['peak_mb']} MB; "
+          f"Boehm ≥ libroadrunner's sims/s, rel error ≤ {BOEHM_MAX_REL_ERR:g}: "
           f"{'all met' if all(verdict) else 'NOT all met'}")
+    print(f"boehm_sims_per_s={boehm['sims_per_s']:.0f} "
+          f"boehm_roadrunner_sims_per_s={boehm['roadrunner_sims_per_s']:.0f} boehm_max_rel_err={boehm['max_rel_err']:.2e}")
     print(f"sims_per_s={sims:.0f} speedup_vs_roadrunner={sims / rr_rate:.1f} max_abs_err={max_err:.2e} "
           f"stiff_sims_per_s={stiff_rate:.0f} peak_mb={peak:.0f}")
     return 0

@@ -13,6 +13,7 @@ from scipy.integrate import solve_ivp
 from qspflow._codegen import generate
 from qspflow.errors import ModelError
 from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.petab import load_problem
 from qspflow.simulate import compile_model
 
 VARYING = ("k", "r", "L0", "om2", "q", "kr1", "kr2", "kr3")
@@ -20,6 +21,7 @@ NOMINAL = dict(k=0.7, r=1.3, L0=0.1, om2=4.0, q=0.0, kr1=0.04, kr2=0.0, kr3=0.0)
 ROBERTSON = dict(kr1=0.04, kr2=3e7, kr3=1e4)
 K_CAP, ZETA, DOSE_TIME, INFLOW, K_OUT = 2.0, 0.1, 1.5, 3.0, 0.5
 STATES = ("y", "L", "u", "v", "w", "z", "r1", "r2", "r3", "g", "s")
+BOEHM = "petab/Boehm_JProteomeRes2014"
 
 
 def _test_model() -> OdeModel:
@@ -207,3 +209,42 @@ def test_fixed_parameters_are_folded_into_constants():
 def test_unknown_varying_parameter_is_an_error():
     with pytest.raises(ModelError, match="varying parameters"):
         generate(_test_model(), ["k", "nope"])
+
+
+@pytest.fixture(scope="session")
+def boehm(cases, tmp_path_factory):
+    """Boehm_JProteomeRes2014 with its PEtab nominal values, compiled for its kinetic parameters."""
+    model = load_problem(cases / BOEHM / "Boehm_JProteomeRes2014.yaml").model
+    varying = [name for name, p in model.parameters.items() if p.estimate]
+    return model, compile_model(model, varying=varying, cache_dir=tmp_path_factory.mktemp("simulate-boehm"))
+
+
+def test_boehm_is_found_stiff_and_matches_roadrunner(boehm, cases):
+    # Two compartments (cyt 1.4, nuc 0.45), nuclear import ~1e5/min: stiff from the first minute.
+    import roadrunner
+
+    model, compiled = boehm
+    nominal = np.array([model.parameters[name].value for name in compiled.varying])
+    params = nominal * 2.0 ** np.vstack([np.zeros(len(nominal)),
+                                         np.random.default_rng(3).uniform(-1, 1, (3, len(nominal)))])
+    times = np.linspace(0.0, 240.0, 49)
+    rr = roadrunner.RoadRunner(str(cases / BOEHM / "model_Boehm_JProteomeRes2014.xml"))
+    rr.integrator.relative_tolerance = 1e-12
+    rr.integrator.absolute_tolerance = 1e-16
+    rr.timeCourseSelections = ["time"] + [f"[{s}]" for s in model.states]  # concentrations, as read
+    ids = list(rr.model.getGlobalParameterIds())
+    reference = []
+    for p in params:
+        rr.resetAll()
+        rr.model.setGlobalParameterValues([ids.index(name) for name in compiled.varying], p)
+        reference.append(rr.simulate(times=times)[:, 1:])
+    reference = np.array(reference)
+    zero = reference == 0.0  # the complexes at t = 0
+
+    for method in ("auto", "implicit"):
+        result = compiled.simulate(params, times, rtol=1e-10, atol=1e-14, method=method, what="states")
+        assert (result.status == 0).all() and result.stiff.all(), method
+        assert (result.values[zero] == 0.0).all()
+        # Every state, also pApA and pBpB of order 1e-5: atol 1e-14 keeps them under relative control.
+        relative = np.abs(result.values - reference)[~zero] / np.abs(reference[~zero])
+        assert relative.max() <= 1e-7, method
