@@ -14,6 +14,7 @@ validate(config, "config/schema.yaml")
 include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/infer.smk"
+include: "rules/convert.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
     input:
         final_targets(),
         inferred_bnets,
+        converted_problems,

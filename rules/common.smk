@@ -50,3 +50,10 @@ def final_targets():
     """What `rule all` builds for the configured study, before the checkpoint's fan-out."""
     prepared = f"results/{STUDY}/prepared"
     return [f"{prepared}/{name}" for name in ("measurements.tsv", "binarized.tsv", "thresholds.tsv", "experiments.tsv", "qc.png")]
+
+
+def converted_problems(wildcards):
+    """Every inferred network's PEtab problem: `rule all` converts each network the `infer` checkpoint wrote."""
+    if not config["data"]["pkn"]:
+        return []
+    return [f"results/{STUDY}/models/{net}/petab/problem.yaml" for net in network_ids(STUDY)]

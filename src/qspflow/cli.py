@@ -59,6 +59,13 @@ def _petab_llh(args: argparse.Namespace) -> None:
     print(format(log_likelihood(load_problem(args.problem)), ".17g"))
 
 
+def _convert(args: argparse.Namespace) -> None:
+    from qspflow.convert import run_convert_cli
+
+    run_convert_cli(args.network, args.out, method=args.method, measurements=args.measurements,
+                    experiments=args.experiments, config=args.config)
+
+
 def _attractors(args: argparse.Namespace) -> None:
     from qspflow.boolean import attractors, attractors_table, read_bnet
     from qspflow.io import table_text
@@ -110,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-networks", type=int, default=5, help="best-ranked networks written")
     p.add_argument("--drug-target", help="node the drug (dose: column) inhibits")
     p.add_argument("--inhibiting-dose", type=float, help="dose at or above which the target is forced to 0")
+
+    p = command("convert", _convert, "convert a Boolean network into an ODE model: PySB, SBML, equations, "
+                "and with data a PEtab problem (the `convert` step)")
+    p.add_argument("network", help="Boolean network (.bnet)")
+    p.add_argument("--method", choices=["boolecube", "hillcube", "normalized-hillcube"],
+                   help="Odefy conversion (default: the config's convert.method, else normalized-hillcube)")
+    p.add_argument("--measurements", help="tidy CSV/TSV or MIDAS measurements; writes petab/ too")
+    p.add_argument("--experiments", help="experiment table (stimulus:/inhibitor:/dose: columns; not with MIDAS)")
+    p.add_argument("--config", help="study configuration (YAML) whose convert: and drug: sections apply")
+    p.add_argument("--out", required=True, help="output folder (model.py, model.sbml, equations.md[, petab/])")
 
     p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")
     p.add_argument("problem", help="PEtab problem (YAML)")

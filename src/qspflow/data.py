@@ -228,7 +228,8 @@ def _parse_tidy(table: _Table) -> pd.DataFrame:
         raise DataError(source, row=table.header_line, column=", ".join(missing),
                         expected="columns experiment, time, observable, value (and optionally sd)",
                         found=", ".join(table.header))
-    extra = [c for c in table.header if c not in REQUIRED_COLUMNS and c != "sd"]
+    # `normalized` is what the prepare step adds; reading its own output back is not a surprise
+    extra = [c for c in table.header if c not in REQUIRED_COLUMNS and c not in ("sd", "normalized")]
     if extra:
         log.warning("%s: ignoring unknown columns %s", source, ", ".join(extra))
     first_seen: dict[tuple[str, float, str], int] = {}

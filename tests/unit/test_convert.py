@@ -1,19 +1,32 @@
-"""Odefy's conversions against hand-computed values, and the PK inputs against closed forms."""
+"""Odefy's conversions against hand-computed values, the PK inputs against closed forms, inhibitors,
+and the PySB file against BioNetGen's network of it."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
 import sympy
+from pysb.core import ModelExistsWarning
 from scipy.integrate import solve_ivp
 
-from qspflow.boolean import BooleanNetwork, evaluate, parse_bnet, read_bnet
-from qspflow.convert import boolean_to_ode, couple_pkpd
+from qspflow.boolean import BooleanNetwork, evaluate, parse_bnet, random_network, read_bnet
+from qspflow.convert import (
+    _couple,
+    _inhibit,
+    _odefy,
+    add_inhibitors,
+    boolean_to_ode,
+    couple_pkpd,
+    equations_markdown,
+    pysb_source,
+)
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel
+from qspflow.model import TIME, OdeModel, Parameter, from_pysb
 
 GATES = {"a": "a", "b": "b", "c": "c", "AND": "a & b", "OR": "a | b", "NOT": "!a", "GATE": "a & (b | !c)"}
 POINT = {"a": 0.3, "b": 0.6, "c": 0.8}
@@ -217,3 +230,139 @@ def test_fractional_hill_exponents_stay_real_just_below_zero():
     model = boolean_to_ode(BooleanNetwork.from_rules(GATES), n=2.5)
     at = {"a": -1e-12, "b": 0.6, "c": -1e-12, "AND": 0.0, "OR": 0.0, "NOT": 0.0, "GATE": 0.0}
     assert all(math.isfinite(_rhs_at(model, node, at)) for node in ("AND", "OR", "NOT", "GATE"))
+
+
+# --- named quantities, inhibitors ----------------------------------------------------------------
+
+
+def test_productions_and_hill_functions_are_named_expressions_of_the_rates():
+    model = boolean_to_ode(BooleanNetwork.from_rules(GATES), tau=2.0)
+    assert set(model.expressions) == {"production_AND", "production_OR", "production_NOT", "production_GATE",
+                                      *(f"hill_{s}_{t}" for t, s in [("AND", "a"), ("AND", "b"), ("OR", "a"),
+                                                                     ("OR", "b"), ("NOT", "a"), ("GATE", "a"),
+                                                                     ("GATE", "b"), ("GATE", "c")])}
+    for node in ("AND", "OR", "NOT", "GATE"):
+        x, tau = model.symbol(node), model.symbol(f"tau_{node}")
+        assert model.rhs[node] == (model.expressions[f"production_{node}"] - x) / tau
+    at = {**POINT, "AND": 0.0, "OR": 0.0, "NOT": 0.0, "GATE": 0.0}
+    subs = {model.symbol(n): v for n, v in at.items()} | {model.symbol(n): p.value for n, p in model.parameters.items()}
+    assert float(model.expressions["hill_b_OR"].xreplace(subs)) == pytest.approx(_hill(0.6, normalized=True))
+
+
+def test_inhibitor_switches_a_production_off_and_an_input_to_zero():
+    net = BooleanNetwork.from_rules({"u": "u", "T": "u", "Y": "T"})
+    model = add_inhibitors(couple_pkpd(boolean_to_ode(net), target="T", doses=[(0.0, 10.0)]), ["T", "u"])
+    inh_t, inh_u = model.parameters["inh_T"], model.parameters["inh_u"]
+    assert (inh_t.value, inh_t.lower, inh_t.upper, inh_t.estimate) == (0.0, 0.0, 1.0, False)
+    assert model.initial["u"] == model.symbol("input_u") * (1 - model.symbol("inh_u"))
+    at = {"u": 0.6, "T": 0.2, "Y": 0.1, "A_c": 5.0}
+    off = {**at, "inh_T": 1.0}
+    subs = {model.symbol(n): p.value for n, p in model.parameters.items() if n != "inh_T"}
+    rhs = model.rhs["T"].xreplace(subs)
+    assert float(rhs.xreplace({model.symbol(n): v for n, v in off.items()})) == pytest.approx(-0.2)  # tau_T = 1
+    on = float(rhs.xreplace({model.symbol(n): v for n, v in {**at, "inh_T": 0.0}.items()}))
+    assert on == pytest.approx(_rhs_at(couple_pkpd(boolean_to_ode(net), target="T", doses=[(0.0, 10.0)]), "T", at))
+    with pytest.raises(ModelError, match="'Z'"):
+        add_inhibitors(boolean_to_ode(net), ["Z"])
+
+
+# --- the PySB file ------------------------------------------------------------------------------
+
+
+def _import_source(source: str, tmp_path, name: str):
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"qspflow_test_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelExistsWarning)  # every file's Model() replaces PySB's default model
+        spec.loader.exec_module(module)
+    return module.model
+
+
+def assert_same_odes(model: OdeModel, other: OdeModel, seed: int = 0) -> None:
+    """The right-hand sides agree at random states, parameters and times (other may have extra parameters)."""
+    assert set(other.states) == set(model.states)
+    rng = np.random.default_rng(seed)
+    symbols = [*model.state_symbols, *model.parameter_symbols, TIME]
+    extra = [other.symbol(p) for p in other.parameters if p not in model.parameters]
+    ours = sympy.lambdify(symbols, [model.rhs[s] for s in model.states])
+    theirs = sympy.lambdify(symbols + extra, [other.rhs[s] for s in model.states])
+    for _ in range(20):
+        point = [*rng.uniform(0.01, 1.5, len(model.states)), *rng.uniform(0.2, 4.0, len(model.parameters)),
+                 rng.uniform(0.0, 30.0)]
+        a = np.array(ours(*point))
+        b = np.array(theirs(*point, *(other.parameters[str(e)].value for e in extra)))
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("method", "drug", "inhibited"),
+    [
+        ("normalized-hillcube", dict(route="oral", compartments=2, interval=12.0, n_doses=2), ["ERK", "EGF"]),
+        ("hillcube", dict(route="iv_bolus", compartments=2, effect="activate", doses=[(0.0, 5.0), (6.0, 5.0)]), []),
+        ("boolecube", dict(route="iv_infusion", compartments=1, doses=[(1.0, 5.0)], infusion_duration=2.0), ["NFkB"]),
+    ],
+)
+def test_pysb_file_gives_the_model_odes_through_bionetgen(example, tmp_path, method, drug, inhibited):
+    net = read_bnet(example / "truth" / "network.bnet")
+    model, formulas = _odefy(net, method=method, n=2.5, k=0.4, tau=1.5, bounds=None)
+    defaults = dict(effect="inhibit", doses=None, dose_parameter=None, interval=None, n_doses=None,
+                    infusion_duration=None)
+    model, formulas = _couple(model, formulas, target="MEK", **{**defaults, **drug})
+    model, formulas = _inhibit(model, formulas, inhibited)
+    source = pysb_source(model, formulas)
+    assert source == pysb_source(model, formulas)  # deterministic text
+    pysb_model = _import_source(source, tmp_path, method.replace("-", "_"))
+
+    rules = {r.name for r in pysb_model.rules}
+    assert {"synthesis_MEK", "degradation_MEK", f"dynamics_{model.states[10]}"} <= rules
+    assert not any(rule.endswith("EGF") for rule in rules)  # an input
+    assert pysb_model.rules["degradation_MEK"].reactant_pattern.complex_patterns  # MEK() >> None
+    assert "drug_effect" in str(pysb_model.expressions["production_MEK"].expr)
+    assert_same_odes(model, from_pysb(pysb_model))  # BioNetGen's network, equations as PySB builds them
+
+
+def test_pysb_file_of_any_model_uses_zero_order_rules(tmp_path):
+    model = couple_pkpd(boolean_to_ode(BooleanNetwork.from_rules(GATES), method="hillcube"), target="GATE",
+                        route="oral", doses=[(0.0, 3.0)])
+    pysb_model = _import_source(pysb_source(model), tmp_path, "plain")
+    assert {r.name for r in pysb_model.rules} >= {"synthesis_GATE", "degradation_AND", "dynamics_A_c"}
+    assert_same_odes(model, from_pysb(pysb_model), seed=1)
+
+
+def test_pysb_file_keeps_a_constant_state_and_sympy_functions(tmp_path):
+    x, y, k = (sympy.Symbol(n, real=True) for n in ("x", "y", "k"))
+    model = OdeModel("generic", ["x", "y"], {"k": Parameter("k", 0.5)},
+                     {"x": -k * sympy.Max(x, k) + sympy.Piecewise((1, TIME >= 2.5), (0, True)), "y": sympy.Integer(0)},
+                     {"x": sympy.Integer(1), "y": sympy.Integer(0)})
+    back = from_pysb(_import_source(pysb_source(model), tmp_path, "generic"))
+    assert back.states == ["x", "y"] and back.rhs["y"] == 0  # y: no rule, so an explicit Initial of 0
+    assert_same_odes(model, back, seed=3)
+
+
+@pytest.mark.filterwarnings("ignore:Model does not contain any initial conditions")  # no input nodes
+def test_pysb_file_of_a_random_network_gives_its_odes(tmp_path):
+    net = random_network(9, seed=7)
+    model, formulas = _odefy(net, method="normalized-hillcube", n=3.0, k=0.5, tau=1.0, bounds=None)
+    assert_same_odes(model, from_pysb(_import_source(pysb_source(model, formulas), tmp_path, "random")), seed=2)
+
+
+def test_formulas_that_do_not_describe_the_model_are_refused():
+    model, formulas = _odefy(BooleanNetwork.from_rules(GATES), method="boolecube", n=3.0, k=0.5, tau=1.0,
+                             bounds=None)
+    formulas.quantities["production_AND"] = model.symbol("a")
+    with pytest.raises(ModelError, match="production_AND"):
+        pysb_source(model, formulas)
+
+
+def test_equations_markdown_has_one_line_per_state_and_the_parameter_table():
+    model, formulas = _odefy(BooleanNetwork.from_rules(GATES), method="normalized-hillcube", n=3.0, k=0.5,
+                             tau=1.0, bounds=None)
+    text = equations_markdown(model, formulas)
+    for state in model.states:
+        line = rf"$$\frac{{d\mathrm{{{state}}}}}{{dt}} = "
+        assert text.count(line) == 1, state
+    assert (r"$$\frac{d\mathrm{AND}}{dt} = \frac{\mathrm{production\_AND} - \mathrm{AND}}{\tau_{\mathrm{AND}}}$$"
+            in text)
+    assert r"$$\mathrm{production\_OR} = " in text and "| `k_a_AND` | 0.5 | 0.1 | 1 | lin |  | yes |" in text

@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import petab.v1 as petab_v1
 import pytest
-import sympy
 
 from qspflow.boolean import read_bnet
-from qspflow.convert import boolean_to_ode, couple_pkpd
+from qspflow.convert import add_inhibitors, boolean_to_ode, couple_pkpd
 from qspflow.data import read_experiments, read_measurements
 from qspflow.errors import PetabError
-from qspflow.model import OdeModel, Parameter
+from qspflow.model import OdeModel
 from qspflow.petab import (
     NumericModel,
     build_problem,
@@ -35,23 +34,11 @@ READOUTS = ["Akt", "Casp3", "ERK", "IKK", "NFkB", "Raf"]
 SD = 0.05  # the example's measurement noise
 
 
-def with_inhibitor(model: OdeModel, node: str) -> OdeModel:
-    """`node`'s production times (1 − inh_<node>): what the convert step does for an inhibited node.
-
-    Written here because `qspflow.convert` does not add inhibitors yet.
-    """
-    x, tau, inh = (sympy.Symbol(n, real=True) for n in (node, f"tau_{node}", f"inh_{node}"))
-    production = model.rhs[node] * tau + x  # rhs = (B − x)/tau, so this is B
-    rhs = {**model.rhs, node: (production * (1 - inh) - x) / tau}
-    parameters = {**model.parameters, f"inh_{node}": Parameter(f"inh_{node}", 0.0, 0.0, 1.0)}
-    return OdeModel(model.name, model.states, parameters, rhs, model.initial, model.observables)
-
-
 @pytest.fixture(scope="module")
 def truth(example) -> OdeModel:
     model = boolean_to_ode(read_bnet(example / "truth" / "network.bnet"))
     model = couple_pkpd(model, target="MEK", compartments=2, route="oral", interval=12, n_doses=2)
-    model = with_inhibitor(model, "PI3K")
+    model = add_inhibitors(model, ["PI3K"])
     values = pd.read_csv(example / "truth" / "parameters.tsv", sep="\t")
     for name, value in zip(values["parameter"], values["value"], strict=True):
         model.parameters[name].value = float(value)

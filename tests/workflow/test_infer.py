@@ -1,4 +1,4 @@
-"""`snakemake` runs prepare and the infer checkpoint on the example study and fans out over the networks."""
+"""`snakemake` runs the example study through prepare, the infer checkpoint and convert for every network."""
 
 from __future__ import annotations
 
@@ -14,17 +14,21 @@ NETWORKS = Path("results/example/networks")
 
 
 def _outputs(workdir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((workdir / NETWORKS).iterdir())}
+    """Every file the checkpoint and the steps after it wrote, by path relative to the study's results."""
+    study = workdir / "results/example"
+    return {str(p.relative_to(study)): p.read_bytes() for p in sorted(study.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow
-def test_workflow_infers_the_true_network_and_is_byte_identical_across_core_counts(workflow_copy: Path) -> None:
+def test_workflow_infers_the_true_network_converts_it_and_is_byte_identical_across_core_counts(workflow_copy: Path) -> None:
     run_snakemake(workflow_copy, "--cores", "1")
     first = _outputs(workflow_copy)
     run_snakemake(workflow_copy, "--cores", "2", "--forceall")
     assert _outputs(workflow_copy) == first
 
-    assert {"index.tsv", "net_1.bnet", "net_1.sbml"} <= set(first)
+    assert {"networks/index.tsv", "networks/net_1.bnet", "networks/net_1.sbml"} <= set(first)
+    assert {"models/net_1/model.py", "models/net_1/model.sbml", "models/net_1/equations.md",
+            "models/net_1/petab/problem.yaml"} <= set(first)
     best = read_bnet(workflow_copy / NETWORKS / "net_1.bnet")
     truth = read_bnet(workflow_copy / "resources/example/truth/network.bnet")
     assert set(best.nodes) == set(truth.nodes)
