@@ -10,8 +10,10 @@ Conversions: `OdeModel.from_sbml` (and `qspflow.sbml.read_sbml`/`write_sbml`/`sb
 
 from __future__ import annotations
 
+import cmath
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -93,6 +95,29 @@ class OdeModel:
                 if unknown:
                     raise ModelError(source, element=name, expected=f"{kind} in known symbols",
                                      message=f"undefined symbol(s): {', '.join(unknown)}")
+
+    def check_start(self, values: Mapping[str, float] | None = None, source: str | None = None) -> None:
+        """The initial state and the rhs at time 0 are finite numbers at the parameters' values.
+
+        Catches a division by zero (or a log of zero) at t = 0 before any integrator meets it as
+        an opaque step-size failure. `values` override parameter values by name.
+        """
+        numbers = {self.symbol(p.name): p.value for p in self.parameters.values()}
+        numbers.update({self.symbol(name): value for name, value in (values or {}).items()})
+        numbers[TIME] = 0.0
+        for state in self.states:
+            x0 = complex(sympy.sympify(self.initial[state]).subs(numbers).evalf())
+            if not cmath.isfinite(x0) or x0.imag:
+                raise ModelError(source, element=state, expected="a finite initial value",
+                                 found=self.initial[state])
+            numbers[self.symbol(state)] = x0.real
+        for state in self.states:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rate = complex(sympy.sympify(self.rhs[state]).subs(numbers).evalf())
+            if not cmath.isfinite(rate) or rate.imag:
+                raise ModelError(source, element=state, expected="a finite rate of change at t = 0",
+                                 message="division by zero or another undefined operation in its right-hand side")
 
     def breakpoints(self, values: Mapping[str, float] | None = None) -> list[float]:
         """Times at which a piecewise expression in `TIME` switches (dose times, input steps).

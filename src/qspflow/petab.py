@@ -133,6 +133,7 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
             raise PetabError(files["condition_files"], column=column,
                              expected="a model parameter, compartment or species id")
     observables = _observables(problem.observable_df, model, parameters, files["observable_files"])
+    model.check_start(source=str(folder / entry["sbml_files"][0]))
     return PetabProblem(yaml_path, model, parameters, observables, problem.condition_df,
                         problem.measurement_df, problem.observable_df, problem.parameter_df, files)
 

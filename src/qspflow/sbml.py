@@ -307,6 +307,9 @@ class _Reader:
         if sid in initial_assignments:
             return self.math(initial_assignments[sid].getMath(), sid)
         volume = _symbol(s.getCompartment())
+        start = s.getInitialConcentration() if s.isSetInitialConcentration() else s.getInitialAmount()
+        if start < 0:
+            raise self.error(sid, f"a negative initial value ({start:g}); concentrations and amounts are ≥ 0")
         if s.isSetInitialConcentration():
             value = _number(s.getInitialConcentration())
             return value * volume if s.getHasOnlySubstanceUnits() else value
