@@ -1,0 +1,525 @@
+"""Calibration of a PEtab problem: global search on the fast simulator, exact local solves by Pyomo,
+verification by independent simulation, profile likelihoods, and selection among hypotheses.
+
+`calibrate_problem` runs the stages in order:
+
+1. Global: scatter search (`global_method="ess"`, MEIGO's eSS) or differential evolution ("de")
+   on `batch_objective` (the compiled simulator) over the bounds on the parameters' scales; the best
+   *distinct* points it evaluated become the local starts. With "none", the starts are a Latin
+   hypercube (plain multi-start).
+2. Local: each start is solved by Pyomo direct transcription (`qspflow.calibrate_pyomo`, Ipopt or
+   ripopt); the solver's termination condition is recorded for every start.
+3. Verification: the log-likelihood at every converged optimum is recomputed by
+   `qspflow.petab.log_likelihood` (tight-tolerance integration). If it differs from the collocation
+   value by more than `verify_tolerance`, the discretization is refined (elements doubled) and the
+   start re-solved from its optimum, up to `max_refinements` times; the log says so.
+4. Profiles (`profile=True`): each estimated parameter is fixed on a path away from the best
+   optimum and the others re-optimized, warm-started from the previous point, until the
+   log-likelihood falls χ²(1, 0.95)/2 = 1.92 below the optimum or the path hits a bound; the 95 %
+   confidence interval ends where the profile crosses that threshold.
+
+Results do not depend on `threads`: every start and every profile is computed the same way whether
+it runs in this process or in a worker. `rank_models` compares calibrated hypotheses by AICc and BIC.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy.stats import chi2
+
+from qspflow.calibrate_global import (BatchProblem, batch_objective, differential_evolution_search,
+                                      distinct_best, latin_hypercube, scatter_search)
+from qspflow.calibrate_pyomo import CONVERGED, PyomoProblem, check_solver
+from qspflow.calibrate_spec import CalibrationSpec, to_linear
+from qspflow.errors import ConfigError, SolverError
+from qspflow.io import atomic_path, write_table, write_text
+from qspflow.petab import load_problem
+
+log = logging.getLogger("qspflow.calibrate")
+
+GLOBAL_METHODS = ("ess", "de", "none")
+THRESHOLD = float(chi2.ppf(0.95, 1)) / 2  # profile drop that ends a 95 % confidence interval
+CI_SECANT_STEPS = 3  # extra solves that place each CI end on the threshold crossing
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """Every option of `calibrate_problem` (the keys of the workflow's `calibrate:` section)."""
+
+    starts: int = 5
+    seed: int = 0
+    solver: str = "ipopt"
+    global_method: str = "ess"
+    global_evaluations: int = 100_000
+    global_time: float = 60.0
+    n_elements: int = 4
+    max_iter: int = 3000
+    max_cpu_time: float = 300.0
+    verify_tolerance: float = 1e-3
+    max_refinements: int = 2
+    min_distance: float = 0.05
+    profile: bool = True
+    profile_step: float = 0.01
+    profile_max_steps: int = 100
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        positive_int = ("starts", "global_evaluations", "n_elements", "max_iter", "profile_max_steps", "threads")
+        for key in positive_int:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(None, key=key, expected="an integer ≥ 1", found=value)
+        for key in ("global_time", "max_cpu_time", "verify_tolerance", "min_distance", "profile_step"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(None, key=key, expected="a number > 0", found=value)
+        if self.global_method not in GLOBAL_METHODS:
+            raise ConfigError(None, key="global_method", expected=f"one of {list(GLOBAL_METHODS)}",
+                              found=self.global_method)
+        if not isinstance(self.max_refinements, int) or self.max_refinements < 0:
+            raise ConfigError(None, key="max_refinements", expected="an integer ≥ 0", found=self.max_refinements)
+
+
+@dataclass
+class StartResult:
+    """One local start: where it began and ended (scaled), its objective values and status."""
+
+    start: int
+    origin: str
+    x0: np.ndarray
+    x: np.ndarray
+    nll: float  # the collocation objective (−log-likelihood) at the end
+    llh: float  # the log-likelihood at x by independent simulation
+    status: str
+    converged: bool
+    seconds: float
+    n_elements: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CalibrationResult:
+    """What `calibrate_problem` found; `write_calibration` writes it.
+
+    `estimates`: parameter, estimate (linear scale), lower_95, upper_95, identifiable.
+    `starts`: one row per local start. `profiles`: parameter, value (scaled), llh.
+    `best`: the best parameters on the linear scale; `best_llh` their log-likelihood (simulated).
+    """
+
+    estimates: pd.DataFrame
+    starts: pd.DataFrame
+    profiles: pd.DataFrame
+    best_llh: float
+    best: dict[str, float]
+    n_params: int
+    n_data: int
+    options: CalibrationOptions
+
+
+# -------------------------------------------------------------------------------- sessions
+
+
+class CalibrationSession:
+    """A problem loaded once with its compiled simulator and its NLPs (one per element count).
+
+    `local` is one verified local start, `profile` one parameter's profile: the units of work that
+    `calibrate_problem` runs here or in worker processes.
+    """
+
+    def __init__(self, problem_yaml: str | Path, options: CalibrationOptions, threads: int = 1) -> None:
+        self.options = options
+        self.spec = CalibrationSpec(load_problem(problem_yaml))
+        self.batch = BatchProblem(self.spec, threads=threads)
+        self._nlps: dict[int, PyomoProblem] = {}
+        self._optimum: tuple[bytes, int, list, float] | None = None
+
+    def nlp(self, n_elements: int) -> PyomoProblem:
+        if n_elements not in self._nlps:
+            o = self.options
+            self._nlps[n_elements] = PyomoProblem(self.spec, self.batch, n_elements=n_elements, solver=o.solver,
+                                                  max_iter=o.max_iter, max_cpu_time=o.max_cpu_time)
+        return self._nlps[n_elements]
+
+    def local(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
+        """Solve from x0, verify the optimum by simulation, refine the discretization if needed."""
+        o, spec = self.options, self.spec
+        n = o.n_elements
+        began = time.perf_counter()
+        notes: list[str] = []
+        nlp = self.nlp(n)
+        if not nlp.initialize(x0):
+            return StartResult(start, origin, x0, x0, math.nan, -math.inf, "simulation failed at the start",
+                               False, time.perf_counter() - began, n, notes)
+        solution = nlp.solve()
+        llh = spec.simulated_llh(solution.x)
+        for refinement in range(o.max_refinements + 1):
+            gap = abs(-solution.nll - llh)
+            if not solution.converged or gap <= o.verify_tolerance:
+                break
+            if refinement == o.max_refinements:
+                notes.append(f"start {start}: collocation and simulated log-likelihood still differ by {gap:.3g} "
+                             f"with {n} elements per interval")
+                break
+            n *= 2
+            notes.append(f"start {start}: collocation log-likelihood {-solution.nll:.8g} and simulated {llh:.8g} "
+                         f"differ by {gap:.3g} > {o.verify_tolerance:g}; refining to {n} elements per "
+                         "measurement interval and re-solving")
+            nlp = self.nlp(n)
+            nlp.initialize(solution.x)
+            solution = nlp.solve()
+            llh = spec.simulated_llh(solution.x)
+        return StartResult(start, origin, np.asarray(x0, dtype=float), solution.x, solution.nll, llh,
+                           solution.status, solution.converged, time.perf_counter() - began, n, notes)
+
+    def profile(self, i: int, best: np.ndarray, n_elements: int) -> tuple[list[tuple[float, float]], float]:
+        """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum."""
+        o, spec = self.options, self.spec
+        nlp = self.nlp(n_elements)
+        key = (np.asarray(best, dtype=float).tobytes(), n_elements)
+        if self._optimum is None or self._optimum[:2] != key:
+            # Re-solved from the same point in every process: the profiles do not depend on `threads`.
+            nlp.initialize(best)
+            solution = nlp.solve()
+            self._optimum = (*key, nlp.snapshot(), -solution.nll)
+        _, _, optimum, top = self._optimum
+        x_best = float(best[i])
+        target = top - THRESHOLD
+        width = spec.upper[i] - spec.lower[i]
+        points = [(x_best, top)]
+        for direction in (-1.0, 1.0):
+            nlp.restore(optimum)
+            bound = spec.lower[i] if direction < 0 else spec.upper[i]
+            value, llh, snapshot = x_best, top, optimum
+            step = o.profile_step * width
+            smallest, largest = step / 16, step * 16
+            for _ in range(o.profile_max_steps):
+                if value == bound:
+                    break
+                trial = float(np.clip(value + direction * step, spec.lower[i], spec.upper[i]))
+                solution = nlp.solve({i: trial})
+                if not solution.converged:
+                    if step <= smallest:
+                        break
+                    step = max(step / 2, smallest)
+                    nlp.restore(snapshot)
+                    continue
+                new = -solution.nll
+                if new < top - 2 * THRESHOLD and step > smallest:  # overshot: resolve the profile finer
+                    step = max(step / 2, smallest)
+                    nlp.restore(snapshot)
+                    continue
+                points.append((trial, new))
+                if new < target:
+                    points += self._secant(nlp, i, (value, llh, snapshot), (trial, new), target)
+                    break
+                drop = llh - new
+                if drop < THRESHOLD / 8:
+                    step = min(step * 2, largest)
+                elif drop > THRESHOLD / 2:
+                    step = max(step / 2, smallest)
+                value, llh, snapshot = trial, new, nlp.snapshot()
+        return sorted(points), top
+
+    def _secant(self, nlp: PyomoProblem, i: int, inside: tuple, outside: tuple[float, float],
+                target: float) -> list[tuple[float, float]]:
+        """Extra profile points closing in on where the profile crosses `target` (Illinois method:
+        regula falsi that halves the weight of an end kept twice, so neither end stagnates)."""
+        (a, fa, snapshot), (c, fc) = inside, outside
+        ga, gc = fa - target, fc - target
+        kept = 0
+        points = []
+        for _ in range(CI_SECANT_STEPS):
+            trial = a - ga * (c - a) / (gc - ga)
+            nlp.restore(snapshot)
+            solution = nlp.solve({i: trial})
+            if not solution.converged:
+                break
+            new = -solution.nll
+            points.append((trial, new))
+            if abs(new - target) < 1e-4:
+                break
+            if new >= target:
+                a, ga, snapshot = trial, new - target, nlp.snapshot()
+                kept = kept + 1 if kept >= 0 else 1
+                if kept > 1:
+                    gc /= 2
+            else:
+                c, gc = trial, new - target
+                kept = kept - 1 if kept <= 0 else -1
+                if kept < -1:
+                    ga /= 2
+        return points
+
+
+_WORKER: CalibrationSession | None = None
+
+
+def _start_worker(problem_yaml: str, options: CalibrationOptions) -> None:
+    global _WORKER
+    _WORKER = CalibrationSession(problem_yaml, options)
+
+
+def _work(method: str, *args: object) -> object:
+    return getattr(_WORKER, method)(*args)
+
+
+def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[tuple], threads: int,
+               report: Callable[[int, object], None]) -> list:
+    """Run `session.<method>(*args)` for each task, in worker processes when threads > 1; in order."""
+    results: list = [None] * len(tasks)
+    if threads == 1 or len(tasks) == 1:
+        for k, (method, *args) in enumerate(tasks):
+            results[k] = getattr(session, method)(*args)
+            report(k, results[k])
+        return results
+    # "spawn": forking a process whose numba threads are running is not safe.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(threads, len(tasks)), mp_context=context,
+                             initializer=_start_worker, initargs=(str(problem_yaml), session.options)) as pool:
+        futures = {pool.submit(_work, *task): k for k, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            k = futures[future]
+            results[k] = future.result()
+            report(k, results[k])
+    return results
+
+
+# ------------------------------------------------------------------------------ calibration
+
+
+def calibrate_problem(problem_yaml: str | Path, **options: object) -> CalibrationResult:
+    """Calibrate a PEtab problem (see the module docstring); keyword options as `CalibrationOptions`.
+
+    Raises `SolverError` when the solver is not installed, `ConfigError` for a bad option,
+    `PetabError` for a bad problem, and `SolverError` when no local start converged.
+    """
+    unknown = sorted(set(options) - set(CalibrationOptions.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(None, key=unknown[0], expected=f"one of {sorted(CalibrationOptions.__dataclass_fields__)}")
+    o = CalibrationOptions(**options)
+    check_solver(o.solver)
+    began = time.perf_counter()
+    session = CalibrationSession(problem_yaml, o, threads=o.threads)
+    spec = session.spec
+    log.info("calibrating %s: %d parameters, %d measurements in %d experiment(s); %s global search, "
+             "%d local start(s) with %s", problem_yaml, spec.dimension, spec.n_data, len(spec.experiments),
+             o.global_method, o.starts, o.solver)
+
+    rng = np.random.default_rng(o.seed)
+    if o.global_method == "none":
+        points, origin = latin_hypercube(o.starts, spec.lower, spec.upper, rng), "lhs"
+    else:
+        search = scatter_search if o.global_method == "ess" else differential_evolution_search
+        archive = search(lambda X: batch_objective(session.batch, X), spec.lower, spec.upper, rng=rng,
+                         max_evaluations=o.global_evaluations, time_limit=o.global_time)
+        chosen = distinct_best(archive.X, archive.f, o.starts, spec.lower, spec.upper, o.min_distance)
+        points, origin = archive.X[chosen], o.global_method
+        log.info("global search: %d evaluations; local starts from its %d best distinct points "
+                 "(−llh %s)", archive.evaluations, len(chosen), ", ".join(f"{archive.f[k]:.6g}" for k in chosen))
+
+    best_so_far = [-math.inf]
+
+    def report_start(k: int, result: StartResult) -> None:
+        for note in result.notes:
+            log.warning("%s", note)
+        if result.converged:
+            best_so_far[0] = max(best_so_far[0], result.llh)
+        log.info("local start %d/%d: %s, llh %.8g (collocation %.8g), %.1f s; best so far %.8g",
+                 k + 1, len(points), result.status, result.llh, -result.nll, result.seconds, best_so_far[0])
+
+    tasks = [("local", k, origin, np.asarray(x)) for k, x in enumerate(points)]
+    starts = _run_tasks(session, problem_yaml, tasks, o.threads, report_start)
+    converged = [s for s in starts if s.converged and math.isfinite(s.llh)]
+    if not converged:
+        statuses = ", ".join(sorted({s.status for s in starts}))
+        raise SolverError(str(problem_yaml), key="solver", found=o.solver,
+                          message=f"no local start converged (statuses: {statuses}); "
+                                  "try more starts, a larger max_iter or max_cpu_time")
+    best = max(converged, key=lambda s: (s.llh, -s.start))
+    log.info("best optimum: start %d, llh %.10g (simulated; collocation %.10g, %d elements per interval)",
+             best.start, best.llh, -best.nll, best.n_elements)
+
+    profiles: dict[int, tuple[list[tuple[float, float]], float]] = {}
+    if o.profile:
+        def report_profile(k: int, result: tuple) -> None:
+            log.info("profile %d/%d (%s): %d points", k + 1, spec.dimension, spec.names[k], len(result[0]))
+
+        tasks = [("profile", i, best.x, best.n_elements) for i in range(spec.dimension)]
+        for i, (points_i, top) in enumerate(_run_tasks(session, problem_yaml, tasks, o.threads, report_profile)):
+            profiles[i] = (points_i, top)
+            if max(llh for _, llh in points_i) > top + 1e-3:
+                log.warning("the profile of %s reaches a higher log-likelihood (%.8g) than the optimum (%.8g): "
+                            "the optimum found is not the best one", spec.names[i],
+                            max(llh for _, llh in points_i), top)
+    log.info("calibration done in %.1f s", time.perf_counter() - began)
+    return CalibrationResult(_estimates(spec, best, profiles), _starts_table(spec, starts),
+                             _profiles_table(spec, profiles), best.llh, spec.linear(best.x), spec.dimension,
+                             spec.n_data, o)
+
+
+def confidence_interval(points: Sequence[tuple[float, float]], optimum: float,
+                        top: float) -> tuple[float, float]:
+    """Ends of the 95 % interval where a profile [(value, llh)] crosses top − 1.92 on either side of
+    the optimum (linear interpolation); NaN where it does not cross within the profiled range.
+    """
+    target = top - THRESHOLD
+    ends = []
+    for side in (-1, 1):
+        path = sorted((p for p in points if side * (p[0] - optimum) >= 0), key=lambda p: side * (p[0] - optimum))
+        end = math.nan
+        for (a, fa), (c, fc) in zip(path, path[1:]):
+            if fa >= target > fc:
+                end = a + (target - fa) * (c - a) / (fc - fa)
+                break
+        ends.append(end)
+    return ends[0], ends[1]
+
+
+def _estimates(spec: CalibrationSpec, best: StartResult, profiles: Mapping[int, tuple]) -> pd.DataFrame:
+    rows = []
+    for i, (name, scale) in enumerate(zip(spec.names, spec.scales)):
+        low = high = math.nan
+        identifiable = pd.NA
+        if i in profiles:
+            points, top = profiles[i]
+            low, high = confidence_interval(points, best.x[i], top)
+            identifiable = bool(math.isfinite(low) and math.isfinite(high))
+        rows.append((name, float(to_linear(scale, best.x[i])), float(to_linear(scale, low)),
+                     float(to_linear(scale, high)), identifiable))
+    frame = pd.DataFrame(rows, columns=["parameter", "estimate", "lower_95", "upper_95", "identifiable"])
+    return frame.astype({"identifiable": "boolean"})
+
+
+def _starts_table(spec: CalibrationSpec, starts: Sequence[StartResult]) -> pd.DataFrame:
+    rows = []
+    for s in starts:
+        row = {"start": s.start, "origin": s.origin, "status": s.status, "objective": s.nll, "llh": s.llh,
+               "n_elements": s.n_elements, "wall_time": round(s.seconds, 2)}
+        row.update({f"initial:{n}": float(v) for n, v in zip(spec.names, s.x0)})
+        row.update({f"final:{n}": float(v) for n, v in zip(spec.names, s.x)})
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("start").reset_index(drop=True)
+
+
+def _profiles_table(spec: CalibrationSpec, profiles: Mapping[int, tuple]) -> pd.DataFrame:
+    rows = [(spec.names[i], float(v), float(llh)) for i in sorted(profiles) for v, llh in profiles[i][0]]
+    return pd.DataFrame(rows, columns=["parameter", "value", "llh"]).astype({"value": float, "llh": float})
+
+
+# ------------------------------------------------------------------------------------ output
+
+
+def write_calibration(result: CalibrationResult, out_dir: str | Path) -> None:
+    """estimates.tsv, starts.tsv, profiles.tsv, summary.tsv, waterfall.png, profiles.png in out_dir
+    (each written atomically, canonical text; the PNGs carry no software or date stamp).
+    """
+    out = Path(out_dir)
+    write_table(result.estimates, out / "estimates.tsv")
+    write_table(result.starts, out / "starts.tsv")
+    write_table(result.profiles, out / "profiles.tsv")
+    summary = {"best_llh": result.best_llh, "n_params": result.n_params, "n_data": result.n_data,
+               **asdict(result.options)}
+    write_text("key\tvalue\n" + "".join(f"{k}\t{_text(v)}\n" for k, v in summary.items()), out / "summary.tsv")
+    _save(_waterfall(result.starts), out / "waterfall.png")
+    _save(_profile_figure(result), out / "profiles.png")
+
+
+def _text(value: object) -> str:
+    return format(value, ".10g") if isinstance(value, float) else str(value)
+
+
+def _save(figure: Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+
+
+def _waterfall(starts: pd.DataFrame) -> Figure:
+    """Distance of every start's final log-likelihood from the best, best first (symlog axis, so
+    that starts at the optimum sit on 0); converged starts filled."""
+    figure = Figure(figsize=(6, 4))
+    ax = figure.add_subplot()
+    ordered = starts[np.isfinite(starts["llh"])].sort_values(["llh", "start"], ascending=[False, True])
+    rank = np.arange(1, len(ordered) + 1)
+    gap = (ordered["llh"].max() - ordered["llh"]).to_numpy()
+    ok = ordered["status"].isin(CONVERGED).to_numpy()
+    ax.plot(rank, gap, color="0.6", linewidth=0.8)
+    ax.scatter(rank[ok], gap[ok], color="tab:blue", label="converged", zorder=3)
+    ax.scatter(rank[~ok], gap[~ok], facecolor="none", edgecolor="tab:red", label="not converged", zorder=3)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("start (sorted by log-likelihood)")
+    ax.set_ylabel("best log-likelihood − log-likelihood")
+    ax.set_title(f"Waterfall of {len(starts)} local starts (best llh {ordered['llh'].max():.6f})", fontsize=10)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def _profile_figure(result: CalibrationResult) -> Figure:
+    """Profile log-likelihood minus its optimum for each parameter, with the 95 % threshold."""
+    names = list(dict.fromkeys(result.profiles["parameter"]))
+    columns = min(3, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    figure = Figure(figsize=(4 * columns, 3 * rows))
+    if not names:
+        figure.text(0.5, 0.5, "no profiles computed", ha="center", va="center")
+        return figure
+    top = result.profiles["llh"].max()
+    for k, name in enumerate(names):
+        ax = figure.add_subplot(rows, columns, k + 1)
+        part = result.profiles[result.profiles["parameter"] == name]
+        ax.plot(part["value"], part["llh"] - top, marker=".", color="tab:blue")
+        ax.axhline(-THRESHOLD, color="tab:red", linestyle="--", linewidth=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("value (parameter scale)", fontsize=8)
+        ax.set_ylabel("Δ log-likelihood", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+# ---------------------------------------------------------------------------- model selection
+
+
+def rank_models(results: Mapping[str, tuple[float, int, int]]) -> pd.DataFrame:
+    """Rank calibrated hypotheses {name: (log-likelihood, parameters k, data points n)}.
+
+    AICc = 2k − 2·llh + 2k(k+1)/(n−k−1) (infinite when n ≤ k+1), BIC = k·ln n − 2·llh; deltas from the
+    best, Akaike weights exp(−ΔAICc/2)/Σ, ranks (1 = best). Rows sorted by AICc, then name.
+    """
+    if not results:
+        raise ConfigError(None, key="results", expected="at least one calibrated model")
+    rows = []
+    for name, (llh, k, n) in results.items():
+        aic = 2 * k - 2 * llh
+        aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else math.inf
+        rows.append((str(name), float(llh), int(k), int(n), aicc, k * math.log(n) - 2 * llh))
+    frame = pd.DataFrame(rows, columns=["model", "llh", "n_params", "n_data", "aicc", "bic"])
+    frame = frame.sort_values(["aicc", "model"], kind="stable").reset_index(drop=True)
+    for criterion in ("aicc", "bic"):
+        best = frame[criterion].min()
+        frame[f"delta_{criterion}"] = frame[criterion] - best if math.isfinite(best) else math.nan
+        frame[f"rank_{criterion}"] = frame[criterion].rank(method="min").astype(int)
+    relative = np.exp(-0.5 * frame["delta_aicc"].to_numpy(dtype=float))
+    relative[~np.isfinite(relative)] = 0.0
+    frame["weight"] = relative / relative.sum() if relative.sum() > 0 else math.nan
+    return frame[["model", "llh", "n_params", "n_data", "aicc", "delta_aicc", "weight", "rank_aicc", "bic",
+                  "delta_bic", "rank_bic"]]
+
+
+def write_ranking(ranking: pd.DataFrame, out_dir: str | Path) -> str:
+    """ranking.tsv and best.txt (the name of the best model by AICc) in out_dir; returns that name."""
+    best = str(ranking["model"].iat[0])
+    write_table(ranking, Path(out_dir) / "ranking.tsv")
+    write_text(best + "\n", Path(out_dir) / "best.txt")
+    return best

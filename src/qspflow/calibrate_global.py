@@ -1,0 +1,371 @@
+"""The global stage of a calibration: a batch objective on the compiled simulator, and the searches
+that use it (Latin hypercube, differential evolution, scatter search).
+
+`BatchProblem` compiles the model once for all experiments of a `CalibrationSpec`: the parameters a
+condition changes and the initial states are parameters of the compiled simulator, the others are
+folded in. `batch_objective(problem, X)` is the negative log-likelihood of N scaled parameter
+vectors at once; a set whose simulation fails gets +inf. The searches only see that function and
+return an `Archive` of every point they evaluated, from which `distinct_best` picks the starts of
+the local (Pyomo) stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import sympy
+from scipy.optimize import differential_evolution
+from scipy.stats import qmc
+
+from qspflow.calibrate_spec import CalibrationSpec, Experiment, measurement_terms
+from qspflow.model import OdeModel, Parameter
+from qspflow.simulate import compile_model
+
+log = logging.getLogger("qspflow.calibrate")
+
+# Steady states: integrate to 1, 10, …, 1e8 and take the first horizon after which no state moves
+# by more than ten times the integration tolerances.
+STEADY_TIMES = 10.0 ** np.arange(0, 9)
+# A failed simulation's objective inside the searches: finite, so that population statistics stay
+# defined, and worse than any likelihood a real fit reaches.
+FAILED = 1e12
+# Restarted searches stop early once this many runs in a row found nothing better.
+PATIENCE = 4
+
+
+class BatchProblem:
+    """Every experiment of `spec` on one compiled simulator, for batches of parameter vectors."""
+
+    def __init__(self, spec: CalibrationSpec, *, threads: int | None = None, rtol: float = 1e-6,
+                 atol: float = 1e-8, cache_dir: str | None = None) -> None:
+        self.spec = spec
+        self.threads = None if threads is None else max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
+        self.rtol, self.atol = rtol, atol
+        model = spec.problem.model
+        conditions = [e.parameters for e in spec.experiments]
+        conditions += [e.pre_parameters for e in spec.experiments if e.pre_parameters is not None]
+        varying = [n for n in model.parameters
+                   if len({c[n] for c in conditions}) > 1 or not conditions[0][n].is_Number]
+        taken = set(model.parameters)
+        starts = []
+        for i in range(len(spec.states)):
+            name = f"x0_{i}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            starts.append(name)
+        parameters = {n: Parameter(n, float(conditions[0][n]) if n not in varying else 0.0) for n in model.parameters}
+        parameters.update({n: Parameter(n, 0.0) for n in starts})
+        initial = {s: sympy.Symbol(n, real=True) for s, n in zip(spec.states, starts)}
+        simulated = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial)
+        self.compiled = compile_model(simulated, varying=[*varying, *starts], cache_dir=cache_dir)
+        self._experiments = [_Compiled(e, spec, varying) for e in spec.experiments]
+
+    # ---------------------------------------------------------------------------- simulation
+
+    def terms(self, X: np.ndarray) -> np.ndarray:
+        """−log p of every measurement (columns in measurement-table order) for each row of X."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        L = self.spec.linear_matrix(X)
+        out = np.full((X.shape[0], self.spec.n_data), np.inf)
+        theta = [L[:, j] for j in range(L.shape[1])]
+        for compiled in self._experiments:
+            times = compiled.experiment.times
+            run = self._simulate(compiled, L, times, self.rtol, self.atol)
+            for m, function in zip(compiled.experiment.measurements, compiled.observe):
+                x = run["steady"] if math.isinf(m.time) else run["states"][:, int(np.searchsorted(times, m.time))]
+                simulation, sigma = (np.broadcast_to(np.asarray(v, dtype=float), (len(L),))
+                                     for v in function(list(x.T), theta))
+                term = measurement_terms(m.value, simulation, sigma, m.transformation, m.distribution)
+                out[:, m.row] = np.where(run["ok"], term, np.inf)
+        return out
+
+    def objective(self, X: np.ndarray) -> np.ndarray:
+        """Negative log-likelihood of each row of X (scaled parameters); +inf where it is undefined."""
+        total = self.terms(X).sum(axis=1)
+        return np.where(np.isfinite(total), total, np.inf)
+
+    def trajectories(self, x: np.ndarray, times: list[np.ndarray], *, rtol: float = 1e-8,
+                     atol: float = 1e-10) -> list[dict[str, np.ndarray | None]] | None:
+        """States of one scaled parameter vector per experiment: "states" at `times[k]` (sorted,
+        ≥ 0), "pre" the preequilibration steady state and "steady" the condition's own (when
+        measured), or None where there is none. None if a simulation fails.
+        """
+        L = self.spec.linear_matrix(np.asarray(x, dtype=float)[None, :])
+        out = []
+        for compiled, t in zip(self._experiments, times):
+            run = self._simulate(compiled, L, np.asarray(t, dtype=float), rtol, atol)
+            if not run["ok"][0]:
+                return None
+            out.append({k: None if run[k] is None else run[k][0] for k in ("states", "pre", "steady")})
+        return out
+
+    def _simulate(self, compiled: _Compiled, L: np.ndarray, times: np.ndarray, rtol: float,
+                  atol: float) -> dict[str, np.ndarray | None]:
+        """One experiment for each row of L: "states" (N × times × states), "pre", "steady", "ok"."""
+        n = L.shape[0]
+        ok = np.ones(n, dtype=bool)
+        columns, x0 = compiled.columns(L), compiled.initial(L)
+        pre = steady = None
+        if compiled.experiment.preequilibration:
+            pre, ok = self._steady(compiled.pre_columns(L), compiled.pre_initial(L), rtol, atol)
+            x0 = np.where(compiled.from_pre, pre, x0)
+        states = np.empty((n, 0, len(self.spec.states)))
+        if len(times):
+            states, ok_run = self._run(np.hstack([columns, x0]), times, rtol, atol)
+            ok &= ok_run
+        if compiled.experiment.steady_state_measured:
+            steady, ok_steady = self._steady(columns, x0, rtol, atol)
+            ok &= ok_steady
+        return {"states": states, "pre": pre, "steady": steady, "ok": ok}
+
+    def _run(self, params: np.ndarray, times: np.ndarray, rtol: float,
+             atol: float) -> tuple[np.ndarray, np.ndarray]:
+        """States at `times` for each row of `params`, and whether the row simulated."""
+        finite = np.all(np.isfinite(params), axis=1)
+        result = self.compiled.simulate(np.where(finite[:, None], params, 0.0), times, rtol=rtol, atol=atol,
+                                        what="states", threads=self.threads)
+        return result.values, finite & (result.status == 0)
+
+    def _steady(self, columns: np.ndarray, x0: np.ndarray, rtol: float,
+                atol: float) -> tuple[np.ndarray, np.ndarray]:
+        """Steady states from x0 (N × states) and whether each was reached."""
+        v, ok = self._run(np.hstack([columns, x0]), STEADY_TIMES, rtol, atol)
+        settled = np.all(np.abs(v[:, 1:] - v[:, :-1]) <= 10 * (rtol * np.abs(v[:, 1:]) + atol), axis=2)
+        first = np.argmax(settled, axis=1)
+        return v[np.arange(len(v)), first + 1], ok & settled.any(axis=1)
+
+
+class _Compiled:
+    """One experiment's numeric functions: simulator columns, x(0) and observation functions."""
+
+    def __init__(self, experiment: Experiment, spec: CalibrationSpec, varying: list[str]) -> None:
+        self.experiment = experiment
+        theta = spec.symbols
+        self._columns = sympy.lambdify([theta], [experiment.parameters[n] for n in varying], "numpy")
+        self._initial = sympy.lambdify([theta], [e if e is not None else sympy.Integer(0)
+                                                 for e in experiment.initial], "numpy")
+        self.from_pre = np.array([e is None for e in experiment.initial])
+        if experiment.preequilibration:
+            self._pre_columns = sympy.lambdify([theta], [experiment.pre_parameters[n] for n in varying], "numpy")
+            self._pre_initial = sympy.lambdify([theta], experiment.pre_initial, "numpy")
+        self.observe = [sympy.lambdify([spec.state_symbols, theta], [m.simulation, m.sigma], "numpy")
+                        for m in experiment.measurements]
+
+    @staticmethod
+    def _matrix(function: Callable, L: np.ndarray) -> np.ndarray:
+        values = function([L[:, j] for j in range(L.shape[1])])
+        if not values:
+            return np.empty((L.shape[0], 0))
+        return np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), (L.shape[0],)) for v in values])
+
+    def columns(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._columns, L)
+
+    def initial(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._initial, L)
+
+    def pre_columns(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._pre_columns, L)
+
+    def pre_initial(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._pre_initial, L)
+
+
+def batch_objective(problem: BatchProblem, X: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of N scaled parameter vectors (rows of X) at once; +inf on failure."""
+    return problem.objective(X)
+
+
+# ------------------------------------------------------------------------------ searches
+
+
+@dataclass
+class Archive:
+    """Every point a search evaluated (scaled) and its objective, in evaluation order."""
+
+    points: list[np.ndarray] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, X: np.ndarray, f: np.ndarray) -> None:
+        self.points.append(np.array(X, dtype=float))
+        self.values.append(np.array(f, dtype=float))
+
+    @property
+    def X(self) -> np.ndarray:
+        return np.vstack(self.points)
+
+    @property
+    def f(self) -> np.ndarray:
+        return np.concatenate(self.values)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(len(v) for v in self.values)
+
+
+class _Budget:
+    """Counts evaluations and wall time; records every evaluated point in an archive."""
+
+    def __init__(self, objective: Callable[[np.ndarray], np.ndarray], max_evaluations: int,
+                 time_limit: float) -> None:
+        self.objective = objective
+        self.max_evaluations = max_evaluations
+        self.deadline = time.monotonic() + time_limit
+        self.archive = Archive()
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        f = np.asarray(self.objective(X), dtype=float)
+        self.archive.add(X, f)
+        return f
+
+    @property
+    def exhausted(self) -> bool:
+        return self.archive.evaluations >= self.max_evaluations or time.monotonic() >= self.deadline
+
+    def restarts(self, name: str) -> Iterator[int]:
+        """Run numbers for a restarted search: until the budget is spent or PATIENCE runs in a row
+        did not improve the best value."""
+        best, idle, run = math.inf, 0, 0
+        while not self.exhausted and idle < PATIENCE:
+            run += 1
+            yield run
+            current = self.best
+            idle = 0 if current < best - 1e-6 * max(1.0, abs(best)) else idle + 1
+            best = min(best, current)
+            log.debug("%s run %d: best −llh so far %.8g, %d evaluations", name, run, best, self.archive.evaluations)
+        log.info("%s: %d run(s), %d evaluations, best −llh %.8g", name, run, self.archive.evaluations, best)
+
+    @property
+    def best(self) -> float:
+        return float(np.min(self.archive.f))
+
+
+def latin_hypercube(n: int, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """n points of a Latin hypercube in the box [lower, upper]."""
+    return qmc.scale(qmc.LatinHypercube(d=len(lower), rng=rng).random(n), lower, upper)
+
+
+def differential_evolution_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndarray,
+                                  upper: np.ndarray, *, rng: np.random.Generator, popsize: int = 15,
+                                  max_evaluations: int = 100_000, time_limit: float = 60.0) -> Archive:
+    """scipy's differential evolution on the batch objective (one call per generation, no polish),
+    restarted from a new population whenever one converges (see `_Budget.restarts`).
+
+    A converged population sits in one basin; on problems with a few deep local optima (Boehm:
+    −149.6 beside −138.2) independent restarts are what makes finding the best one likely.
+    """
+    budget = _Budget(objective, max_evaluations, time_limit)
+    population = popsize * len(lower)
+
+    def energies(X_t: np.ndarray) -> np.ndarray:  # scipy passes parameters × population
+        return np.minimum(budget(X_t.T), FAILED)
+
+    def stop(intermediate_result) -> bool:  # the argument's name selects scipy's callback signature
+        return budget.exhausted
+
+    for _ in budget.restarts("differential evolution"):
+        remaining = (max_evaluations - budget.archive.evaluations) // population
+        differential_evolution(energies, list(zip(lower, upper)), popsize=popsize, rng=rng, polish=False,
+                               vectorized=True, updating="deferred", init="latinhypercube", tol=1e-3,
+                               maxiter=max(1, remaining - 1), callback=stop)
+    return budget.archive
+
+
+def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndarray, upper: np.ndarray, *,
+                   rng: np.random.Generator, refset_size: int = 10, max_evaluations: int = 100_000,
+                   time_limit: float = 60.0, stuck: int = 20) -> Archive:
+    """Enhanced scatter search (Egea, Martí & Banga 2010; MEIGO's eSS), its local phase left to Pyomo.
+
+    A diverse Latin-hypercube set seeds a reference set of the best and the most diverse points.
+    Each iteration combines every pair of members in hyper-rectangles around the first one (one
+    batch; toward the partner if that is better, away from it otherwise), replaces a member by its
+    best child when that is better and tries one step beyond it in the same direction
+    ("go-beyond"). A member that does not improve for `stuck` iterations is replaced by the candidate
+    farthest from the reference set; when the best value stalls that long, the search starts over
+    from a new diverse set (see `_Budget.restarts`). Local solves come afterwards, from the best distinct archived points.
+    """
+    budget = _Budget(objective, max_evaluations, time_limit)
+    for _ in budget.restarts("scatter search"):
+        _scatter_run(budget, lower, upper, rng, refset_size, stuck)
+    return budget.archive
+
+
+def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator,
+                 b: int, stuck: int) -> None:
+    """One scatter search, until the budget is spent or its best value stalls for `stuck` iterations."""
+    d = len(lower)
+    width = upper - lower
+    diverse = latin_hypercube(max(10 * d, 2 * b), lower, upper, rng)
+    f_diverse = budget(diverse)
+    order = np.argsort(f_diverse, kind="stable")
+    chosen = list(order[: b // 2])
+    rest = [i for i in order if i not in chosen]
+    while len(chosen) < b and rest:
+        gaps = [np.min(np.linalg.norm((diverse[chosen] - diverse[i]) / width, axis=1)) for i in rest]
+        chosen.append(rest.pop(int(np.argmax(gaps))))
+    refset, f_ref = diverse[chosen].copy(), f_diverse[chosen].copy()
+    idle = np.zeros(len(refset), dtype=int)
+    best, stalled = float(np.min(f_ref)), 0
+    while not budget.exhausted and stalled <= stuck:
+        order = np.argsort(f_ref, kind="stable")
+        refset, f_ref, idle = refset[order], f_ref[order], idle[order]
+        n = len(refset)
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        children = np.empty((len(pairs), d))
+        for k, (i, j) in enumerate(pairs):
+            half = (refset[j] - refset[i]) / 2
+            alpha = 1.0 if i < j else -1.0  # i better than j: search around i, away from j
+            beta = (abs(j - i) - 1) / max(n - 2, 1)
+            c1 = refset[i] - half * (1 + alpha * beta)
+            c2 = refset[i] + half * (1 - alpha * beta)
+            children[k] = np.clip(c1 + (c2 - c1) * rng.random(d), lower, upper)
+        f_children = budget(children)
+        parents = np.array([i for i, _ in pairs])
+        improved = []
+        for i in range(n):
+            mine = np.flatnonzero(parents == i)
+            k = mine[np.argmin(f_children[mine])]
+            if f_children[k] < f_ref[i]:
+                improved.append((i, children[k], f_children[k]))
+        idle += 1
+        if improved:
+            beyond = np.array([np.clip(c + (c - refset[i]) * rng.random(d), lower, upper) for i, c, _ in improved])
+            f_beyond = budget(beyond)
+            for (i, c, fc), z, fz in zip(improved, beyond, f_beyond):
+                refset[i], f_ref[i] = (z, fz) if fz < fc else (c, fc)
+                idle[i] = 0
+        for i in np.flatnonzero(idle > stuck):
+            if i == int(np.argmin(f_ref)):
+                continue
+            candidates = latin_hypercube(max(2 * d, 10), lower, upper, rng)
+            gaps = [np.min(np.linalg.norm((refset - c) / width, axis=1)) for c in candidates]
+            refset[i] = candidates[int(np.argmax(gaps))]
+            f_ref[i] = budget(refset[i][None, :])[0]
+            idle[i] = 0
+        current = float(np.min(f_ref))
+        stalled = 0 if current < best - 1e-6 * max(1.0, abs(best)) else stalled + 1
+        best = min(best, current)
+
+
+def distinct_best(X: np.ndarray, f: np.ndarray, n: int, lower: np.ndarray, upper: np.ndarray,
+                  min_distance: float) -> list[int]:
+    """Indices of up to n best finite points, each at least `min_distance` from those before it.
+
+    Distance is Euclidean in the scaled space with each coordinate divided by its bound width, so
+    0.05 means "5 % of the box apart".
+    """
+    width = upper - lower
+    chosen: list[int] = []
+    for i in np.argsort(f, kind="stable"):
+        if not np.isfinite(f[i]) or len(chosen) == n:
+            break
+        if all(np.linalg.norm((X[i] - X[k]) / width) >= min_distance for k in chosen):
+            chosen.append(int(i))
+    return chosen

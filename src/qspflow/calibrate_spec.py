@@ -1,0 +1,269 @@
+"""The calibration view of a PEtab problem: what is estimated, on which scale, and each experiment's
+dynamics and measurements as sympy expressions in the states and the estimated parameters.
+
+The batch objective of the global stage (`qspflow.calibrate_global`) and the Pyomo transcription
+(`qspflow.calibrate_pyomo`) both read this one description, so they cannot disagree about condition
+overrides, placeholders or noise formulas; `qspflow.petab.log_likelihood`, which does not read it,
+stays the independent reference that verifies every optimum.
+
+An *experiment* is one (preequilibration, simulation) condition pair of the measurement table.
+Fixed parameters are numbers in its expressions; an estimated parameter appears as the sympy symbol
+of its id and stands for its value on the linear scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import petab.v1 as petab_v1
+import sympy
+
+from qspflow.errors import PetabError
+from qspflow.model import TIME
+from qspflow.petab import PetabProblem, log_likelihood
+
+LN10 = math.log(10.0)
+TRANSFORMATIONS = ("lin", "log", "log10")
+DISTRIBUTIONS = ("normal", "laplace")
+
+
+def to_linear(scale: str, value: float | np.ndarray) -> float | np.ndarray:
+    """A value on a PEtab parameter scale (lin, log, log10) on the linear scale."""
+    if scale == "log":
+        return np.exp(value)
+    if scale == "log10":
+        return np.power(10.0, value)
+    return value
+
+
+def to_scaled(scale: str, value: float | np.ndarray) -> float | np.ndarray:
+    """A linear value on a PEtab parameter scale; 0 on a log scale is −inf."""
+    with np.errstate(divide="ignore"):
+        if scale == "log":
+            return np.log(value)
+        if scale == "log10":
+            return np.log10(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement-table row with its simulated value and σ as expressions.
+
+    `simulation` and `sigma` are in the state symbols and the estimated parameters (time already
+    substituted); `row` is the position in the measurement table.
+    """
+
+    row: int
+    observable: str
+    time: float
+    value: float
+    simulation: sympy.Expr
+    sigma: sympy.Expr
+    transformation: str
+    distribution: str
+
+
+@dataclass
+class Experiment:
+    """One (preequilibration, simulation) condition pair and its measurements.
+
+    `parameters` maps every model parameter to its value under the condition (a number or an
+    estimated parameter's symbol); `rhs` is the model's right-hand side with them substituted
+    (states and `TIME` stay symbols). `initial[i]` is x_i(0), or None where the state starts from the
+    preequilibration steady state. The `pre_*` fields describe the preequilibration condition.
+    """
+
+    condition: str
+    preequilibration: str
+    parameters: dict[str, sympy.Expr]
+    rhs: list[sympy.Expr]
+    initial: list[sympy.Expr | None]
+    measurements: list[Measurement]
+    pre_parameters: dict[str, sympy.Expr] | None = None
+    pre_rhs: list[sympy.Expr] | None = None
+    pre_initial: list[sympy.Expr] | None = None
+    times: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        finite = [m.time for m in self.measurements if math.isfinite(m.time)]
+        self.times = np.unique(np.array(finite, dtype=float))
+
+    @property
+    def label(self) -> str:
+        return f"{self.preequilibration} → {self.condition}" if self.preequilibration else self.condition
+
+    @property
+    def steady_state_measured(self) -> bool:
+        """Some measurement is at time `inf` (the condition's own steady state)."""
+        return any(math.isinf(m.time) for m in self.measurements)
+
+
+class CalibrationSpec:
+    """What a calibration of `problem` estimates and fits (see the module docstring).
+
+    `names`, `scales`, `lower`, `upper`: the estimated parameters in parameter-table order with their
+    bounds on their scales; `nominal` their nominal values on their scales.
+    """
+
+    def __init__(self, problem: PetabProblem) -> None:
+        self.problem = problem
+        model = problem.model
+        source = problem.files["parameter_file"]
+        estimated = [p for p in problem.parameters.values() if p.estimate]
+        if not estimated:
+            raise PetabError(source, column="estimate", expected="at least one estimated parameter")
+        self.names = [p.name for p in estimated]
+        self.scales = [p.scale for p in estimated]
+        self.symbols = [model.symbol(n) for n in self.names]
+        self.lower = np.array([to_scaled(p.scale, p.lower) for p in estimated], dtype=float)
+        self.upper = np.array([to_scaled(p.scale, p.upper) for p in estimated], dtype=float)
+        self.nominal = np.array([to_scaled(p.scale, p.value) for p in estimated], dtype=float)
+        for i, p in enumerate(estimated):
+            if not (np.isfinite(self.lower[i]) and np.isfinite(self.upper[i]) and self.lower[i] < self.upper[i]):
+                raise PetabError(source, element=p.name, column="lowerBound",
+                                 expected=f"finite bounds, lower < upper, on the parameter's {p.scale} scale",
+                                 found=f"[{p.lower:g}, {p.upper:g}]")
+        self.states = list(model.states)
+        self.state_symbols = model.state_symbols
+
+        # Every id a table may name → its value: a number, or the symbol of an estimated parameter.
+        self._values: dict[str, sympy.Expr] = {n: sympy.Float(p.value) for n, p in model.parameters.items()}
+        for name, p in problem.parameters.items():
+            self._values[name] = model.symbol(name) if p.estimate else sympy.Float(p.value)
+        self.experiments = self._experiments()
+        self.n_data = sum(len(e.measurements) for e in self.experiments)
+
+    # ------------------------------------------------------------------------- parameters
+
+    @property
+    def dimension(self) -> int:
+        return len(self.names)
+
+    def linear(self, x: Sequence[float]) -> dict[str, float]:
+        """Scaled parameter vector → {parameter id: value on the linear scale}."""
+        return {n: float(to_linear(s, float(v))) for n, s, v in zip(self.names, self.scales, x)}
+
+    def linear_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Rows of scaled parameter vectors → the same rows on the linear scale."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        return np.column_stack([to_linear(s, X[:, i]) for i, s in enumerate(self.scales)])
+
+    def simulated_llh(self, x: Sequence[float]) -> float:
+        """The log-likelihood at `x` by `qspflow.petab` (tight-tolerance integration, independent code)."""
+        return log_likelihood(self.problem, self.linear(x))
+
+    # ------------------------------------------------------------------------ experiments
+
+    def _experiments(self) -> list[Experiment]:
+        table = self.problem.measurement_table
+        pre = (table["preequilibrationConditionId"] if "preequilibrationConditionId" in table
+               else pd.Series("", index=table.index))
+        pre = pre.map(lambda v: "" if _missing(v) else str(v))
+        rows: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(pre, table["simulationConditionId"].astype(str))):
+            rows.setdefault(key, []).append(i)
+        return [self._experiment(pre_id, sim_id, positions) for (pre_id, sim_id), positions in rows.items()]
+
+    def _experiment(self, pre_id: str, sim_id: str, positions: list[int]) -> Experiment:
+        model = self.problem.model
+        parameters, species = self._condition(sim_id)
+        substitute = {model.symbol(n): v for n, v in parameters.items()}
+        rhs = [sympy.sympify(model.rhs[s]).xreplace(substitute) for s in self.states]
+        if pre_id:
+            pre_parameters, pre_species = self._condition(pre_id)
+            pre_substitute = {model.symbol(n): v for n, v in pre_parameters.items()}
+            pre_rhs = [sympy.sympify(model.rhs[s]).xreplace(pre_substitute) for s in self.states]
+            pre_initial = self._initial(pre_substitute, pre_species)
+            initial = [species.get(s) for s in self.states]
+        else:
+            pre_parameters = pre_rhs = pre_initial = None
+            initial = self._initial(substitute, species)
+        measurements = [self._measurement(i, substitute) for i in positions]
+        return Experiment(sim_id, pre_id, parameters, rhs, initial, measurements, pre_parameters, pre_rhs,
+                          pre_initial)
+
+    def _condition(self, condition_id: str) -> tuple[dict[str, sympy.Expr], dict[str, sympy.Expr]]:
+        """(model parameter → value, species → initial value override) under one condition."""
+        model = self.problem.model
+        parameters = {n: self._values[n] for n in model.parameters}
+        species = {}
+        row = self.problem.condition_table.loc[condition_id]
+        for column, raw in row.drop("conditionName", errors="ignore").items():
+            if _missing(raw):
+                continue
+            value = self._value(raw, self.problem.files["condition_files"], column)
+            (species if column in model.states else parameters)[column] = value
+        return parameters, species
+
+    def _initial(self, substitute: Mapping[sympy.Symbol, sympy.Expr],
+                 species: Mapping[str, sympy.Expr]) -> list[sympy.Expr]:
+        """x(0) under a condition; initial values may name other states' initial values."""
+        model = self.problem.model
+        initial = {model.symbol(s): species.get(s, sympy.sympify(model.initial[s]).xreplace(substitute))
+                   for s in self.states}
+        for _ in self.states:
+            initial = {k: v.xreplace({TIME: sympy.Integer(0)}).xreplace(initial) for k, v in initial.items()}
+        return [initial[model.symbol(s)] for s in self.states]
+
+    def _measurement(self, i: int, substitute: Mapping[sympy.Symbol, sympy.Expr]) -> Measurement:
+        problem = self.problem
+        table = problem.measurement_table
+        observable = problem.observables[table["observableId"].iat[i]]
+        source = problem.files["measurement_files"]
+        replace = {problem.model.symbol(n): v for n, v in self._values.items()
+                   if n not in problem.model.parameters}
+        replace.update(substitute)
+        for column, holders in (("observableParameters", observable.observable_placeholders),
+                                ("noiseParameters", observable.noise_placeholders)):
+            raw = table[column].iat[i] if column in table else math.nan
+            entries = petab_v1.split_parameter_replacement_list(raw)
+            if len(entries) != len(holders):
+                raise PetabError(source, row=i + 2, column=column,
+                                 expected=f"{len(holders)} value(s) separated by ';'", found=raw)
+            replace.update({h: self._value(e, source, column) for h, e in zip(holders, entries)})
+        time = float(table["time"].iat[i])
+        at = {TIME: sympy.Float(time)} if math.isfinite(time) else {}
+        simulation = observable.formula.xreplace(replace).xreplace(at)
+        sigma = observable.noise.xreplace(replace).xreplace(at)
+        if observable.transformation not in TRANSFORMATIONS or observable.distribution not in DISTRIBUTIONS:
+            raise PetabError(problem.files["observable_files"], element=observable.id,
+                             expected=f"a transformation in {TRANSFORMATIONS} and a distribution in {DISTRIBUTIONS}",
+                             found=f"{observable.transformation}, {observable.distribution}")
+        return Measurement(i, observable.id, time, float(table["measurement"].iat[i]), simulation, sigma,
+                           observable.transformation, observable.distribution)
+
+    def _value(self, raw: object, source: str, column: str) -> sympy.Expr:
+        """A table cell that is a number or a parameter id."""
+        if isinstance(raw, str):
+            try:
+                return sympy.Float(float(raw))
+            except ValueError:
+                if raw not in self._values:
+                    raise PetabError(source, column=column, expected="a number or a parameter id",
+                                     found=raw) from None
+                return self._values[raw]
+        return sympy.Float(float(raw))
+
+
+def measurement_terms(value: np.ndarray, simulation: np.ndarray, sigma: np.ndarray, transformation: str,
+                      distribution: str) -> np.ndarray:
+    """−log p(value | simulation, σ) elementwise, as `qspflow.petab.log_likelihood` defines it."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if transformation == "log":
+            r, jacobian = np.log(value) - np.log(simulation), np.log(value)
+        elif transformation == "log10":
+            r, jacobian = np.log10(value) - np.log10(simulation), np.log(value * LN10)
+        else:
+            r, jacobian = value - simulation, 0.0
+        if distribution == "laplace":
+            return np.log(2 * sigma) + np.abs(r) / sigma + jacobian
+        return 0.5 * np.log(2 * np.pi * sigma**2) + 0.5 * (r / sigma) ** 2 + jacobian
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""

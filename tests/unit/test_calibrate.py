@@ -1,0 +1,308 @@
+"""Calibration against problems solved independently: least squares and least absolute deviations by
+scipy on the analytic solution, the likelihood-ratio interval, `petab.log_likelihood` on a problem
+with preequilibration, conservation laws, piecewise inputs and every noise model; AICc/BIC by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy
+from scipy.optimize import brentq, least_squares, minimize_scalar
+
+from qspflow import calibrate_pyomo
+from qspflow.calibrate import THRESHOLD, calibrate_problem, rank_models, write_calibration, write_ranking
+from qspflow.calibrate_global import BatchProblem, batch_objective
+from qspflow.calibrate_pyomo import PyomoProblem, check_solver, conservation_laws
+from qspflow.calibrate_spec import CalibrationSpec
+from qspflow.errors import ConfigError, PetabError, SolverError
+from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.petab import load_problem, log_likelihood
+from qspflow.sbml import write_sbml
+
+K_TRUE, SIGMA = 0.5, 0.05
+TIMES = (0.5, 1.0, 2.0, 4.0)
+STARTS = {"low": 1.0, "high": 2.0}  # x(0) per condition
+FAST = dict(starts=2, global_method="none", profile=False)
+
+
+def _write_problem(folder: Path, model: OdeModel, **tables: pd.DataFrame) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_sbml(model, folder / "model.xml")
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.tsv", sep="\t", index=False)
+    (folder / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n- condition_files: [conditions.tsv]\n"
+        "  measurement_files: [measurements.tsv]\n  observable_files: [observables.tsv]\n  sbml_files: [model.xml]\n")
+    return folder / "problem.yaml"
+
+
+def _decay_data() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = [(c, t, x0 * math.exp(-K_TRUE * t) + SIGMA * rng.standard_normal()) for c, x0 in STARTS.items()
+            for t in TIMES]
+    return pd.DataFrame(rows, columns=["condition", "time", "value"])
+
+
+def decay_problem(folder: Path, *, distribution: str = "normal", bounds: tuple[float, float] = (1e-3, 1e2),
+                  nominal: float = 1.0) -> Path:
+    """dx/dt = −k·x, x(0) = x0 set by two conditions; k estimated on log10 scale, σ known."""
+    x, k, x0 = sympy.symbols("x k x0", real=True)
+    model = OdeModel("decay", ["x"], {"k": Parameter("k", 1.0), "x0": Parameter("x0", 1.0)}, {"x": -k * x},
+                     {"x": x0})
+    data = _decay_data()
+    return _write_problem(
+        folder, model,
+        conditions=pd.DataFrame({"conditionId": list(STARTS), "x0": list(STARTS.values())}),
+        observables=pd.DataFrame({"observableId": ["obs_x"], "observableFormula": ["x"],
+                                  "noiseFormula": [str(SIGMA)], "observableTransformation": ["lin"],
+                                  "noiseDistribution": [distribution]}),
+        measurements=pd.DataFrame({"observableId": "obs_x", "simulationConditionId": data["condition"],
+                                   "time": data["time"], "measurement": data["value"]}),
+        parameters=pd.DataFrame({"parameterId": ["k"], "parameterScale": ["log10"], "lowerBound": [bounds[0]],
+                                 "upperBound": [bounds[1]], "nominalValue": [nominal], "estimate": [1]}))
+
+
+def _residuals(log10_k: float) -> np.ndarray:
+    data = _decay_data()
+    x0 = data["condition"].map(STARTS).to_numpy()
+    return data["value"].to_numpy() - x0 * np.exp(-(10.0**log10_k) * data["time"].to_numpy())
+
+
+def _normal_llh(log10_k: float) -> float:
+    r = _residuals(log10_k)
+    return float(np.sum(-0.5 * np.log(2 * np.pi * SIGMA**2) - 0.5 * (r / SIGMA) ** 2))
+
+
+def _least_squares(lower: float = -3.0, upper: float = 2.0) -> float:
+    fit = least_squares(lambda p: _residuals(p[0]), x0=[(lower + upper) / 2], bounds=([lower], [upper]),
+                        xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    return float(fit.x[0])
+
+
+def _best_row(result) -> pd.Series:
+    return result.starts.loc[result.starts["llh"].idxmax()]
+
+
+# ------------------------------------------------------------------------------ estimates
+
+
+def test_pyomo_estimate_is_the_least_squares_estimate_and_collocation_matches_simulation(tmp_path):
+    result = calibrate_problem(decay_problem(tmp_path), n_elements=8, **FAST)
+    expected = _least_squares()
+    assert math.log10(result.best["k"]) == pytest.approx(expected, abs=1e-5)
+    assert (result.starts["status"] == "optimal").all()
+    best = _best_row(result)
+    assert -best["objective"] == pytest.approx(result.best_llh, abs=1e-6)  # collocation vs simulation
+    assert result.best_llh == pytest.approx(_normal_llh(expected), abs=1e-6)
+
+
+def test_laplace_noise_gives_the_least_absolute_deviation_estimate(tmp_path):
+    result = calibrate_problem(decay_problem(tmp_path, distribution="laplace"), n_elements=8, **FAST)
+    expected = minimize_scalar(lambda p: np.sum(np.abs(_residuals(p))), bounds=(-3, 2), method="bounded",
+                               options={"xatol": 1e-12}).x
+    assert math.log10(result.best["k"]) == pytest.approx(expected, abs=1e-5)
+    b = SIGMA  # the Laplace scale is the noise formula's value
+    llh = float(np.sum(-np.log(2 * b) - np.abs(_residuals(expected)) / b))
+    assert result.best_llh == pytest.approx(llh, abs=1e-5)
+    assert -_best_row(result)["objective"] == pytest.approx(result.best_llh, abs=1e-6)
+
+
+def test_global_stages_find_the_same_optimum_and_are_seeded(tmp_path):
+    path = decay_problem(tmp_path)
+    expected = _least_squares()
+    for method in ("de", "ess"):
+        first = calibrate_problem(path, global_method=method, starts=2, seed=3, profile=False,
+                                  global_evaluations=3000)
+        again = calibrate_problem(path, global_method=method, starts=2, seed=3, profile=False,
+                                  global_evaluations=3000)
+        assert math.log10(first.best["k"]) == pytest.approx(expected, abs=1e-5)
+        columns = [c for c in first.starts if c != "wall_time"]
+        pd.testing.assert_frame_equal(first.starts[columns], again.starts[columns])
+        assert (first.starts["origin"] == method).all()
+
+
+def test_ripopt_finds_the_same_estimate(tmp_path):
+    result = calibrate_problem(decay_problem(tmp_path), solver="ripopt", n_elements=8, **FAST)
+    assert math.log10(result.best["k"]) == pytest.approx(_least_squares(), abs=1e-5)
+
+
+# ------------------------------------------------------------------------------ profiles
+
+
+def test_profile_interval_is_the_likelihood_ratio_interval(tmp_path):
+    result = calibrate_problem(decay_problem(tmp_path), starts=1, global_method="none", n_elements=8)
+    optimum = _least_squares()
+    target = _normal_llh(optimum) - THRESHOLD
+    low = brentq(lambda p: _normal_llh(p) - target, optimum - 1, optimum, xtol=1e-14)
+    high = brentq(lambda p: _normal_llh(p) - target, optimum, optimum + 1, xtol=1e-14)
+    row = result.estimates.iloc[0]
+    assert (row["parameter"], bool(row["identifiable"])) == ("k", True)
+    assert math.log10(row["lower_95"]) == pytest.approx(low, abs=1e-5)
+    assert math.log10(row["upper_95"]) == pytest.approx(high, abs=1e-5)
+    assert row["lower_95"] < K_TRUE < row["upper_95"]
+    profile = result.profiles
+    assert (profile["parameter"] == "k").all() and profile["value"].is_monotonic_increasing
+    assert profile["llh"].max() == pytest.approx(result.best_llh, abs=1e-6)
+
+
+def test_bounds_that_exclude_the_optimum_give_a_one_sided_interval(tmp_path):
+    upper = 0.3  # the unconstrained estimate is ≈ 0.5
+    result = calibrate_problem(decay_problem(tmp_path, bounds=(1e-3, upper), nominal=0.1), starts=2,
+                               global_method="none", n_elements=8)
+    assert math.log10(result.best["k"]) == pytest.approx(_least_squares(upper=math.log10(upper)), abs=1e-6)
+    row = result.estimates.iloc[0]
+    assert row["estimate"] == pytest.approx(upper, rel=1e-6)
+    assert not row["identifiable"] and math.isnan(row["upper_95"]) and row["lower_95"] < upper
+
+
+def test_nominal_value_outside_the_bounds_is_a_petab_error(tmp_path):
+    with pytest.raises(PetabError, match=r"parameters\.tsv, row 2, column 'nominalValue', element 'k'"):
+        calibrate_problem(decay_problem(tmp_path, bounds=(1e-3, 0.3), nominal=1.0), **FAST)
+
+
+# ------------------------------------------------------------- formulation vs petab simulation
+
+
+def _network_problem(folder: Path) -> Path:
+    """A ⇌ B (A + B conserved), preequilibrated under k1 = 0.5, then k1 = 2; x driven by an input
+    switched on at t = 1; observables with a scaling parameter, log and log10 transformations,
+    Laplace noise proportional to the signal, and a steady-state measurement (time inf)."""
+    a, b, x, k1, k2, k_in, k_out = sympy.symbols("A B x k1 k2 k_in k_out", real=True)
+    u = sympy.Piecewise((1, TIME >= 1), (0, True))
+    parameters = {n: Parameter(n, v) for n, v in dict(k1=1.0, k2=0.7, k_in=2.0, k_out=0.8).items()}
+    parameters |= {"A0": Parameter("A0", 3.0)}
+    model = OdeModel("network", ["A", "B", "x"], parameters,
+                     {"A": -k1 * a + k2 * b, "B": k1 * a - k2 * b, "x": k_in * u - k_out * x},
+                     {"A": sympy.Symbol("A0", real=True), "B": sympy.Integer(1), "x": sympy.Integer(0)})
+    measurements = pd.DataFrame([
+        ("obs_A", "pre", "main", 0.0, 1.3, "scale", "0.2"),
+        ("obs_A", "pre", "main", 0.5, 2.0, "scale", "0.2"),
+        ("obs_A", "pre", "main", 3.0, 2.6, "scale", "0.2"),
+        ("obs_A", "pre", "main", math.inf, 2.7, "scale", "0.2"),
+        ("obs_x", "pre", "main", 0.5, 0.4, "", ""),
+        ("obs_x", "pre", "main", 2.0, 1.5, "", ""),
+        ("obs_x", "pre", "main", 3.0, 2.0, "", ""),
+        ("obs_B", "", "solo", 1.0, 2.1, "", "0.05"),
+        ("obs_B", "", "solo", 2.5, 2.4, "", "0.05"),
+    ], columns=["observableId", "preequilibrationConditionId", "simulationConditionId", "time", "measurement",
+                "observableParameters", "noiseParameters"])
+    return _write_problem(
+        folder, model,
+        conditions=pd.DataFrame({"conditionId": ["pre", "main", "solo"], "k1": [0.5, 2.0, "k_solo"],
+                                 "x": [math.nan, 0.2, math.nan]}),
+        observables=pd.DataFrame({
+            "observableId": ["obs_A", "obs_x", "obs_B"],
+            "observableFormula": ["observableParameter1_obs_A * A", "x + 0.1", "B"],
+            "noiseFormula": ["noiseParameter1_obs_A", "sd_x", "noiseParameter1_obs_B * B"],
+            "observableTransformation": ["lin", "log", "log10"],
+            "noiseDistribution": ["normal", "normal", "laplace"]}),
+        measurements=measurements,
+        parameters=pd.DataFrame({
+            "parameterId": ["k2", "k_in", "k_out", "A0", "k_solo", "scale", "sd_x"],
+            "parameterScale": ["log10", "log", "lin", "lin", "log10", "lin", "log10"],
+            "lowerBound": [1e-3, 1e-3, 0.01, 0.1, 1e-3, 0.1, 1e-3],
+            "upperBound": [1e3, 1e3, 10.0, 10.0, 1e3, 10.0, 10.0],
+            "nominalValue": [0.7, 2.0, 0.8, 3.0, 1.5, 0.9, 0.3],
+            "estimate": [1, 1, 1, 1, 1, 1, 1]}))
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    spec = CalibrationSpec(load_problem(_network_problem(tmp_path_factory.mktemp("network"))))
+    return spec, BatchProblem(spec, threads=1)
+
+
+def test_batch_objective_is_the_petab_likelihood(network):
+    spec, batch = network
+    points = np.array([spec.nominal, spec.nominal + 0.05, spec.nominal - 0.05])
+    expected = [-log_likelihood(spec.problem, spec.linear(x)) for x in points]
+    assert batch_objective(batch, points) == pytest.approx(expected, rel=1e-5)
+
+
+def test_collocation_with_all_parameters_fixed_is_the_petab_likelihood(network):
+    spec, batch = network
+    nlp = PyomoProblem(spec, batch, n_elements=8)
+    x = spec.nominal + 0.05
+    assert nlp.initialize(x)
+    solution = nlp.solve(dict(enumerate(x)))
+    assert solution.status == "optimal"
+    assert -solution.nll == pytest.approx(log_likelihood(spec.problem, spec.linear(x)), abs=1e-6)
+
+
+def test_conservation_laws_of_a_reversible_reaction():
+    a, b, x, k1, k2 = sympy.symbols("A B x k1 k2", real=True)
+    laws, pivots = conservation_laws([-k1 * a + k2 * b, k1 * a - k2 * b, 1 - x], [a, b, x], [k1, k2])
+    assert laws.shape == (1, 3) and pivots in ([0], [1])
+    assert laws[0] / laws[0][pivots[0]] == pytest.approx([1.0, 1.0, 0.0])
+
+
+# --------------------------------------------------------------------------------- solvers
+
+
+def test_missing_ripopt_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyomo_ripopt", None)  # makes `import pyomo_ripopt` fail
+    with pytest.raises(SolverError, match="pip install pyomo-ripopt"):
+        calibrate_problem(tmp_path / "never-read.yaml", solver="ripopt")
+
+
+def test_missing_pynumero_says_to_run_setup(monkeypatch):
+    monkeypatch.setattr(calibrate_pyomo, "_pynumero_available", lambda: False)
+    with pytest.raises(SolverError, match="run bin/setup"):
+        check_solver("ipopt")
+
+
+def test_unknown_solver_and_bad_options_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="key 'solver'"):
+        check_solver("snopt")
+    with pytest.raises(ConfigError, match="key 'global_method'"):
+        calibrate_problem(tmp_path / "p.yaml", global_method="cmaes")
+    with pytest.raises(ConfigError, match="key 'starts'"):
+        calibrate_problem(tmp_path / "p.yaml", starts=0)
+    with pytest.raises(ConfigError, match="key 'stars'"):
+        calibrate_problem(tmp_path / "p.yaml", stars=3)
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def test_outputs_are_written_and_byte_stable(tmp_path):
+    result = calibrate_problem(decay_problem(tmp_path / "problem"), starts=2, global_method="none")
+    for folder in ("a", "b"):
+        write_calibration(result, tmp_path / folder)
+    names = ["estimates.tsv", "starts.tsv", "profiles.tsv", "summary.tsv", "waterfall.png", "profiles.png"]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    estimates = pd.read_csv(tmp_path / "a" / "estimates.tsv", sep="\t")
+    assert list(estimates.columns) == ["parameter", "estimate", "lower_95", "upper_95", "identifiable"]
+    starts = pd.read_csv(tmp_path / "a" / "starts.tsv", sep="\t")
+    assert {"start", "status", "objective", "llh", "wall_time", "initial:k", "final:k"} <= set(starts.columns)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
+
+
+# ------------------------------------------------------------------------------- selection
+
+
+def test_rank_models_by_aicc_and_bic_computed_by_hand(tmp_path):
+    ranking = rank_models({"a": (-10.0, 2, 20), "b": (-8.0, 4, 20), "c": (-9.0, 3, 4)})
+    # a: AIC 24, AICc 24 + 2·2·3/17, BIC 2 ln 20 + 20; b: AIC 24, AICc 24 + 2·4·5/15, BIC 4 ln 20 + 16;
+    # c: n − k − 1 = 0, so AICc is infinite; BIC 3 ln 4 + 18.
+    aicc = {"a": 24 + 12 / 17, "b": 24 + 40 / 15, "c": math.inf}
+    bic = {"a": 2 * math.log(20) + 20, "b": 4 * math.log(20) + 16, "c": 3 * math.log(4) + 18}
+    assert list(ranking["model"]) == ["a", "b", "c"]
+    assert ranking["aicc"].tolist() == pytest.approx([aicc[m] for m in "abc"])
+    assert ranking["bic"].tolist() == pytest.approx([bic[m] for m in "abc"])
+    assert ranking["delta_aicc"].tolist()[:2] == pytest.approx([0.0, aicc["b"] - aicc["a"]])
+    w = math.exp(-(aicc["b"] - aicc["a"]) / 2)
+    assert ranking["weight"].tolist() == pytest.approx([1 / (1 + w), w / (1 + w), 0.0])
+    assert ranking["rank_aicc"].tolist() == [1, 2, 3]
+    assert ranking["rank_bic"].tolist() == [2, 3, 1]
+    assert ranking["delta_bic"].tolist() == pytest.approx([bic[m] - bic["c"] for m in "abc"])
+    assert write_ranking(ranking, tmp_path) == "a"
+    assert (tmp_path / "best.txt").read_text() == "a\n"
+    assert pd.read_csv(tmp_path / "ranking.tsv", sep="\t")["model"].tolist() == ["a", "b", "c"]
