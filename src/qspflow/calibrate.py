@@ -24,6 +24,7 @@ it runs in this process or in a worker. `rank_models` compares calibrated hypoth
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import multiprocessing
@@ -38,8 +39,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import chi2
 
-from qspflow.calibrate_global import (BatchProblem, batch_objective, differential_evolution_search,
-                                      distinct_best, latin_hypercube, scatter_search)
+from qspflow.calibrate_global import (
+    BatchProblem,
+    batch_objective,
+    differential_evolution_search,
+    distinct_best,
+    latin_hypercube,
+    scatter_search,
+)
 from qspflow.calibrate_pyomo import CONVERGED, PyomoProblem, check_solver
 from qspflow.calibrate_spec import CalibrationSpec, to_linear
 from qspflow.errors import ConfigError, SolverError
@@ -64,8 +71,9 @@ class CalibrationOptions:
     global_evaluations: int = 100_000
     global_time: float = 60.0
     n_elements: int = 4
+    local_box: float = 0.1
     max_iter: int = 3000
-    max_cpu_time: float = 300.0
+    max_cpu_time: float = 120.0
     verify_tolerance: float = 1e-3
     max_refinements: int = 2
     min_distance: float = 0.05
@@ -80,15 +88,19 @@ class CalibrationOptions:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(None, key=key, expected="an integer ≥ 1", found=value)
-        for key in ("global_time", "max_cpu_time", "verify_tolerance", "min_distance", "profile_step"):
+        for key in ("global_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance", "profile_step"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(None, key=key, expected="a number > 0", found=value)
         if self.global_method not in GLOBAL_METHODS:
             raise ConfigError(None, key="global_method", expected=f"one of {list(GLOBAL_METHODS)}",
                               found=self.global_method)
-        if not isinstance(self.max_refinements, int) or self.max_refinements < 0:
-            raise ConfigError(None, key="max_refinements", expected="an integer ≥ 0", found=self.max_refinements)
+        for key in ("seed", "max_refinements"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(None, key=key, expected="an integer ≥ 0", found=value)
+        if not isinstance(self.profile, bool):
+            raise ConfigError(None, key="profile", expected="true or false", found=self.profile)
 
 
 @dataclass
@@ -157,11 +169,10 @@ class CalibrationSession:
         n = o.n_elements
         began = time.perf_counter()
         notes: list[str] = []
-        nlp = self.nlp(n)
-        if not nlp.initialize(x0):
+        solution = self.nlp(n).estimate(x0, o.local_box)
+        if solution is None:
             return StartResult(start, origin, x0, x0, math.nan, -math.inf, "simulation failed at the start",
                                False, time.perf_counter() - began, n, notes)
-        solution = nlp.solve()
         llh = spec.simulated_llh(solution.x)
         for refinement in range(o.max_refinements + 1):
             gap = abs(-solution.nll - llh)
@@ -171,13 +182,15 @@ class CalibrationSession:
                 notes.append(f"start {start}: collocation and simulated log-likelihood still differ by {gap:.3g} "
                              f"with {n} elements per interval")
                 break
-            n *= 2
             notes.append(f"start {start}: collocation log-likelihood {-solution.nll:.8g} and simulated {llh:.8g} "
-                         f"differ by {gap:.3g} > {o.verify_tolerance:g}; refining to {n} elements per "
+                         f"differ by {gap:.3g} > {o.verify_tolerance:g}; refining to {2 * n} elements per "
                          "measurement interval and re-solving")
-            nlp = self.nlp(n)
-            nlp.initialize(solution.x)
-            solution = nlp.solve()
+            nlp = self.nlp(2 * n)
+            if not nlp.initialize(solution.x):
+                notes.append(f"start {start}: the model cannot be simulated at the optimum; not refined")
+                break
+            n *= 2
+            solution = nlp.solve_local(o.local_box)
             llh = spec.simulated_llh(solution.x)
         return StartResult(start, origin, np.asarray(x0, dtype=float), solution.x, solution.nll, llh,
                            solution.status, solution.converged, time.perf_counter() - began, n, notes)
@@ -378,7 +391,7 @@ def confidence_interval(points: Sequence[tuple[float, float]], optimum: float,
     for side in (-1, 1):
         path = sorted((p for p in points if side * (p[0] - optimum) >= 0), key=lambda p: side * (p[0] - optimum))
         end = math.nan
-        for (a, fa), (c, fc) in zip(path, path[1:]):
+        for (a, fa), (c, fc) in itertools.pairwise(path):
             if fa >= target > fc:
                 end = a + (target - fa) * (c - a) / (fc - fa)
                 break
@@ -428,8 +441,8 @@ def write_calibration(result: CalibrationResult, out_dir: str | Path) -> None:
     write_table(result.estimates, out / "estimates.tsv")
     write_table(result.starts, out / "starts.tsv")
     write_table(result.profiles, out / "profiles.tsv")
-    summary = {"best_llh": result.best_llh, "n_params": result.n_params, "n_data": result.n_data,
-               **asdict(result.options)}
+    options = {k: v for k, v in asdict(result.options).items() if k != "threads"}  # threads change no result
+    summary = {"best_llh": result.best_llh, "n_params": result.n_params, "n_data": result.n_data, **options}
     write_text("key\tvalue\n" + "".join(f"{k}\t{_text(v)}\n" for k, v in summary.items()), out / "summary.tsv")
     _save(_waterfall(result.starts), out / "waterfall.png")
     _save(_profile_figure(result), out / "profiles.png")

@@ -289,7 +289,8 @@ def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndar
     best child when that is better and tries one step beyond it in the same direction
     ("go-beyond"). A member that does not improve for `stuck` iterations is replaced by the candidate
     farthest from the reference set; when the best value stalls that long, the search starts over
-    from a new diverse set (see `_Budget.restarts`). Local solves come afterwards, from the best distinct archived points.
+    from a new diverse set (see `_Budget.restarts`). Local solves come afterwards, from the best
+    distinct archived points.
     """
     budget = _Budget(objective, max_evaluations, time_limit)
     for _ in budget.restarts("scatter search"):

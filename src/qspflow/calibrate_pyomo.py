@@ -24,6 +24,7 @@ import bisect
 import contextlib
 import dataclasses
 import importlib
+import itertools
 import logging
 import math
 import time
@@ -43,6 +44,7 @@ from qspflow.solvers import configure_pyomo
 
 configure_pyomo()
 import pyomo.environ as pyo  # noqa: E402  (configure_pyomo must run first)
+from pyomo.common.errors import PyomoException  # noqa: E402
 from pyomo.dae import ContinuousSet, DerivativeVar  # noqa: E402
 
 log = logging.getLogger("qspflow.calibrate")
@@ -117,9 +119,20 @@ def _quiet(*names: str) -> Iterator[None]:
 # ------------------------------------------------------------------------ sympy → Pyomo
 
 
-def _pyomo_function(args: Sequence, exprs: Sequence[sympy.Expr]) -> Callable:
-    """A Python function building Pyomo expressions from `exprs` (common subexpressions shared)."""
-    return sympy.lambdify(args, list(exprs), modules=[_PYOMO_FUNCTIONS], cse=True)
+def _pyomo_function(args: Sequence, exprs: Sequence[sympy.Expr], where: str) -> Callable:
+    """A function building Pyomo expressions from `exprs` (common subexpressions shared); a
+    function or condition Pyomo cannot express raises `ModelError` naming `where`."""
+    function = sympy.lambdify(args, list(exprs), modules=[_PYOMO_FUNCTIONS], cse=True)
+
+    def build(*values: object) -> list:
+        try:
+            return function(*values)
+        except (NameError, TypeError, PyomoException) as exc:
+            raise ModelError(None, element=where, expected="smooth functions and conditions in time only "
+                                                           "(what the Pyomo transcription supports)",
+                             message=str(exc).splitlines()[0]) from exc
+
+    return build
 
 
 def _decide_conditions(exprs: Sequence[sympy.Expr], at: sympy.Expr,
@@ -151,7 +164,7 @@ def knots(experiment: Experiment) -> list[float]:
 def element_grid(points: Sequence[float], n_elements: int) -> list[float]:
     """Element boundaries: each interval between knots split into `n_elements` equal elements."""
     grid = [points[0]]
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         grid += [a + (b - a) * j / n_elements for j in range(1, n_elements)] + [b]
     return grid
 
@@ -202,7 +215,7 @@ class PyomoProblem:
     """
 
     def __init__(self, spec: CalibrationSpec, batch: BatchProblem, *, n_elements: int = 4,
-                 solver: str = "ipopt", max_iter: int = 3000, max_cpu_time: float = 600.0) -> None:
+                 solver: str = "ipopt", max_iter: int = 3000, max_cpu_time: float = 120.0) -> None:
         if n_elements < 1:
             raise ConfigError(None, key="n_elements", expected="an integer ≥ 1", found=n_elements)
         check_solver(solver)
@@ -235,7 +248,7 @@ class PyomoProblem:
 
     def _of_theta(self, exprs: Sequence[sympy.Expr]) -> list:
         """Expressions in the estimated parameters as Pyomo expressions (numbers stay floats)."""
-        values = _pyomo_function([self.spec.symbols], exprs)(self.theta)
+        values = _pyomo_function([self.spec.symbols], exprs, "initial values")(self.theta)
         return [float(v) if isinstance(v, (int, float)) else v for v in values]
 
     # ------------------------------------------------------------------------ building
@@ -259,7 +272,8 @@ class PyomoProblem:
                     middle = sympy.Float((b.grid[j - 1] + b.grid[j]) / 2)
                     pattern, exprs = _decide_conditions(experiment.rhs, middle, experiment.label)
                     if pattern not in functions:
-                        functions[pattern] = _pyomo_function([TIME, spec.state_symbols, spec.symbols], exprs)
+                        functions[pattern] = _pyomo_function([TIME, spec.state_symbols, spec.symbols], exprs,
+                                                             experiment.label)
                     rhs_cache[t] = functions[pattern](t, [b.x[i, t] for i in range(n)], self.theta)
                 return rhs_cache[t]
 
@@ -313,7 +327,7 @@ class PyomoProblem:
         block.x = pyo.Var(range(n))
         x = [block.x[i] for i in range(n)]
         laws, pivots = conservation_laws(exprs, spec.state_symbols, spec.symbols)
-        f = _pyomo_function([spec.state_symbols, spec.symbols], exprs)(x, self.theta)
+        f = _pyomo_function([spec.state_symbols, spec.symbols], exprs, where)(x, self.theta)
         block.balance = pyo.ConstraintList()
         for i in range(n):
             if i in pivots:
@@ -326,8 +340,8 @@ class PyomoProblem:
 
     def _term(self, b: pyo.Block, m: Measurement, x: list) -> object:
         """−log p of one measurement as a Pyomo expression."""
-        simulation, sigma = _pyomo_function([self.spec.state_symbols, self.spec.symbols],
-                                            [m.simulation, m.sigma])(x, self.theta)
+        simulation, sigma = _pyomo_function([self.spec.state_symbols, self.spec.symbols], [m.simulation, m.sigma],
+                                            f"observable {m.observable}")(x, self.theta)
         if m.transformation == "log":
             r, jacobian = math.log(m.value) - pyo.log(simulation), math.log(m.value)
         elif m.transformation == "log10":
@@ -396,7 +410,9 @@ class PyomoProblem:
         return True
 
     def parameters(self) -> np.ndarray:
-        return np.array([pyo.value(self.model.p[i]) for i in range(self.spec.dimension)])
+        """The scaled parameters, within their bounds (Ipopt may end a hair outside)."""
+        values = np.array([pyo.value(self.model.p[i]) for i in range(self.spec.dimension)])
+        return np.clip(values, self.spec.lower, self.spec.upper)
 
     def snapshot(self) -> list[float | None]:
         """Every variable's value (to warm-start from later)."""
@@ -407,11 +423,12 @@ class PyomoProblem:
             if not v.fixed:
                 v.set_value(value, skip_validation=True)
 
-    def solve(self, fixed: Mapping[int, float] | None = None,
-              box: tuple[np.ndarray, np.ndarray] | None = None) -> LocalSolution:
+    def solve(self, fixed: Mapping[int, float] | None = None, box: tuple[np.ndarray, np.ndarray] | None = None,
+              time_limit: float | None = None) -> LocalSolution:
         """Run the local solver from the current values; parameters in `fixed` (index → scaled
-        value) are held there, the others kept within `box` (scaled lower, upper) if given.
-        The solver's termination condition is checked and reported.
+        value) are held there, the others kept within `box` (scaled lower, upper) if given. The
+        solver stops after `time_limit` seconds (default: the `max_cpu_time` of the problem). The
+        solver's termination condition is checked and reported.
         """
         m = self.model
         for i, v in (fixed or {}).items():
@@ -420,10 +437,13 @@ class PyomoProblem:
             for i in range(self.spec.dimension):
                 m.p[i].setlb(float(box[0][i]))
                 m.p[i].setub(float(box[1][i]))
+        options = dict(self.options)
+        if time_limit is not None:
+            options["max_cpu_time"] = max(1.0, min(time_limit, options["max_cpu_time"]))
         started = time.perf_counter()
         try:
-            status = self._run()
-        except Exception as exc:  # noqa: BLE001 — any solver failure is this start's result, not fatal
+            status = self._run(options)
+        except Exception as exc:  # any solver failure is this start's result, not fatal
             status = f"error: {type(exc).__name__}: {exc}".splitlines()[0]
         finally:
             for i in fixed or {}:
@@ -441,37 +461,61 @@ class PyomoProblem:
         nll = _value_or(m.objective, math.nan)
         return LocalSolution(self.parameters(), nll, status, status in CONVERGED, seconds)
 
-    def solve_local(self, half_width: float, max_moves: int = 10) -> LocalSolution:
+    def estimate(self, x0: Sequence[float], half_width: float) -> LocalSolution | None:
+        """A local estimate from x0 (None if the model cannot be simulated at x0).
+
+        States start from a simulation at x0. The noise parameters are first held at x0 while the
+        others are fitted, then everything is fitted; both solves keep to a moving box (`solve_local`).
+        Fitting all at once from a poor start lets σ absorb the misfit: the likelihood flattens and
+        the interior-point iterations stall on a plateau far from any optimum.
+        """
+        if not self.initialize(x0):
+            return None
+        budget = float(self.options["max_cpu_time"])
+        seconds = 0.0
+        if self.spec.noise:
+            first = self.solve_local(half_width, fixed={i: x0[i] for i in self.spec.noise}, time_limit=budget)
+            seconds = first.seconds
+            if not first.converged:  # start the full fit afresh rather than from a failed one
+                self.initialize(x0)
+        solution = self.solve_local(half_width, time_limit=budget - seconds)
+        return dataclasses.replace(solution, seconds=seconds + solution.seconds)
+
+    def solve_local(self, half_width: float, fixed: Mapping[int, float] | None = None,
+                    time_limit: float | None = None, max_moves: int = 10) -> LocalSolution:
         """Solve from the current values within a box of `half_width` (a fraction of each bound
         width) around the current parameters; while the optimum sits on a face of the box that is
-        not a bound, move the box there and solve again (warm-started).
+        not a bound, move the box there and solve again (warm-started). All solves together stop
+        after `time_limit` seconds.
 
         The box keeps the solve local: along flat directions of the likelihood an unconstrained
         interior-point path can travel several orders of magnitude into another basin.
         """
         width = self.spec.upper - self.spec.lower
+        time_limit = float(self.options["max_cpu_time"]) if time_limit is None else time_limit
         seconds = 0.0
         for _ in range(max_moves):
             centre = self.parameters()
             lower = np.maximum(self.spec.lower, centre - half_width * width)
             upper = np.minimum(self.spec.upper, centre + half_width * width)
-            solution = self.solve(box=(lower, upper))
+            solution = self.solve(fixed, box=(lower, upper), time_limit=time_limit - seconds)
             seconds += solution.seconds
             tight = 1e-6 * width
             on_face = ((solution.x <= lower + tight) & (lower > self.spec.lower)) | \
                       ((solution.x >= upper - tight) & (upper < self.spec.upper))
-            if not solution.converged or not on_face.any():
+            on_face[list(fixed or {})] = False
+            if not solution.converged or not on_face.any() or seconds >= time_limit:
                 break
         return dataclasses.replace(solution, seconds=seconds)
 
-    def _run(self) -> str:
+    def _run(self, options: Mapping[str, object]) -> str:
         if self.solver == "ipopt":
             with _quiet("pyomo", "cyipopt"):
-                results = pyo.SolverFactory("cyipopt").solve(self.model, tee=False, options=self.options,
+                results = pyo.SolverFactory("cyipopt").solve(self.model, tee=False, options=dict(options),
                                                              halt_on_evaluation_error=False)
             return str(results.solver.termination_condition)
         with _quiet("pyomo"):
-            results = pyo.SolverFactory("ripopt").solve(self.model, tee=False, options=self.options,
+            results = pyo.SolverFactory("ripopt").solve(self.model, tee=False, options=dict(options),
                                                         load_solutions=False)
         status = str(results.solver.termination_condition)
         if len(results.solution):

@@ -107,7 +107,8 @@ class CalibrationSpec:
     """What a calibration of `problem` estimates and fits (see the module docstring).
 
     `names`, `scales`, `lower`, `upper`: the estimated parameters in parameter-table order with their
-    bounds on their scales; `nominal` their nominal values on their scales.
+    bounds on their scales; `nominal` their nominal values on their scales; `noise` the indices of
+    those that appear in noise formulas only.
     """
 
     def __init__(self, problem: PetabProblem) -> None:
@@ -137,6 +138,7 @@ class CalibrationSpec:
             self._values[name] = model.symbol(name) if p.estimate else sympy.Float(p.value)
         self.experiments = self._experiments()
         self.n_data = sum(len(e.measurements) for e in self.experiments)
+        self.noise = self._noise_parameters()
 
     # ------------------------------------------------------------------------- parameters
 
@@ -156,6 +158,17 @@ class CalibrationSpec:
     def simulated_llh(self, x: Sequence[float]) -> float:
         """The log-likelihood at `x` by `qspflow.petab` (tight-tolerance integration, independent code)."""
         return log_likelihood(self.problem, self.linear(x))
+
+    def _noise_parameters(self) -> list[int]:
+        """Indices of the estimated parameters that appear in noise formulas only."""
+        dynamic: set[sympy.Symbol] = set()
+        noisy: set[sympy.Symbol] = set()
+        for e in self.experiments:
+            exprs = [*e.rhs, *(v for v in e.initial if v is not None), *(e.pre_rhs or []), *(e.pre_initial or [])]
+            exprs += [m.simulation for m in e.measurements]
+            dynamic.update(*(x.free_symbols for x in exprs))
+            noisy.update(*(m.sigma.free_symbols for m in e.measurements))
+        return [i for i, s in enumerate(self.symbols) if s in noisy and s not in dynamic]
 
     # ------------------------------------------------------------------------ experiments
 
