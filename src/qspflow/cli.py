@@ -66,6 +66,15 @@ def _convert(args: argparse.Namespace) -> None:
                     experiments=args.experiments, config=args.config)
 
 
+def _calibrate(args: argparse.Namespace) -> None:
+    from qspflow.calibrate import calibrate_problem, write_calibration
+
+    result = calibrate_problem(args.problem, starts=args.starts, seed=args.seed, solver=args.solver,
+                               global_method=args.global_method, profile=not args.no_profile)
+    write_calibration(result, args.out)
+    print(format(result.best_llh, ".17g"))
+
+
 def _attractors(args: argparse.Namespace) -> None:
     from qspflow.boolean import attractors, attractors_table, read_bnet
     from qspflow.io import table_text
@@ -127,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiments", help="experiment table (stimulus:/inhibitor:/dose: columns; not with MIDAS)")
     p.add_argument("--config", help="study configuration (YAML) whose convert: and drug: sections apply")
     p.add_argument("--out", required=True, help="output folder (model.py, model.sbml, equations.md[, petab/])")
+
+    p = command("calibrate", _calibrate, "calibrate a PEtab problem: global search, Pyomo polish, profiles "
+                "(prints the best log-likelihood last)")
+    p.add_argument("problem", help="PEtab problem (YAML)")
+    p.add_argument("--starts", type=int, default=5, help="local Pyomo solves")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--solver", choices=["ipopt", "ripopt"], default="ipopt")
+    p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
+                   help="global stage before the local solves (none: Latin-hypercube multi-start)")
+    p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
+    p.add_argument("--out", required=True, help="output folder (estimates.tsv, starts.tsv, profiles.tsv, plots)")
 
     p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")
     p.add_argument("problem", help="PEtab problem (YAML)")
