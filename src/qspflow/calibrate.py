@@ -8,7 +8,8 @@ verification by independent simulation, profile likelihoods, and selection among
    *distinct* points it evaluated become the local starts. With "none", the starts are a Latin
    hypercube (plain multi-start).
 2. Local: each start is solved by Pyomo direct transcription (`qspflow.calibrate_pyomo`, Ipopt or
-   ripopt); the solver's termination condition is recorded for every start.
+   ripopt; noise parameters held first, then all, within a moving box of `local_box`); the
+   solver's termination condition is recorded for every start, and only converged starts count.
 3. Verification: the log-likelihood at every converged optimum is recomputed by
    `qspflow.petab.log_likelihood` (tight-tolerance integration). If it differs from the collocation
    value by more than `verify_tolerance`, the discretization is refined (elements doubled) and the
@@ -62,7 +63,23 @@ CI_SECANT_STEPS = 3  # extra solves that place each CI end on the threshold cros
 
 @dataclass(frozen=True)
 class CalibrationOptions:
-    """Every option of `calibrate_problem` (the keys of the workflow's `calibrate:` section)."""
+    """Every option of `calibrate_problem` (the keys of the workflow's `calibrate:` section).
+
+    starts: local (Pyomo) starts — the best distinct global candidates, or Latin-hypercube points
+    with global_method "none". seed: seeds the global search and the Latin hypercube.
+    solver: "ipopt" (cyipopt) or "ripopt". global_method: "ess" (scatter search), "de"
+    (differential evolution) or "none". global_evaluations, global_time: budget of the global
+    search (batch-objective evaluations; seconds). n_elements: collocation elements per
+    measurement interval. local_box: half-width of the moving box of a local solve, as a fraction
+    of each bound width. max_iter: solver iterations per solve. max_cpu_time: solver seconds per
+    local start. verify_tolerance: largest accepted |collocation − simulated| log-likelihood.
+    max_refinements: element doublings allowed when it is larger. min_distance: least normalized
+    distance between two local starts. profile: compute profiles and CIs. profile_step: first
+    profile step (fraction of the bound width). profile_max_steps: profile steps per side.
+    threads: simulator threads and worker processes (results do not depend on it).
+    global_time and max_cpu_time are safety caps: when one of them binds, the result depends on the
+    speed of the machine.
+    """
 
     starts: int = 5
     seed: int = 0
@@ -250,7 +267,7 @@ class CalibrationSession:
         regula falsi that halves the weight of an end kept twice, so neither end stagnates)."""
         (a, fa, snapshot), (c, fc) = inside, outside
         ga, gc = fa - target, fc - target
-        kept = 0
+        replaced = None
         points = []
         for _ in range(CI_SECANT_STEPS):
             trial = a - ga * (c - a) / (gc - ga)
@@ -264,14 +281,12 @@ class CalibrationSession:
                 break
             if new >= target:
                 a, ga, snapshot = trial, new - target, nlp.snapshot()
-                kept = kept + 1 if kept >= 0 else 1
-                if kept > 1:
-                    gc /= 2
+                gc = gc / 2 if replaced == "inside" else gc
+                replaced = "inside"
             else:
                 c, gc = trial, new - target
-                kept = kept - 1 if kept <= 0 else -1
-                if kept < -1:
-                    ga /= 2
+                ga = ga / 2 if replaced == "outside" else ga
+                replaced = "outside"
         return points
 
 
