@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import petab.v1 as petab_v1
 import sympy
 
 from qspflow.errors import PetabError
 from qspflow.model import TIME
-from qspflow.petab import PetabProblem, log_likelihood
+from qspflow.petab import PetabProblem, condition_cells, is_missing, log_likelihood, replacement_cells
 
 LN10 = math.log(10.0)
 TRANSFORMATIONS = ("lin", "log", "log10")
@@ -176,7 +175,7 @@ class CalibrationSpec:
         table = self.problem.measurement_table
         pre = (table["preequilibrationConditionId"] if "preequilibrationConditionId" in table
                else pd.Series("", index=table.index))
-        pre = pre.map(lambda v: "" if _missing(v) else str(v))
+        pre = pre.map(lambda v: "" if is_missing(v) else str(v))
         rows: dict[tuple[str, str], list[int]] = {}
         for i, key in enumerate(zip(pre, table["simulationConditionId"].astype(str))):
             rows.setdefault(key, []).append(i)
@@ -205,10 +204,7 @@ class CalibrationSpec:
         model = self.problem.model
         parameters = {n: self._values[n] for n in model.parameters}
         species = {}
-        row = self.problem.condition_table.loc[condition_id]
-        for column, raw in row.drop("conditionName", errors="ignore").items():
-            if _missing(raw):
-                continue
+        for column, raw in condition_cells(self.problem, condition_id):
             value = self._value(raw, self.problem.files["condition_files"], column)
             (species if column in model.states else parameters)[column] = value
         return parameters, species
@@ -233,11 +229,7 @@ class CalibrationSpec:
         replace.update(substitute)
         for column, holders in (("observableParameters", observable.observable_placeholders),
                                 ("noiseParameters", observable.noise_placeholders)):
-            raw = table[column].iat[i] if column in table else math.nan
-            entries = petab_v1.split_parameter_replacement_list(raw)
-            if len(entries) != len(holders):
-                raise PetabError(source, row=i + 2, column=column,
-                                 expected=f"{len(holders)} value(s) separated by ';'", found=raw)
+            entries = replacement_cells(problem, i, column, len(holders))
             replace.update({h: self._value(e, source, column) for h, e in zip(holders, entries)})
         time = float(table["time"].iat[i])
         at = {TIME: sympy.Float(time)} if math.isfinite(time) else {}
@@ -277,6 +269,3 @@ def measurement_terms(value: np.ndarray, simulation: np.ndarray, sigma: np.ndarr
             return np.log(2 * sigma) + np.abs(r) / sigma + jacobian
         return 0.5 * np.log(2 * np.pi * sigma**2) + 0.5 * (r / sigma) ** 2 + jacobian
 
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""

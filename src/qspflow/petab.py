@@ -161,7 +161,7 @@ def _check_ids(problem: petab_v1.Problem, files: Mapping[str, str]) -> None:
             continue
         kind = "observable" if column == "observableId" else "condition"
         for position, value in enumerate(table[column]):
-            if not _missing(value) and value not in ids:
+            if not is_missing(value) and value not in ids:
                 raise PetabError(files["measurement_files"], row=position + 2, column=column,
                                  expected=f"an id from the {kind} table", found=value)
 
@@ -254,12 +254,13 @@ def _captured(logger_name: str) -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def _missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
+    """An empty PEtab table cell (NaN, None or empty text)."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
 def _text(value: object, default: str) -> str:
-    return default if _missing(value) else str(value)
+    return default if is_missing(value) else str(value)
 
 
 # -------------------------------------------------------------------------------- simulation
@@ -455,14 +456,30 @@ def _observable_functions(observable: Observable, model: OdeModel, extra: Sequen
     return value, noise
 
 
+def condition_cells(problem: PetabProblem, condition_id: str) -> list[tuple[str, object]]:
+    """The (column, cell) pairs a condition sets: model parameter or species id, number or parameter id."""
+    row = problem.condition_table.loc[condition_id]
+    return [(column, raw) for column, raw in row.drop("conditionName", errors="ignore").items()
+            if not is_missing(raw)]
+
+
+def replacement_cells(problem: PetabProblem, row: int, column: str, count: int) -> list[str]:
+    """The ';'-separated cells of a measurement row's `observableParameters`/`noiseParameters`,
+    checked against the `count` placeholders of its observable."""
+    table = problem.measurement_table
+    raw = table[column].iat[row] if column in table else math.nan
+    entries = petab_v1.split_parameter_replacement_list(raw)
+    if len(entries) != count:
+        raise PetabError(problem.files["measurement_files"], row=row + 2, column=column,
+                         expected=f"{count} value(s) separated by ';'", found=raw)
+    return entries
+
+
 def _condition(problem: PetabProblem, condition_id: str, values: Mapping[str, float]) -> tuple[dict, dict]:
     """(parameter values, state initial values) under one condition of the condition table."""
     parameters = dict(values)
     states = {}
-    row = problem.condition_table.loc[condition_id]
-    for column, raw in row.drop("conditionName", errors="ignore").items():
-        if _missing(raw):
-            continue
+    for column, raw in condition_cells(problem, condition_id):
         value = _value(raw, values, problem.files["condition_files"], column)
         if math.isnan(value):
             continue
@@ -473,12 +490,7 @@ def _condition(problem: PetabProblem, condition_id: str, values: Mapping[str, fl
 def _replacements(problem: PetabProblem, row: int, column: str, placeholders: Sequence[sympy.Symbol],
                   values: Mapping[str, float]) -> list[float]:
     """The numbers a measurement row gives for an observable's placeholders."""
-    table = problem.measurement_table
-    raw = table[column].iat[row] if column in table else math.nan
-    entries = petab_v1.split_parameter_replacement_list(raw)
-    if len(entries) != len(placeholders):
-        raise PetabError(problem.files["measurement_files"], row=row + 2, column=column,
-                         expected=f"{len(placeholders)} value(s) separated by ';'", found=raw)
+    entries = replacement_cells(problem, row, column, len(placeholders))
     return [_value(e, values, problem.files["measurement_files"], column) for e in entries]
 
 
