@@ -15,6 +15,7 @@ include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/infer.smk"
 include: "rules/convert.smk"
+include: "rules/calibrate.smk"
 
 
 rule all:

@@ -41,19 +41,49 @@ def network_ids(study):
 
 def inferred_bnets(wildcards):
     """Every inferred network's .bnet: `rule all` depends on them, so the graph fans out after the checkpoint."""
-    if not config["data"]["pkn"]:
+    if not config["data"]["pkn"] or config["data"]["petab"]:
         return []
     return [f"results/{STUDY}/networks/{net}.bnet" for net in network_ids(STUDY)]
 
 
 def final_targets():
     """What `rule all` builds for the configured study, before the checkpoint's fan-out."""
-    prepared = f"results/{STUDY}/prepared"
-    return [f"{prepared}/{name}" for name in ("measurements.tsv", "binarized.tsv", "thresholds.tsv", "experiments.tsv", "qc.png")]
+    targets = [f"results/{STUDY}/selection/{name}" for name in ("ranking.tsv", "best.txt")]
+    if config["calibrate"]["profile"]:
+        targets += [f"results/{STUDY}/selection/{name}" for name in ("estimates.tsv", "profiles.tsv", "profiles.png")]
+    if not config["data"]["petab"]:
+        prepared = f"results/{STUDY}/prepared"
+        targets += [f"{prepared}/{name}" for name in ("measurements.tsv", "binarized.tsv", "thresholds.tsv", "experiments.tsv", "qc.png")]
+    return targets
+
+
+def model_ids(study):
+    """The models a study calibrates: its own PEtab problem (`model`), or every inferred network."""
+    if config["data"]["petab"]:
+        return ["model"]
+    return network_ids(study)
+
+
+def calibration_problem(wildcards):
+    """The PEtab problem of one model: the study's own (data.petab) or a converted network's."""
+    if config["data"]["petab"]:
+        return config["data"]["petab"]
+    return f"results/{wildcards['study']}/models/{wildcards['net']}/petab/problem.yaml"
+
+
+def start_tables(wildcards):
+    """One table per local start of a model's calibration (rule `calibrate_start`)."""
+    folder = f"results/{wildcards['study']}/calibration/{wildcards['net']}/starts"
+    return [f"{folder}/{k}.tsv" for k in range(config["calibrate"]["starts"])]
+
+
+def calibrate_options(profile):
+    """The `calibrate:` section as keyword options of qspflow.calibrate (the seed is a rule param)."""
+    return {**config["calibrate"], "profile": profile}
 
 
 def converted_problems(wildcards):
     """Every inferred network's PEtab problem: `rule all` converts each network the `infer` checkpoint wrote."""
-    if not config["data"]["pkn"]:
+    if not config["data"]["pkn"] or config["data"]["petab"]:
         return []
     return [f"results/{STUDY}/models/{net}/petab/problem.yaml" for net in network_ids(STUDY)]

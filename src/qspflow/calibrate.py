@@ -50,15 +50,16 @@ from qspflow.calibrate_global import (
 )
 from qspflow.calibrate_pyomo import CONVERGED, PyomoProblem, check_solver
 from qspflow.calibrate_spec import CalibrationSpec, to_linear
-from qspflow.errors import ConfigError, SolverError
-from qspflow.io import atomic_path, write_table, write_text
-from qspflow.petab import load_problem
+from qspflow.errors import ConfigError, DataError, SolverError
+from qspflow.io import atomic_path, read_table, write_table, write_text
+from qspflow.petab import load_problem, simulate_problem
 
 log = logging.getLogger("qspflow.calibrate")
 
 GLOBAL_METHODS = ("ess", "de", "none")
 THRESHOLD = float(chi2.ppf(0.95, 1)) / 2  # profile drop that ends a 95 % confidence interval
 CI_SECANT_STEPS = 3  # extra solves that place each CI end on the threshold crossing
+EXACT = ".17g"  # floats that are read back (start points, optima) round-trip exactly
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class CalibrationOptions:
     of each bound width. max_iter: solver iterations per solve. max_cpu_time: solver seconds per
     local start. verify_tolerance: largest accepted |collocation − simulated| log-likelihood.
     max_refinements: element doublings allowed when it is larger. min_distance: least normalized
-    distance between two local starts. profile: compute profiles and CIs. profile_step: first
+    distance between two local starts. profile: compute profiles and CIs. profile_parameters: the
+    parameters to profile (empty: every estimated parameter). profile_step: first
     profile step (fraction of the bound width). profile_max_steps: profile steps per side.
     threads: simulator threads and worker processes (results do not depend on it).
     global_time and max_cpu_time are safety caps: when one of them binds, the result depends on the
@@ -95,6 +97,7 @@ class CalibrationOptions:
     max_refinements: int = 2
     min_distance: float = 0.05
     profile: bool = True
+    profile_parameters: tuple[str, ...] = ()
     profile_step: float = 0.01
     profile_max_steps: int = 100
     threads: int = 1
@@ -118,6 +121,10 @@ class CalibrationOptions:
                 raise ConfigError(None, key=key, expected="an integer ≥ 0", found=value)
         if not isinstance(self.profile, bool):
             raise ConfigError(None, key="profile", expected="true or false", found=self.profile)
+        if isinstance(self.profile_parameters, str) or not all(isinstance(p, str) for p in self.profile_parameters):
+            raise ConfigError(None, key="profile_parameters", expected="a list of parameter ids",
+                              found=self.profile_parameters)
+        object.__setattr__(self, "profile_parameters", tuple(self.profile_parameters))
 
 
 @dataclass
@@ -143,12 +150,14 @@ class CalibrationResult:
 
     `estimates`: parameter, estimate (linear scale), lower_95, upper_95, identifiable.
     `starts`: one row per local start. `profiles`: parameter, value (scaled), llh.
+    `fit`: the PEtab simulation table at the best parameters, with the measurements beside.
     `best`: the best parameters on the linear scale; `best_llh` their log-likelihood (simulated).
     """
 
     estimates: pd.DataFrame
     starts: pd.DataFrame
     profiles: pd.DataFrame
+    fit: pd.DataFrame
     best_llh: float
     best: dict[str, float]
     n_params: int
@@ -326,74 +335,192 @@ def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[t
 # ------------------------------------------------------------------------------ calibration
 
 
+def _options(options: Mapping[str, object]) -> CalibrationOptions:
+    unknown = sorted(set(options) - set(CalibrationOptions.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(None, key=unknown[0], expected=f"one of {sorted(CalibrationOptions.__dataclass_fields__)}")
+    o = CalibrationOptions(**options)
+    check_solver(o.solver)
+    return o
+
+
+def open_session(problem_yaml: str | Path, **options: object) -> CalibrationSession:
+    """The problem loaded for calibration with `options` (as `CalibrationOptions`), checked: a bad
+    option raises `ConfigError`, a missing solver `SolverError`, a bad problem `PetabError`."""
+    o = _options(options)
+    session = CalibrationSession(problem_yaml, o, threads=o.threads)
+    spec = session.spec
+    _profiled(spec, o)  # a bad profile_parameters entry fails now, not after the local solves
+    log.info("calibrating %s: %d parameters, %d measurements in %d experiment(s); %s global search, "
+             "%d local start(s) with %s", problem_yaml, spec.dimension, spec.n_data, len(spec.experiments),
+             o.global_method, o.starts, o.solver)
+    return session
+
+
+def global_starts(session: CalibrationSession) -> pd.DataFrame:
+    """The initial points of the local starts (stage 1): start, origin, objective (−llh at the
+    point, by the batch simulator), initial:<parameter> (scaled).
+
+    Always `starts` rows: if the global search found fewer distinct points, Latin-hypercube
+    points (origin "lhs") fill the rest.
+    """
+    o, spec = session.options, session.spec
+    rng = np.random.default_rng(o.seed)
+    points = np.empty((0, spec.dimension))
+    origins: list[str] = []
+    if o.global_method != "none":
+        search = scatter_search if o.global_method == "ess" else differential_evolution_search
+        archive = search(lambda X: batch_objective(session.batch, X), spec.lower, spec.upper, rng=rng,
+                         max_evaluations=o.global_evaluations, time_limit=o.global_time)
+        chosen = distinct_best(archive.X, archive.f, o.starts, spec.lower, spec.upper, o.min_distance)
+        points, origins = archive.X[chosen], [o.global_method] * len(chosen)
+        log.info("global search: %d evaluations; local starts from its %d best distinct points (−llh %s)",
+                 archive.evaluations, len(chosen), ", ".join(f"{archive.f[k]:.6g}" for k in chosen))
+    missing = o.starts - len(points)
+    if missing:
+        if o.global_method != "none":
+            log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
+        points = np.vstack([points, latin_hypercube(missing, spec.lower, spec.upper, rng)])
+        origins += ["lhs"] * missing
+    frame = pd.DataFrame({"start": range(len(points)), "origin": origins,
+                          "objective": batch_objective(session.batch, points)})
+    vectors = pd.DataFrame(points, columns=[f"initial:{n}" for n in spec.names])
+    return pd.concat([frame, vectors], axis=1)
+
+
+def local_start(session: CalibrationSession, starts: pd.DataFrame, start: int) -> StartResult:
+    """Local start `start` of a `global_starts` table (stage 2 and 3), with its progress logged."""
+    spec = session.spec
+    row = starts.loc[starts["start"] == start]
+    if row.empty:
+        raise ConfigError(None, key="start", expected=f"one of the starts 0..{len(starts) - 1}", found=start)
+    x0 = row[[f"initial:{n}" for n in spec.names]].to_numpy(dtype=float)[0]
+    result = session.local(int(start), str(row["origin"].iat[0]), x0)
+    _report_start(result, len(starts))
+    return result
+
+
+def _report_start(result: StartResult, total: int, best_so_far: float | None = None) -> None:
+    for note in result.notes:
+        log.warning("%s", note)
+    best = "" if best_so_far is None else f"; best so far {best_so_far:.8g}"
+    log.info("local start %d/%d (%s): %s, llh %.8g (collocation %.8g), %.1f s%s", result.start + 1, total,
+             result.origin, result.status, result.llh, -result.nll, result.seconds, best)
+
+
+def conclude(session: CalibrationSession, starts: Sequence[StartResult]) -> CalibrationResult:
+    """The best verified optimum of the local starts, its profiles (stage 4) and the fit.
+
+    Raises `SolverError` when no start converged.
+    """
+    o, spec = session.options, session.spec
+    converged = [s for s in starts if s.converged and math.isfinite(s.llh)]
+    if not converged:
+        statuses = ", ".join(sorted({s.status for s in starts}))
+        raise SolverError(str(spec.problem.path), key="solver", found=o.solver,
+                          message=f"no local start converged (statuses: {statuses}); "
+                                  "try more starts, a larger max_iter or max_cpu_time")
+    best = max(converged, key=lambda s: (s.llh, -s.start))
+    at_best = sum(1 for s in converged if best.llh - s.llh < 0.1)
+    log.info("best optimum: start %d, llh %.10g (simulated; collocation %.10g, %d elements per interval); "
+             "%d of %d starts converged, %d within 0.1 of it", best.start, best.llh, -best.nll, best.n_elements,
+             len(converged), len(starts), at_best)
+
+    profiles: dict[int, tuple[list[tuple[float, float]], float]] = {}
+    if o.profile:
+        indices = _profiled(spec, o)
+
+        def report_profile(k: int, result: tuple) -> None:
+            i = indices[k]
+            profiles[i] = result
+            low, high = confidence_interval(result[0], best.x[i], result[1])
+            log.info("profile %d/%d (%s): %d points, 95%% CI [%.6g, %.6g] on its scale", len(profiles),
+                     len(indices), spec.names[i], len(result[0]), low, high)
+
+        tasks = [("profile", i, best.x, best.n_elements) for i in indices]
+        _run_tasks(session, spec.problem.path, tasks, o.threads, report_profile)
+        profiles = dict(sorted(profiles.items()))
+        for i, (points_i, top) in profiles.items():
+            if max(llh for _, llh in points_i) > top + 1e-3:
+                log.warning("the profile of %s reaches a higher log-likelihood (%.8g) than the optimum (%.8g): "
+                            "the optimum found is not the best one", spec.names[i],
+                            max(llh for _, llh in points_i), top)
+    fit = simulate_problem(spec.problem, spec.linear(best.x))
+    fit.insert(fit.columns.get_loc("simulation"), "measurement", spec.problem.measurement_table["measurement"])
+    return CalibrationResult(_estimates(spec, best, profiles), starts_table(spec, starts),
+                             _profiles_table(spec, profiles), fit, best.llh, spec.linear(best.x), spec.dimension,
+                             spec.n_data, o)
+
+
+def _profiled(spec: CalibrationSpec, o: CalibrationOptions) -> list[int]:
+    """Indices of the parameters to profile; an id that is not estimated raises `ConfigError`."""
+    for name in o.profile_parameters:
+        if name not in spec.names:
+            raise ConfigError(spec.problem.path, key="profile_parameters", found=name,
+                              expected=f"ids of estimated parameters ({', '.join(spec.names)})")
+    return [i for i, name in enumerate(spec.names) if not o.profile_parameters or name in o.profile_parameters]
+
+
 def calibrate_problem(problem_yaml: str | Path, **options: object) -> CalibrationResult:
     """Calibrate a PEtab problem (see the module docstring); keyword options as `CalibrationOptions`.
 
     Raises `SolverError` when the solver is not installed, `ConfigError` for a bad option,
     `PetabError` for a bad problem, and `SolverError` when no local start converged.
     """
-    unknown = sorted(set(options) - set(CalibrationOptions.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(None, key=unknown[0], expected=f"one of {sorted(CalibrationOptions.__dataclass_fields__)}")
-    o = CalibrationOptions(**options)
-    check_solver(o.solver)
     began = time.perf_counter()
-    session = CalibrationSession(problem_yaml, o, threads=o.threads)
-    spec = session.spec
-    log.info("calibrating %s: %d parameters, %d measurements in %d experiment(s); %s global search, "
-             "%d local start(s) with %s", problem_yaml, spec.dimension, spec.n_data, len(spec.experiments),
-             o.global_method, o.starts, o.solver)
-
-    rng = np.random.default_rng(o.seed)
-    if o.global_method == "none":
-        points, origin = latin_hypercube(o.starts, spec.lower, spec.upper, rng), "lhs"
-    else:
-        search = scatter_search if o.global_method == "ess" else differential_evolution_search
-        archive = search(lambda X: batch_objective(session.batch, X), spec.lower, spec.upper, rng=rng,
-                         max_evaluations=o.global_evaluations, time_limit=o.global_time)
-        chosen = distinct_best(archive.X, archive.f, o.starts, spec.lower, spec.upper, o.min_distance)
-        points, origin = archive.X[chosen], o.global_method
-        log.info("global search: %d evaluations; local starts from its %d best distinct points "
-                 "(−llh %s)", archive.evaluations, len(chosen), ", ".join(f"{archive.f[k]:.6g}" for k in chosen))
-
+    session = open_session(problem_yaml, **options)
+    o = session.options
+    candidates = global_starts(session)
     best_so_far = [-math.inf]
 
     def report_start(k: int, result: StartResult) -> None:
-        for note in result.notes:
-            log.warning("%s", note)
         if result.converged:
             best_so_far[0] = max(best_so_far[0], result.llh)
-        log.info("local start %d/%d: %s, llh %.8g (collocation %.8g), %.1f s; best so far %.8g",
-                 k + 1, len(points), result.status, result.llh, -result.nll, result.seconds, best_so_far[0])
+        _report_start(result, len(candidates), best_so_far[0])
 
-    tasks = [("local", k, origin, np.asarray(x)) for k, x in enumerate(points)]
+    names = [f"initial:{n}" for n in session.spec.names]
+    tasks = [("local", int(row.start), str(row.origin), row[names].to_numpy(dtype=float))
+             for _, row in candidates.iterrows()]
     starts = _run_tasks(session, problem_yaml, tasks, o.threads, report_start)
-    converged = [s for s in starts if s.converged and math.isfinite(s.llh)]
-    if not converged:
-        statuses = ", ".join(sorted({s.status for s in starts}))
-        raise SolverError(str(problem_yaml), key="solver", found=o.solver,
-                          message=f"no local start converged (statuses: {statuses}); "
-                                  "try more starts, a larger max_iter or max_cpu_time")
-    best = max(converged, key=lambda s: (s.llh, -s.start))
-    log.info("best optimum: start %d, llh %.10g (simulated; collocation %.10g, %d elements per interval)",
-             best.start, best.llh, -best.nll, best.n_elements)
-
-    profiles: dict[int, tuple[list[tuple[float, float]], float]] = {}
-    if o.profile:
-        def report_profile(k: int, result: tuple) -> None:
-            log.info("profile %d/%d (%s): %d points", k + 1, spec.dimension, spec.names[k], len(result[0]))
-
-        tasks = [("profile", i, best.x, best.n_elements) for i in range(spec.dimension)]
-        for i, (points_i, top) in enumerate(_run_tasks(session, problem_yaml, tasks, o.threads, report_profile)):
-            profiles[i] = (points_i, top)
-            if max(llh for _, llh in points_i) > top + 1e-3:
-                log.warning("the profile of %s reaches a higher log-likelihood (%.8g) than the optimum (%.8g): "
-                            "the optimum found is not the best one", spec.names[i],
-                            max(llh for _, llh in points_i), top)
+    result = conclude(session, starts)
     log.info("calibration done in %.1f s", time.perf_counter() - began)
-    return CalibrationResult(_estimates(spec, best, profiles), _starts_table(spec, starts),
-                             _profiles_table(spec, profiles), best.llh, spec.linear(best.x), spec.dimension,
-                             spec.n_data, o)
+    return result
+
+
+# -------------------------------------------------- the stages as files (one Snakemake job each)
+
+
+def run_global(problem_yaml: str | Path, out: str | Path, **options: object) -> None:
+    """Stage 1: the `global_starts` table of a problem, written to `out`."""
+    write_table(global_starts(open_session(problem_yaml, **options)), out, float_format=EXACT)
+
+
+def run_start(problem_yaml: str | Path, global_table: str | Path, start: int, out: str | Path,
+              **options: object) -> None:
+    """Stages 2–3 for one start of a `run_global` table: a one-row `starts_table` written to `out`."""
+    session = open_session(problem_yaml, **options)
+    names = [f"initial:{n}" for n in session.spec.names]
+    starts = read_table(global_table, required=["start", "origin", *names])
+    result = local_start(session, starts, start)
+    write_table(starts_table(session.spec, [result]), out, float_format=EXACT)
+
+
+def run_conclude(problem_yaml: str | Path, start_tables: Sequence[str | Path], out_dir: str | Path,
+                 **options: object) -> CalibrationResult:
+    """The best of the started runs (and profiles, if `profile`), written by `write_calibration`."""
+    session = open_session(problem_yaml, **options)
+    result = conclude(session, read_starts(start_tables, session.spec))
+    write_calibration(result, out_dir)
+    return result
+
+
+def run_profiles(problem_yaml: str | Path, start_tables: Sequence[str | Path], out_dir: str | Path,
+                 **options: object) -> CalibrationResult:
+    """Profiles around the best of the started runs: `write_profiles` into out_dir."""
+    session = open_session(problem_yaml, **{**options, "profile": True})
+    result = conclude(session, read_starts(start_tables, session.spec))
+    write_profiles(result, out_dir)
+    return result
 
 
 def confidence_interval(points: Sequence[tuple[float, float]], optimum: float,
@@ -429,15 +556,34 @@ def _estimates(spec: CalibrationSpec, best: StartResult, profiles: Mapping[int, 
     return frame.astype({"identifiable": "boolean"})
 
 
-def _starts_table(spec: CalibrationSpec, starts: Sequence[StartResult]) -> pd.DataFrame:
+def starts_table(spec: CalibrationSpec, starts: Sequence[StartResult]) -> pd.DataFrame:
+    """One row per local start: start, origin, status, objective (collocation −llh), llh (simulated),
+    n_elements, initial:<parameter>, final:<parameter> (scaled). No timings: the same inputs give
+    the same table (the rule log has the times)."""
     rows = []
     for s in starts:
-        row = {"start": s.start, "origin": s.origin, "status": s.status, "objective": s.nll, "llh": s.llh,
-               "n_elements": s.n_elements, "wall_time": round(s.seconds, 2)}
+        row = {"start": s.start, "origin": s.origin, "status": s.status, "objective": float(s.nll),
+               "llh": float(s.llh), "n_elements": s.n_elements}
         row.update({f"initial:{n}": float(v) for n, v in zip(spec.names, s.x0)})
         row.update({f"final:{n}": float(v) for n, v in zip(spec.names, s.x)})
         rows.append(row)
     return pd.DataFrame(rows).sort_values("start").reset_index(drop=True)
+
+
+def read_starts(paths: Sequence[str | Path], spec: CalibrationSpec) -> list[StartResult]:
+    """Local starts from `starts_table` files (one per Snakemake job), by start number."""
+    names = [f"{side}:{n}" for side in ("initial", "final") for n in spec.names]
+    results = []
+    for path in paths:
+        frame = read_table(path, required=["start", "origin", "status", "objective", "llh", "n_elements", *names])
+        for _, row in frame.iterrows():
+            x0 = row[names[: spec.dimension]].to_numpy(dtype=float)
+            x = row[names[spec.dimension:]].to_numpy(dtype=float)
+            llh = -math.inf if pd.isna(row["llh"]) else float(row["llh"])
+            results.append(StartResult(int(row["start"]), str(row["origin"]), x0, x, float(row["objective"]), llh,
+                                       str(row["status"]), str(row["status"]) in CONVERGED, math.nan,
+                                       int(row["n_elements"])))
+    return sorted(results, key=lambda r: r.start)
 
 
 def _profiles_table(spec: CalibrationSpec, profiles: Mapping[int, tuple]) -> pd.DataFrame:
@@ -449,21 +595,34 @@ def _profiles_table(spec: CalibrationSpec, profiles: Mapping[int, tuple]) -> pd.
 
 
 def write_calibration(result: CalibrationResult, out_dir: str | Path) -> None:
-    """estimates.tsv, starts.tsv, profiles.tsv, summary.tsv, waterfall.png, profiles.png in out_dir
-    (each written atomically, canonical text; the PNGs carry no software or date stamp).
+    """estimates.tsv, starts.tsv, simulation.tsv (PEtab simulation table at the best parameters),
+    summary.tsv, waterfall.png, fit.png in out_dir, and profiles.tsv, profiles.png when profiles
+    were computed (each written atomically, canonical text; the PNGs carry no software or date stamp).
     """
     out = Path(out_dir)
     write_table(result.estimates, out / "estimates.tsv")
-    write_table(result.starts, out / "starts.tsv")
-    write_table(result.profiles, out / "profiles.tsv")
+    write_table(result.starts, out / "starts.tsv", float_format=EXACT)
+    write_table(result.fit.drop(columns="measurement"), out / "simulation.tsv")
     options = {k: v for k, v in asdict(result.options).items() if k != "threads"}  # threads change no result
     summary = {"best_llh": result.best_llh, "n_params": result.n_params, "n_data": result.n_data, **options}
     write_text("key\tvalue\n" + "".join(f"{k}\t{_text(v)}\n" for k, v in summary.items()), out / "summary.tsv")
     _save(_waterfall(result.starts), out / "waterfall.png")
+    _save(_fit_figure(result.fit), out / "fit.png")
+    if result.options.profile:
+        write_profiles(result, out)
+
+
+def write_profiles(result: CalibrationResult, out_dir: str | Path) -> None:
+    """estimates.tsv (with the 95 % intervals), profiles.tsv and profiles.png in out_dir."""
+    out = Path(out_dir)
+    write_table(result.estimates, out / "estimates.tsv")
+    write_table(result.profiles, out / "profiles.tsv")
     _save(_profile_figure(result), out / "profiles.png")
 
 
 def _text(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
     return format(value, ".10g") if isinstance(value, float) else str(value)
 
 
@@ -490,6 +649,26 @@ def _waterfall(starts: pd.DataFrame) -> Figure:
     ax.set_title(f"Waterfall of {len(starts)} local starts (best llh {ordered['llh'].max():.6f})", fontsize=10)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def _fit_figure(fit: pd.DataFrame) -> Figure:
+    """Simulated against measured value, one panel per observable, with the identity line."""
+    observables = sorted(fit["observableId"].unique())
+    columns = min(3, len(observables))
+    rows = math.ceil(len(observables) / columns)
+    figure = Figure(figsize=(4 * columns, 3.6 * rows))
+    for k, observable in enumerate(observables):
+        ax = figure.add_subplot(rows, columns, k + 1)
+        part = fit[fit["observableId"] == observable]
+        values = pd.concat([part["measurement"], part["simulation"]]).astype(float)
+        low, high = float(values.min()), float(values.max())
+        ax.plot([low, high], [low, high], color="0.6", linewidth=0.8)
+        ax.scatter(part["measurement"], part["simulation"], s=8, color="tab:blue")
+        ax.set_title(observable, fontsize=9)
+        ax.set_xlabel("measured", fontsize=8)
+        ax.set_ylabel("simulated", fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -543,6 +722,26 @@ def rank_models(results: Mapping[str, tuple[float, int, int]]) -> pd.DataFrame:
     frame["weight"] = relative / relative.sum() if relative.sum() > 0 else math.nan
     return frame[["model", "llh", "n_params", "n_data", "aicc", "delta_aicc", "weight", "rank_aicc", "bic",
                   "delta_bic", "rank_bic"]]
+
+
+def read_summary(path: str | Path) -> tuple[float, int, int]:
+    """(best log-likelihood, parameters, data points) from a calibration's summary.tsv."""
+    table = read_table(path, required=["key", "value"])
+    values = dict(zip(table["key"].astype(str), table["value"]))
+    try:
+        return float(values["best_llh"]), int(values["n_params"]), int(values["n_data"])
+    except (KeyError, ValueError) as exc:
+        raise DataError(path, key="best_llh, n_params, n_data", expected="numbers (a calibration summary)") from exc
+
+
+def select_models(summaries: Mapping[str, str | Path], out_dir: str | Path) -> str:
+    """Rank the calibrated hypotheses {name: summary.tsv} (`rank_models`); ranking.tsv and best.txt
+    in out_dir; returns the best model's name."""
+    ranking = rank_models({name: read_summary(path) for name, path in summaries.items()})
+    for row in ranking.itertuples():
+        log.info("%s: llh %.6f, %d parameters, AICc %.4f (Δ %.4f, weight %.3g), BIC %.4f", row.model, row.llh,
+                 row.n_params, row.aicc, row.delta_aicc, row.weight, row.bic)
+    return write_ranking(ranking, out_dir)
 
 
 def write_ranking(ranking: pd.DataFrame, out_dir: str | Path) -> str:

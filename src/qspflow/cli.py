@@ -70,7 +70,8 @@ def _calibrate(args: argparse.Namespace) -> None:
     from qspflow.calibrate import calibrate_problem, write_calibration
 
     result = calibrate_problem(args.problem, starts=args.starts, seed=args.seed, solver=args.solver,
-                               global_method=args.global_method, profile=not args.no_profile)
+                               global_method=args.global_method, profile=not args.no_profile,
+                               profile_parameters=args.profile or [], threads=args.threads)
     write_calibration(result, args.out)
     print(format(result.best_llh, ".17g"))
 
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
                    help="global stage before the local solves (none: Latin-hypercube multi-start)")
     p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
+    p.add_argument("--profile", action="append", metavar="PARAMETER",
+                   help="profile only this parameter (repeatable; default: every estimated parameter)")
+    p.add_argument("--threads", type=int, default=1, help="worker processes for starts and profiles")
     p.add_argument("--out", required=True, help="output folder (estimates.tsv, starts.tsv, profiles.tsv, plots)")
 
     p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")

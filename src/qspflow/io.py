@@ -11,10 +11,12 @@ import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from qspflow.errors import DataError
 
 FLOAT_FORMAT = ".10g"
 
@@ -67,3 +69,19 @@ def table_text(frame: pd.DataFrame, float_format: str = FLOAT_FORMAT) -> str:
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str], float_format: str = FLOAT_FORMAT) -> None:
     """Write a DataFrame as canonical TSV, atomically."""
     write_text(table_text(frame, float_format), path)
+
+
+def read_table(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd.DataFrame:
+    """A TSV that qspflow wrote (header, tab-separated; empty cells are NaN), checked to have the
+    `required` columns; a missing file or column raises `DataError` naming it."""
+    try:
+        frame = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    except FileNotFoundError as exc:
+        raise DataError(path, expected="a TSV file", message="it does not exist") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(path, expected="a tab-separated table with a header",
+                        message=str(exc).splitlines()[0]) from exc
+    for column in required:
+        if column not in frame.columns:
+            raise DataError(path, column=column, expected="this column")
+    return frame

@@ -279,9 +279,17 @@ class NumericModel:
         rhs = [sympy.sympify(model.rhs[s]) for s in model.states]
         self.rhs = sympy.lambdify((TIME, xs, ps), rhs, modules="math", cse=True)
         jacobian = sympy.Matrix(rhs).jacobian(xs).tolist()
-        self.jac = sympy.lambdify((TIME, xs, ps), jacobian, modules="math", cse=True)
+        self._jac = sympy.lambdify((TIME, xs, ps), jacobian, modules="math", cse=True)
         initial = [sympy.sympify(model.initial[s]).xreplace({TIME: 0}) for s in model.states]
         self.initial = sympy.lambdify((ps,), initial, modules="math")
+
+    def jac(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The Jacobian, with derivatives that are not finite where the rhs is not differentiable
+        (d|x|^h/dx at x = 0: 0/0 in sympy's form) set to 0, as the compiled simulator does."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            matrix = np.array(self._jac(t, x, p), dtype=float)
+        matrix[~np.isfinite(matrix)] = 0.0
+        return matrix
 
     def vector(self, values: Mapping[str, float]) -> np.ndarray:
         """Parameter values in model order; those not given keep `Parameter.value`."""

@@ -16,11 +16,22 @@ import sympy
 from scipy.optimize import brentq, least_squares, minimize_scalar
 
 from qspflow import calibrate_pyomo
-from qspflow.calibrate import THRESHOLD, calibrate_problem, rank_models, write_calibration, write_ranking
+from qspflow.calibrate import (
+    THRESHOLD,
+    calibrate_problem,
+    rank_models,
+    run_conclude,
+    run_global,
+    run_profiles,
+    run_start,
+    select_models,
+    write_calibration,
+    write_ranking,
+)
 from qspflow.calibrate_global import BatchProblem, batch_objective
 from qspflow.calibrate_pyomo import PyomoProblem, check_solver, conservation_laws
 from qspflow.calibrate_spec import CalibrationSpec
-from qspflow.errors import ConfigError, PetabError, SolverError
+from qspflow.errors import ConfigError, DataError, PetabError, SolverError
 from qspflow.model import TIME, OdeModel, Parameter
 from qspflow.petab import load_problem, log_likelihood
 from qspflow.sbml import write_sbml
@@ -122,8 +133,7 @@ def test_global_stages_find_the_same_optimum_and_are_seeded(tmp_path):
         again = calibrate_problem(path, global_method=method, starts=2, seed=3, profile=False,
                                   global_evaluations=3000)
         assert math.log10(first.best["k"]) == pytest.approx(expected, abs=1e-5)
-        columns = [c for c in first.starts if c != "wall_time"]
-        pd.testing.assert_frame_equal(first.starts[columns], again.starts[columns])
+        pd.testing.assert_frame_equal(first.starts, again.starts)
         assert (first.starts["origin"] == method).all()
 
 
@@ -266,6 +276,13 @@ def test_unknown_solver_and_bad_options_are_config_errors(tmp_path):
         calibrate_problem(tmp_path / "p.yaml", starts=0)
     with pytest.raises(ConfigError, match="key 'stars'"):
         calibrate_problem(tmp_path / "p.yaml", stars=3)
+    with pytest.raises(ConfigError, match="key 'profile_parameters'"):
+        calibrate_problem(tmp_path / "p.yaml", profile_parameters="k")
+
+
+def test_profiling_a_parameter_that_is_not_estimated_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'profile_parameters': expected ids of estimated parameters \(k\), found 'x0'"):
+        calibrate_problem(decay_problem(tmp_path), profile_parameters=["x0"], **{**FAST, "profile": True})
 
 
 # ---------------------------------------------------------------------------------- output
@@ -275,14 +292,56 @@ def test_outputs_are_written_and_byte_stable(tmp_path):
     result = calibrate_problem(decay_problem(tmp_path / "problem"), starts=2, global_method="none")
     for folder in ("a", "b"):
         write_calibration(result, tmp_path / folder)
-    names = ["estimates.tsv", "starts.tsv", "profiles.tsv", "summary.tsv", "waterfall.png", "profiles.png"]
+    names = ["estimates.tsv", "starts.tsv", "profiles.tsv", "simulation.tsv", "summary.tsv", "waterfall.png",
+             "profiles.png", "fit.png"]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     estimates = pd.read_csv(tmp_path / "a" / "estimates.tsv", sep="\t")
     assert list(estimates.columns) == ["parameter", "estimate", "lower_95", "upper_95", "identifiable"]
     starts = pd.read_csv(tmp_path / "a" / "starts.tsv", sep="\t")
-    assert {"start", "status", "objective", "llh", "wall_time", "initial:k", "final:k"} <= set(starts.columns)
+    assert list(starts.columns[:6]) == ["start", "origin", "status", "objective", "llh", "n_elements"]
+    assert {"initial:k", "final:k"} <= set(starts.columns)
+    simulation = pd.read_csv(tmp_path / "a" / "simulation.tsv", sep="\t")
+    assert len(simulation) == 2 * len(TIMES) and simulation["simulation"].notna().all()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
+
+
+def test_the_stages_as_separate_jobs_give_the_in_process_result(tmp_path):
+    """run_global → run_start per start → run_conclude (the Snakemake jobs) reproduce calibrate_problem."""
+    path = decay_problem(tmp_path / "problem")
+    options = dict(starts=3, seed=5, global_evaluations=2000, n_elements=8, profile=False)
+    whole = calibrate_problem(path, **options)
+    run_global(path, tmp_path / "global.tsv", **options)
+    tables = []
+    for k in range(3):
+        tables.append(tmp_path / f"start_{k}.tsv")
+        run_start(path, tmp_path / "global.tsv", k, tables[-1], **options)
+    staged = run_conclude(path, tables, tmp_path / "out", **options)
+    pd.testing.assert_frame_equal(whole.starts, staged.starts)
+    assert staged.best_llh == whole.best_llh
+    write_calibration(whole, tmp_path / "whole")
+    for name in ("estimates.tsv", "starts.tsv", "summary.tsv", "simulation.tsv"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "out" / name).read_bytes(), name
+    assert not (tmp_path / "out" / "profiles.tsv").exists()
+    profiled = run_profiles(path, [tmp_path / "out" / "starts.tsv"], tmp_path / "profiles", **options)
+    low, high = profiled.estimates.loc[0, ["lower_95", "upper_95"]]
+    assert low < whole.best["k"] < high
+    assert sorted(p.name for p in (tmp_path / "profiles").iterdir()) == ["estimates.tsv", "profiles.png", "profiles.tsv"]
+
+
+def test_select_models_reads_summaries_and_names_the_best(tmp_path):
+    for name, llh, k in (("small", -10.0, 2), ("large", -9.5, 4)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.tsv").write_text(f"key\tvalue\nbest_llh\t{llh}\nn_params\t{k}\nn_data\t30\n")
+    best = select_models({n: tmp_path / n / "summary.tsv" for n in ("large", "small")}, tmp_path / "selection")
+    assert best == "small"  # 0.5 llh does not pay for 2 more parameters
+    assert (tmp_path / "selection" / "best.txt").read_text() == "small\n"
+    ranking = pd.read_csv(tmp_path / "selection" / "ranking.tsv", sep="\t")
+    assert list(ranking["model"]) == ["small", "large"]
+    (tmp_path / "bad.tsv").write_text("key\tvalue\nbest_llh\tmany\n")
+    with pytest.raises(DataError, match="bad.tsv"):
+        select_models({"x": tmp_path / "bad.tsv"}, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 # ------------------------------------------------------------------------------- selection
@@ -306,3 +365,25 @@ def test_rank_models_by_aicc_and_bic_computed_by_hand(tmp_path):
     assert write_ranking(ranking, tmp_path) == "a"
     assert (tmp_path / "best.txt").read_text() == "a\n"
     assert pd.read_csv(tmp_path / "ranking.tsv", sep="\t")["model"].tolist() == ["a", "b", "c"]
+
+
+def test_worker_processes_give_the_same_result_as_one_process(tmp_path):
+    """threads = 2 runs starts and profiles in spawned worker processes: the same tables, bit for bit."""
+    path = decay_problem(tmp_path / "problem")
+    options = dict(starts=2, seed=4, global_evaluations=2000, n_elements=8)
+    one, two = (calibrate_problem(path, threads=n, **options) for n in (1, 2))
+    for name in ("starts", "estimates", "profiles", "fit"):
+        pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name), check_exact=True)
+
+
+def test_fractional_powers_are_smoothed_only_where_the_base_can_reach_zero():
+    x, n, k = sympy.symbols("x n k", real=True)
+    eps2 = calibrate_pyomo.SMOOTHING**2
+    assert calibrate_pyomo.smooth_powers(sympy.Abs(x) ** n) == (x**2 + eps2) ** (n / 2)
+    assert calibrate_pyomo.smooth_powers(x**2 + 10**k) == x**2 + 10**k  # integer power, numeric base
+    hill = calibrate_pyomo.smooth_powers(sympy.Abs(x) ** n / (sympy.Abs(x) ** n + k**n))
+    # at x = 0 the value is ε^n/(ε^n + k^n) ≈ 0 and the derivative in n is finite
+    at_zero = {x: 0, n: 1.5, k: 0.5}
+    assert float(hill.subs(at_zero)) == pytest.approx(0.0, abs=1e-11)
+    assert math.isfinite(float(sympy.diff(hill, n).subs(at_zero)))
+    assert float(hill.subs({x: 0.4, n: 1.5, k: 0.5})) == pytest.approx(0.4**1.5 / (0.4**1.5 + 0.5**1.5), rel=1e-12)

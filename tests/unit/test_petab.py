@@ -174,3 +174,19 @@ def test_lint_failures_are_passed_on_with_the_file(tmp_path):
     with pytest.raises(PetabError) as caught:
         load_problem(path)
     assert str(caught.value).startswith(str(path)) and "sd_log" in str(caught.value)
+
+
+def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
+    """d|u|^n/du at u = 0 is 0/0 in sympy's form; the integrator gets 0 there (as the compiled simulator)."""
+    from qspflow.petab import NumericModel
+
+    u, x, n = sympy.symbols("u x n", real=True)
+    model = OdeModel("hill", ["u", "x"], {"n": Parameter("n", 1.5)},
+                     {"u": -u, "x": sympy.Abs(u) ** n / (sympy.Abs(u) ** n + 0.125) - x}, {"u": 0, "x": 0})
+    numeric = NumericModel(model)
+    at_zero = numeric.jac(0.0, np.zeros(2), np.array([1.5]))
+    assert np.isfinite(at_zero).all()
+    assert at_zero.tolist() == [[-1.0, 0.0], [0.0, -1.0]]
+    away = numeric.jac(0.0, np.array([0.5, 0.0]), np.array([1.5]))
+    expected = 1.5 * 0.5**0.5 * 0.125 / (0.5**1.5 + 0.125) ** 2  # d/du u^n/(u^n + c) at u = 0.5
+    assert away[1, 0] == pytest.approx(expected, rel=1e-12)
