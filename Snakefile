@@ -24,3 +24,10 @@ rule all:
         final_targets(),
         inferred_bnets,
         converted_problems,
+
+
+rule models:
+    # The Boolean route up to the converted models, without calibration: `snakemake models`.
+    input:
+        inferred_bnets,
+        converted_problems,

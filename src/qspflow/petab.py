@@ -166,6 +166,10 @@ def _check_ids(problem: petab_v1.Problem, files: Mapping[str, str]) -> None:
                                  expected=f"an id from the {kind} table", found=value)
 
 
+# Priors that are constant within the bounds leave the maximum-likelihood estimate unchanged.
+FLAT_PRIORS = ("uniform", "parameterScaleUniform")
+
+
 def _parameters(table: pd.DataFrame, source: str) -> dict[str, Parameter]:
     """Parameter-table rows as `Parameter`s (values and bounds on linear scale)."""
     parameters = {}
@@ -180,7 +184,13 @@ def _parameters(table: pd.DataFrame, source: str) -> dict[str, Parameter]:
         if not lower <= nominal <= upper and not math.isnan(nominal):
             raise PetabError(source, row=position + 2, column="nominalValue", element=name,
                              expected=f"a value within the bounds [{lower:g}, {upper:g}]", found=nominal)
-        parameters[name] = Parameter(name, nominal, lower, upper, scale, bool(int(row["estimate"])))
+        estimate = bool(int(row["estimate"]))
+        prior = row.get("objectivePriorType")
+        if estimate and not is_missing(prior) and str(prior) not in FLAT_PRIORS:
+            raise PetabError(source, row=position + 2, column="objectivePriorType", element=name, found=prior,
+                             expected=f"no prior or a flat one ({', '.join(FLAT_PRIORS)}): the objective is "
+                                      "the likelihood, priors are not implemented")
+        parameters[name] = Parameter(name, nominal, lower, upper, scale, estimate)
     return parameters
 
 

@@ -190,3 +190,21 @@ def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
     away = numeric.jac(0.0, np.array([0.5, 0.0]), np.array([1.5]))
     expected = 1.5 * 0.5**0.5 * 0.125 / (0.5**1.5 + 0.125) ** 2  # d/du u^n/(u^n + c) at u = 0.5
     assert away[1, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_objective_prior_is_refused_naming_the_row(cases, tmp_path):
+    """The objective is the likelihood: a normal prior would change the optimum, so it is refused."""
+    source = (cases / BOEHM).parent
+    for path in source.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    table = tmp_path / "parameters_Boehm_JProteomeRes2014.tsv"
+    frame = pd.read_csv(table, sep="\t")
+    frame["objectivePriorType"] = ["normal"] + [""] * (len(frame) - 1)
+    frame["objectivePriorParameters"] = ["0;1"] + [""] * (len(frame) - 1)
+    frame.to_csv(table, sep="\t", index=False)
+    with pytest.raises(PetabError, match=r"parameters_Boehm_JProteomeRes2014\.tsv, row 2, column "
+                                         r"'objectivePriorType', element 'Epo_degradation_BaF3'.*found 'normal'"):
+        load_problem(tmp_path / BOEHM.split("/")[-1])
+    frame["objectivePriorType"] = ["uniform"] + [""] * (len(frame) - 1)
+    frame.to_csv(table, sep="\t", index=False)
+    assert load_problem(tmp_path / BOEHM.split("/")[-1]).parameters["Epo_degradation_BaF3"].estimate

@@ -21,9 +21,9 @@ def _outputs(workdir: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_workflow_infers_the_true_network_converts_it_and_is_byte_identical_across_core_counts(workflow_copy: Path) -> None:
-    run_snakemake(workflow_copy, "--cores", "1", "--until", "convert")
+    run_snakemake(workflow_copy, "--cores", "1", "models")
     first = _outputs(workflow_copy)
-    run_snakemake(workflow_copy, "--cores", "2", "--forceall", "--until", "convert")
+    run_snakemake(workflow_copy, "--cores", "2", "--forceall", "models")
     assert _outputs(workflow_copy) == first
 
     assert {"networks/index.tsv", "networks/net_1.bnet", "networks/net_1.sbml"} <= set(first)
