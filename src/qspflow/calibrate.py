@@ -20,7 +20,9 @@ verification by independent simulation, profile likelihoods, and selection among
    confidence interval ends where the profile crosses that threshold.
 
 Results do not depend on `threads`: every start and every profile is computed the same way whether
-it runs in this process or in a worker. `rank_models` compares calibrated hypotheses by AICc and BIC.
+it runs in this process or in a worker. The workflow runs the stages as separate Snakemake jobs
+through files (`run_global`, one `run_start` per start, `run_conclude`, `run_profiles`), with the
+same result. `select_models` (`rank_models`) compares calibrated hypotheses by AICc and BIC.
 """
 
 from __future__ import annotations

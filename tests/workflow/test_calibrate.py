@@ -13,9 +13,9 @@ import yaml
 from .conftest import run_snakemake
 
 RESULTS = Path("results/example")
-# Profiling all 33 parameters takes ~20 min on two cores; these cover each kind (time constant, Hill
-# threshold and exponent, PD) and keep the test to a few minutes.
-PROFILED = ["tau_ERK", "tau_Casp3", "k_MEK_ERK", "n_Raf_MEK", "pd_ec50"]
+# Profiling all 33 parameters takes ~25 min on two cores; these (two Hill thresholds and the EC50 that
+# the full example run found identifiable) keep the test to a few minutes.
+PROFILED = ["k_Akt_Casp3", "k_MEK_ERK", "pd_ec50"]
 
 
 def _configure(workdir: Path, config: str, **sections: dict) -> None:
@@ -28,11 +28,13 @@ def _configure(workdir: Path, config: str, **sections: dict) -> None:
 
 @pytest.mark.slow
 def test_example_true_network_is_selected_and_its_intervals_hold_the_true_values(workflow_copy: Path) -> None:
-    _configure(workflow_copy, "config.yaml", calibrate={"profile_parameters": PROFILED})
+    # Two candidates (the true network and the next best one) and a smaller global budget: ~6 min.
+    _configure(workflow_copy, "config.yaml", infer={"max_networks": 2},
+               calibrate={"profile_parameters": PROFILED, "global_evaluations": 10000})
     run_snakemake(workflow_copy, "--cores", "2")
 
     ranking = pd.read_csv(workflow_copy / RESULTS / "selection/ranking.tsv", sep="\t")
-    assert list(ranking["model"]) == ["net_1", "net_2", "net_3"]  # net_1 is the true network (test_infer)
+    assert list(ranking["model"]) == ["net_1", "net_2"]  # net_1 is the true network (test_infer)
     assert (workflow_copy / RESULTS / "selection/best.txt").read_text() == "net_1\n"
     assert ranking["delta_aicc"].iloc[1] > 100 and ranking["rank_bic"].iloc[0] == 1
     assert ranking["n_data"].eq(882).all()
@@ -45,8 +47,8 @@ def test_example_true_network_is_selected_and_its_intervals_hold_the_true_values
     truth = pd.read_csv(workflow_copy / "resources/example/truth/parameters.tsv", sep="\t").set_index("parameter")
     estimates = pd.read_csv(workflow_copy / RESULTS / "selection/estimates.tsv", sep="\t").set_index("parameter")
     profiled = estimates.loc[PROFILED]
-    identifiable = profiled[profiled["identifiable"]]
-    assert len(identifiable) >= 3
+    identifiable = profiled[profiled["identifiable"].astype(bool)]
+    assert len(identifiable) == len(PROFILED)
     for name, row in identifiable.iterrows():
         assert row["lower_95"] <= truth.loc[name, "value"] <= row["upper_95"], name
     assert estimates.drop(PROFILED)[["lower_95", "upper_95"]].isna().all().all()
