@@ -4,7 +4,6 @@ from pathlib import Path
 from qspflow.calibrate import run_conclude
 from qspflow.logs import to_rule_log
 
-if __name__ == "__main__":
-    with to_rule_log(snakemake.log[0]):
-        run_conclude(snakemake.input.problem, snakemake.input.starts, Path(snakemake.output.summary).parent,
-                     seed=snakemake.params.seed, threads=snakemake.threads, **snakemake.params.options)
+with to_rule_log(snakemake.log[0]):
+    run_conclude(snakemake.input.problem, snakemake.input.starts, Path(snakemake.output.summary).parent,
+                 seed=snakemake.params.seed, threads=snakemake.threads, **snakemake.params.options)

@@ -2,7 +2,6 @@
 from qspflow.calibrate import run_global
 from qspflow.logs import to_rule_log
 
-if __name__ == "__main__":
-    with to_rule_log(snakemake.log[0]):
-        run_global(snakemake.input.problem, snakemake.output[0], seed=snakemake.params.seed,
-                   threads=snakemake.threads, **snakemake.params.options)
+with to_rule_log(snakemake.log[0]):
+    run_global(snakemake.input.problem, snakemake.output[0], seed=snakemake.params.seed,
+               threads=snakemake.threads, **snakemake.params.options)

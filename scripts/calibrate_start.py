@@ -2,7 +2,6 @@
 from qspflow.calibrate import run_start
 from qspflow.logs import to_rule_log
 
-if __name__ == "__main__":
-    with to_rule_log(snakemake.log[0]):
-        run_start(snakemake.input.problem, snakemake.input.starts, int(snakemake.wildcards.start),
-                  snakemake.output[0], threads=snakemake.threads, **snakemake.params.options)
+with to_rule_log(snakemake.log[0]):
+    run_start(snakemake.input.problem, snakemake.input.starts, int(snakemake.wildcards.start),
+              snakemake.output[0], threads=snakemake.threads, **snakemake.params.options)

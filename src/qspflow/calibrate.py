@@ -368,36 +368,46 @@ def global_starts(session: CalibrationSession) -> pd.DataFrame:
     """
     o, spec = session.options, session.spec
     rng = np.random.default_rng(o.seed)
-    points = np.empty((0, spec.dimension))
+    points, values = np.empty((0, spec.dimension)), np.empty(0)
     origins: list[str] = []
     if o.global_method != "none":
         search = scatter_search if o.global_method == "ess" else differential_evolution_search
         archive = search(lambda X: batch_objective(session.batch, X), spec.lower, spec.upper, rng=rng,
                          max_evaluations=o.global_evaluations, time_limit=o.global_time)
         chosen = distinct_best(archive.X, archive.f, o.starts, spec.lower, spec.upper, o.min_distance)
-        points, origins = archive.X[chosen], [o.global_method] * len(chosen)
+        points, values, origins = archive.X[chosen], archive.f[chosen], [o.global_method] * len(chosen)
         log.info("global search: %d evaluations; local starts from its %d best distinct points (−llh %s)",
-                 archive.evaluations, len(chosen), ", ".join(f"{archive.f[k]:.6g}" for k in chosen))
+                 archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in values))
     missing = o.starts - len(points)
     if missing:
         if o.global_method != "none":
             log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
-        points = np.vstack([points, latin_hypercube(missing, spec.lower, spec.upper, rng)])
+        extra = latin_hypercube(missing, spec.lower, spec.upper, rng)
+        points = np.vstack([points, extra])
+        values = np.concatenate([values, batch_objective(session.batch, extra)])
         origins += ["lhs"] * missing
-    frame = pd.DataFrame({"start": range(len(points)), "origin": origins,
-                          "objective": batch_objective(session.batch, points)})
-    vectors = pd.DataFrame(points, columns=[f"initial:{n}" for n in spec.names])
+    frame = pd.DataFrame({"start": range(len(points)), "origin": origins, "objective": values})
+    vectors = pd.DataFrame(points, columns=_columns(spec, "initial"))
     return pd.concat([frame, vectors], axis=1)
+
+
+def _columns(spec: CalibrationSpec, side: str) -> list[str]:
+    """The columns `<side>:<parameter>` of a starts table, in parameter order."""
+    return [f"{side}:{n}" for n in spec.names]
+
+
+def _start_points(spec: CalibrationSpec, starts: pd.DataFrame) -> list[tuple[int, str, np.ndarray]]:
+    """(start, origin, scaled initial point) of each row of a `global_starts` table."""
+    vectors = starts[_columns(spec, "initial")].to_numpy(dtype=float)
+    return [(int(k), str(origin), x0) for k, origin, x0 in zip(starts["start"], starts["origin"], vectors)]
 
 
 def local_start(session: CalibrationSession, starts: pd.DataFrame, start: int) -> StartResult:
     """Local start `start` of a `global_starts` table (stage 2 and 3), with its progress logged."""
-    spec = session.spec
-    row = starts.loc[starts["start"] == start]
-    if row.empty:
+    points = {k: (k, origin, x0) for k, origin, x0 in _start_points(session.spec, starts)}
+    if start not in points:
         raise ConfigError(None, key="start", expected=f"one of the starts 0..{len(starts) - 1}", found=start)
-    x0 = row[[f"initial:{n}" for n in spec.names]].to_numpy(dtype=float)[0]
-    result = session.local(int(start), str(row["origin"].iat[0]), x0)
+    result = session.local(*points[start])
     _report_start(result, len(starts))
     return result
 
@@ -480,9 +490,7 @@ def calibrate_problem(problem_yaml: str | Path, **options: object) -> Calibratio
             best_so_far[0] = max(best_so_far[0], result.llh)
         _report_start(result, len(candidates), best_so_far[0])
 
-    names = [f"initial:{n}" for n in session.spec.names]
-    tasks = [("local", int(row.start), str(row.origin), row[names].to_numpy(dtype=float))
-             for _, row in candidates.iterrows()]
+    tasks = [("local", *point) for point in _start_points(session.spec, candidates)]
     starts = _run_tasks(session, problem_yaml, tasks, o.threads, report_start)
     result = conclude(session, starts)
     log.info("calibration done in %.1f s", time.perf_counter() - began)
@@ -501,8 +509,7 @@ def run_start(problem_yaml: str | Path, global_table: str | Path, start: int, ou
               **options: object) -> None:
     """Stages 2–3 for one start of a `run_global` table: a one-row `starts_table` written to `out`."""
     session = open_session(problem_yaml, **options)
-    names = [f"initial:{n}" for n in session.spec.names]
-    starts = read_table(global_table, required=["start", "origin", *names])
+    starts = read_table(global_table, required=["start", "origin", *_columns(session.spec, "initial")])
     result = local_start(session, starts, start)
     write_table(starts_table(session.spec, [result]), out, float_format=EXACT)
 
@@ -566,21 +573,22 @@ def starts_table(spec: CalibrationSpec, starts: Sequence[StartResult]) -> pd.Dat
     for s in starts:
         row = {"start": s.start, "origin": s.origin, "status": s.status, "objective": float(s.nll),
                "llh": float(s.llh), "n_elements": s.n_elements}
-        row.update({f"initial:{n}": float(v) for n, v in zip(spec.names, s.x0)})
-        row.update({f"final:{n}": float(v) for n, v in zip(spec.names, s.x)})
+        row.update(zip(_columns(spec, "initial"), map(float, s.x0)))
+        row.update(zip(_columns(spec, "final"), map(float, s.x)))
         rows.append(row)
     return pd.DataFrame(rows).sort_values("start").reset_index(drop=True)
 
 
 def read_starts(paths: Sequence[str | Path], spec: CalibrationSpec) -> list[StartResult]:
     """Local starts from `starts_table` files (one per Snakemake job), by start number."""
-    names = [f"{side}:{n}" for side in ("initial", "final") for n in spec.names]
+    initial, final = _columns(spec, "initial"), _columns(spec, "final")
     results = []
     for path in paths:
-        frame = read_table(path, required=["start", "origin", "status", "objective", "llh", "n_elements", *names])
+        frame = read_table(path, required=["start", "origin", "status", "objective", "llh", "n_elements",
+                                           *initial, *final])
         for _, row in frame.iterrows():
-            x0 = row[names[: spec.dimension]].to_numpy(dtype=float)
-            x = row[names[spec.dimension:]].to_numpy(dtype=float)
+            x0 = row[initial].to_numpy(dtype=float)
+            x = row[final].to_numpy(dtype=float)
             llh = -math.inf if pd.isna(row["llh"]) else float(row["llh"])
             results.append(StartResult(int(row["start"]), str(row["origin"]), x0, x, float(row["objective"]), llh,
                                        str(row["status"]), str(row["status"]) in CONVERGED, math.nan,
