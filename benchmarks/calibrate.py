@@ -29,8 +29,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from qspflow.calibrate import CalibrationOptions, CalibrationSession, calibrate_problem
-from qspflow.calibrate_global import BatchProblem, latin_hypercube
-from qspflow.calibrate_spec import to_linear
+from qspflow.calibrate.search import BatchProblem, latin_hypercube
+from qspflow.calibrate.spec import to_linear
 
 ROOT = Path(__file__).resolve().parents[1]
 BOEHM = ROOT.parent / "shared" / "cases" / "petab" / "Boehm_JProteomeRes2014" / "Boehm_JProteomeRes2014.yaml"

@@ -37,7 +37,7 @@ from qspflow.boolean import random_network
 from qspflow.convert import boolean_to_ode, couple_pkpd
 from qspflow.model import TIME, OdeModel
 from qspflow.petab import load_problem
-from qspflow.sbml import write_sbml
+from qspflow.model.sbml import write_sbml
 from qspflow.simulate import compile_model
 
 RTOL, ATOL = 1e-6, 1e-8
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"max abs error vs Radau (rtol 1e-10; nodes and mg/L), {len(checked)} sets, {engine}: {err:.2e} "
               f"{'ok' if err <= MAX_ABS_ERR else f'above {MAX_ABS_ERR:g}'}")
     print(f"libroadrunner CVODE: {rr_rate:,.0f} sims/s (N = {len(params):,}, one instance, reset + "
-          f"setGlobalParameterValues per set; SBML from qspflow.sbml.write_sbml)")
+          f"setGlobalParameterValues per set; SBML from qspflow.model.sbml.write_sbml)")
     print(f"scipy LSODA + compiled rhs/Jacobian: {lsoda_rate:,.0f} sims/s (N = {len(params):,})")
 
     # Throughput, streamed in chunks so memory stays bounded.

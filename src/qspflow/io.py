@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -46,10 +47,43 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def replace_folder(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Put folder `new` at `target` by renames; an existing `target` folder is moved aside, then deleted."""
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.replace(new, target)
+        return
+    # A folder cannot be renamed onto a non-empty one: move the old one into an empty temp folder first.
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old / target.name)
+    os.replace(new, target)
+    shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty staging folder beside `path`; if the block succeeds it replaces `path` whole,
+    otherwise it is removed and `path` is left as it was."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private; an output folder is an ordinary one
+        replace_folder(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bytes(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Write `data` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write `text` with `\\n` line endings, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(text.encode("utf-8"))
+    write_bytes(text.encode("utf-8"), path)
 
 
 def table_text(frame: pd.DataFrame, float_format: str = FLOAT_FORMAT) -> str:

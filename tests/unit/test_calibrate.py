@@ -15,7 +15,7 @@ import pytest
 import sympy
 from scipy.optimize import brentq, least_squares, minimize_scalar
 
-from qspflow import calibrate_pyomo
+from qspflow.calibrate import transcription as calibrate_pyomo
 from qspflow.calibrate import (
     THRESHOLD,
     calibrate_problem,
@@ -28,13 +28,13 @@ from qspflow.calibrate import (
     write_calibration,
     write_ranking,
 )
-from qspflow.calibrate_global import BatchProblem, batch_objective
-from qspflow.calibrate_pyomo import PyomoProblem, check_solver, conservation_laws
-from qspflow.calibrate_spec import CalibrationSpec
+from qspflow.calibrate.search import BatchProblem, batch_objective
+from qspflow.calibrate.transcription import PyomoProblem, check_solver, conservation_laws
+from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import ConfigError, DataError, PetabError, SolverError
 from qspflow.model import TIME, OdeModel, Parameter
 from qspflow.petab import load_problem, log_likelihood
-from qspflow.sbml import write_sbml
+from qspflow.model.sbml import write_sbml
 
 K_TRUE, SIGMA = 0.5, 0.05
 TIMES = (0.5, 1.0, 2.0, 4.0)

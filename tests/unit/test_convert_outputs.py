@@ -21,7 +21,7 @@ from qspflow.convert import convert_network, run_convert_cli, write_converted
 from qspflow.errors import ConfigError, DataError, NetworkError
 from qspflow.model import from_pysb
 from qspflow.petab import load_problem, log_likelihood, simulate_condition
-from qspflow.sbml import read_sbml
+from qspflow.model.sbml import read_sbml
 
 from test_convert import assert_same_odes  # tests/unit is on sys.path (pytest prepend import mode)
 

@@ -9,7 +9,7 @@ import sympy
 
 from qspflow.errors import ModelError
 from qspflow.model import OdeModel, Parameter
-from qspflow.sbml import read_sbml
+from qspflow.model.sbml import read_sbml
 
 SBML = """<?xml version="1.0" encoding="UTF-8"?>
 <sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2">

@@ -11,7 +11,7 @@ from pysb.simulator import ScipyOdeSimulator
 
 from qspflow.model import TIME, from_pysb, to_pysb
 from qspflow.petab import simulate_condition
-from qspflow.sbml import read_sbml
+from qspflow.model.sbml import read_sbml
 
 RTOL, ATOL = 1e-10, 1e-14
 

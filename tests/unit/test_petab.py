@@ -13,7 +13,7 @@ import sympy
 from qspflow.errors import PetabError
 from qspflow.model import OdeModel, Parameter
 from qspflow.petab import load_problem, log_likelihood, simulate_problem
-from qspflow.sbml import write_sbml
+from qspflow.model.sbml import write_sbml
 
 BOEHM = "petab/Boehm_JProteomeRes2014/Boehm_JProteomeRes2014.yaml"
 FUJITA = "petab/Fujita_SciSignal2010/Fujita_SciSignal2010.yaml"

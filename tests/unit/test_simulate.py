@@ -10,7 +10,7 @@ import pytest
 import sympy
 from scipy.integrate import solve_ivp
 
-from qspflow._codegen import generate
+from qspflow.simulate.codegen import generate
 from qspflow.errors import ModelError
 from qspflow.model import TIME, OdeModel, Parameter
 from qspflow.petab import load_problem

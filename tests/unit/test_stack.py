@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from qspflow.solvers import configure_pyomo
+from qspflow.calibrate.solvers import configure_pyomo
 
 configure_pyomo()
 

@@ -26,7 +26,7 @@ from types import ModuleType
 import numba
 import numpy as np
 
-from qspflow._codegen import generate
+from qspflow.simulate.codegen import generate
 from qspflow.errors import ModelError
 from qspflow.model import OdeModel
 

@@ -4,7 +4,7 @@ States, parameters (value, bounds, scale), right-hand sides and observables are 
 expressions in the symbols named by states, parameters and `TIME`. Nothing here integrates;
 `qspflow.simulate` compiles, `qspflow.calibrate` transcribes.
 
-Conversions: `OdeModel.from_sbml` (and `qspflow.sbml.read_sbml`/`write_sbml`/`sbml_text`),
+Conversions: `OdeModel.from_sbml` (and `qspflow.model.sbml.read_sbml`/`write_sbml`/`sbml_text`),
 `to_pysb` and `from_pysb` (PySB + BioNetGen, imported only when used).
 """
 
@@ -14,7 +14,7 @@ import cmath
 import math
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import TYPE_CHECKING
@@ -26,8 +26,29 @@ from qspflow.errors import ModelError
 if TYPE_CHECKING:
     import pysb
 
-TIME = sympy.Symbol("time", real=True)
 SCALES = ("lin", "log", "log10")
+
+
+def symbol(name: str) -> sympy.Symbol:
+    """The sympy symbol a state, parameter or quantity named `name` appears as in every expression.
+
+    Always real: `Symbol(name)` without assumptions is a different symbol, and expressions built
+    over it would silently not substitute.
+    """
+    return sympy.Symbol(name, real=True)
+
+
+def unique_name(base: str, taken: set[str], valid: Callable[[str], bool] | None = None) -> str:
+    """`base`, or `base` with underscores appended, the first that is not taken (and is `valid`);
+    marks it taken."""
+    name = base
+    while name in taken or (valid is not None and not valid(name)):
+        name += "_"
+    taken.add(name)
+    return name
+
+
+TIME = symbol("time")
 
 
 @dataclass
@@ -63,14 +84,14 @@ class OdeModel:
 
     @classmethod
     def from_sbml(cls, source: str | PathLike[str]) -> OdeModel:
-        """Read an SBML file (or SBML text); see `qspflow.sbml` for what is supported."""
-        from qspflow.sbml import read_sbml
+        """Read an SBML file (or SBML text); see `qspflow.model.sbml` for what is supported."""
+        from qspflow.model.sbml import read_sbml
 
         return read_sbml(source)
 
     def symbol(self, name: str) -> sympy.Symbol:
         """The sympy symbol a state or parameter appears as in the expressions."""
-        return sympy.Symbol(name, real=True)
+        return symbol(name)
 
     @property
     def state_symbols(self) -> list[sympy.Symbol]:

@@ -42,11 +42,11 @@ import scipy.linalg
 import sympy
 from sympy.core.relational import Relational
 
-from qspflow.calibrate_global import BatchProblem
-from qspflow.calibrate_spec import LN10, CalibrationSpec, Experiment, Measurement
+from qspflow.calibrate.search import BatchProblem
+from qspflow.calibrate.spec import LN10, CalibrationSpec, Experiment, Measurement
 from qspflow.errors import ConfigError, ModelError, SolverError
 from qspflow.model import TIME
-from qspflow.solvers import configure_pyomo
+from qspflow.calibrate.solvers import configure_pyomo
 
 configure_pyomo()
 import pyomo.environ as pyo  # noqa: E402  (configure_pyomo must run first)

@@ -7,7 +7,7 @@ verification by independent simulation, profile likelihoods, and selection among
    on `batch_objective` (the compiled simulator) over the bounds on the parameters' scales; the best
    *distinct* points it evaluated become the local starts. With "none", the starts are a Latin
    hypercube (plain multi-start).
-2. Local: each start is solved by Pyomo direct transcription (`qspflow.calibrate_pyomo`, Ipopt or
+2. Local: each start is solved by Pyomo direct transcription (`qspflow.calibrate.transcription`, Ipopt or
    ripopt; noise parameters held first, then all, within a moving box of `local_box`); the
    solver's termination condition is recorded for every start, and only converged starts count.
 3. Verification: the log-likelihood at every converged optimum is recomputed by
@@ -42,7 +42,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import chi2
 
-from qspflow.calibrate_global import (
+from qspflow.calibrate.search import (
     BatchProblem,
     batch_objective,
     differential_evolution_search,
@@ -50,8 +50,8 @@ from qspflow.calibrate_global import (
     latin_hypercube,
     scatter_search,
 )
-from qspflow.calibrate_pyomo import CONVERGED, PyomoProblem, check_solver
-from qspflow.calibrate_spec import CalibrationSpec, to_linear
+from qspflow.calibrate.transcription import CONVERGED, PyomoProblem, check_solver
+from qspflow.calibrate.spec import CalibrationSpec, to_linear
 from qspflow.errors import ConfigError, DataError, SolverError
 from qspflow.io import atomic_path, read_table, write_table, write_text
 from qspflow.petab import load_problem, simulate_problem

@@ -23,7 +23,7 @@ import sympy
 from scipy.optimize import differential_evolution
 from scipy.stats import qmc
 
-from qspflow.calibrate_spec import CalibrationSpec, Experiment, measurement_terms
+from qspflow.calibrate.spec import CalibrationSpec, Experiment, measurement_terms
 from qspflow.model import OdeModel, Parameter
 from qspflow.simulate import compile_model
 

@@ -45,7 +45,7 @@ from scipy.integrate import solve_ivp
 from qspflow.errors import PetabError
 from qspflow.io import write_table, write_text
 from qspflow.model import SCALES, TIME, OdeModel, Parameter
-from qspflow.sbml import read_sbml, write_sbml
+from qspflow.model.sbml import read_sbml, write_sbml
 
 log = logging.getLogger(__name__)
 

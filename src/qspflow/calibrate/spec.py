@@ -1,8 +1,8 @@
 """The calibration view of a PEtab problem: what is estimated, on which scale, and each experiment's
 dynamics and measurements as sympy expressions in the states and the estimated parameters.
 
-The batch objective of the global stage (`qspflow.calibrate_global`) and the Pyomo transcription
-(`qspflow.calibrate_pyomo`) both read this one description, so they cannot disagree about condition
+The batch objective of the global stage (`qspflow.calibrate.search`) and the Pyomo transcription
+(`qspflow.calibrate.transcription`) both read this one description, so they cannot disagree about condition
 overrides, placeholders or noise formulas; `qspflow.petab.log_likelihood`, which does not read it,
 stays the independent reference that verifies every optimum.
 

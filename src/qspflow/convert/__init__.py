@@ -973,7 +973,7 @@ def write_converted(converted: ConvertedModel, out_dir: str | os.PathLike[str]) 
     they were. Other files in `out_dir` are left alone.
     """
     from qspflow.petab import write_problem
-    from qspflow.sbml import write_sbml
+    from qspflow.model.sbml import write_sbml
 
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,120 @@
+"""Every figure qspflow draws, as PNG bytes that are the same on every run.
+
+Figures are built on matplotlib's object API with the Agg canvas (no pyplot state, no display);
+PNGs carry no software tag or timestamp. Functions take plain tables, never files: `qspflow.steps`
+decides where the bytes go. matplotlib is imported here only, so the rest of the library loads
+without it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as byte-stable PNG (Agg, no metadata that varies)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def qc_figure(measurements: pd.DataFrame, thresholds: pd.DataFrame) -> Figure:
+    """Normalized value over time per observable and experiment, with the binarization threshold."""
+    observables = sorted(measurements["observable"].unique())
+    experiments = sorted(measurements["experiment"].unique())
+    colour = {e: f"C{i % 10}" for i, e in enumerate(experiments)}
+    threshold = dict(zip(thresholds["observable"], thresholds["threshold"], strict=True))
+    ncols = min(4, len(observables))
+    nrows = math.ceil(len(observables) / ncols)
+    fig = Figure(figsize=(2.4 * ncols, 1.9 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, observable in zip(axes.flat, observables):
+        subset = measurements[measurements["observable"] == observable].dropna(subset=["normalized"])
+        for experiment, series in subset.groupby("experiment", sort=True):
+            ax.plot(series["time"], series["normalized"], marker="o", markersize=2.5, linewidth=1,
+                    color=colour[experiment], label=experiment)
+        ax.axhline(threshold[observable], linestyle="--", linewidth=0.8, color="0.3")
+        ax.set_title(observable, fontsize=8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(observables):]:
+        ax.set_visible(False)
+    fig.supxlabel("time", fontsize=7)
+    fig.supylabel("normalized value", fontsize=7)
+    if len(experiments) <= 12:  # beyond that a legend hides the data
+        axes[0, 0].legend(fontsize=5, frameon=False)
+    return fig
+
+
+def waterfall_figure(starts: pd.DataFrame, converged: Collection[str]) -> Figure:
+    """Distance of every start's final log-likelihood from the best, best first (symlog axis, so
+    that starts at the optimum sit on 0); starts whose `status` is in `converged` filled."""
+    figure = Figure(figsize=(6, 4))
+    ax = figure.add_subplot()
+    ordered = starts[np.isfinite(starts["llh"])].sort_values(["llh", "start"], ascending=[False, True])
+    rank = np.arange(1, len(ordered) + 1)
+    gap = (ordered["llh"].max() - ordered["llh"]).to_numpy()
+    ok = ordered["status"].isin(converged).to_numpy()
+    ax.plot(rank, gap, color="0.6", linewidth=0.8)
+    ax.scatter(rank[ok], gap[ok], color="tab:blue", label="converged", zorder=3)
+    ax.scatter(rank[~ok], gap[~ok], facecolor="none", edgecolor="tab:red", label="not converged", zorder=3)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("start (sorted by log-likelihood)")
+    ax.set_ylabel("best log-likelihood − log-likelihood")
+    ax.set_title(f"Waterfall of {len(starts)} local starts (best llh {ordered['llh'].max():.6f})", fontsize=10)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def fit_figure(fit: pd.DataFrame) -> Figure:
+    """Simulated against measured value, one panel per observable, with the identity line."""
+    observables = sorted(fit["observableId"].unique())
+    columns = min(3, len(observables))
+    rows = math.ceil(len(observables) / columns)
+    figure = Figure(figsize=(4 * columns, 3.6 * rows))
+    for k, observable in enumerate(observables):
+        ax = figure.add_subplot(rows, columns, k + 1)
+        part = fit[fit["observableId"] == observable]
+        values = pd.concat([part["measurement"], part["simulation"]]).astype(float)
+        low, high = float(values.min()), float(values.max())
+        ax.plot([low, high], [low, high], color="0.6", linewidth=0.8)
+        ax.scatter(part["measurement"], part["simulation"], s=8, color="tab:blue")
+        ax.set_title(observable, fontsize=9)
+        ax.set_xlabel("measured", fontsize=8)
+        ax.set_ylabel("simulated", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def profile_figure(profiles: pd.DataFrame, threshold: float) -> Figure:
+    """Profile log-likelihood minus its optimum for each parameter, with the interval's threshold."""
+    names = list(dict.fromkeys(profiles["parameter"]))
+    columns = min(3, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    figure = Figure(figsize=(4 * columns, 3 * rows))
+    if not names:
+        figure.text(0.5, 0.5, "no profiles computed", ha="center", va="center")
+        return figure
+    top = profiles["llh"].max()
+    for k, name in enumerate(names):
+        ax = figure.add_subplot(rows, columns, k + 1)
+        part = profiles[profiles["parameter"] == name]
+        ax.plot(part["value"], part["llh"] - top, marker=".", color="tab:blue")
+        ax.axhline(-threshold, color="tab:red", linestyle="--", linewidth=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("value (parameter scale)", fontsize=8)
+        ax.set_ylabel("Δ log-likelihood", fontsize=8)
+    figure.tight_layout()
+    return figure
