@@ -1,14 +1,24 @@
 # Input functions, seeds and target lists shared by the rules; no logic beyond naming files.
 import csv
+import re
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 from qspflow.seeds import derive_seed
 
 STUDY = config["study"]
 
+if not config["data"]["pkn"] and not config["data"]["petab"]:
+    raise WorkflowError(
+        "qspflow: the study config gives neither data.pkn (the Boolean route: measurements and a prior "
+        "knowledge network) nor data.petab (the mechanistic route: a PEtab problem); give one of them"
+    )
 
+
+# One study per config: {study} matches only the configured study's name, whose inputs the rules read.
 wildcard_constraints:
-    study=r"[A-Za-z0-9_-]+",
+    study=re.escape(STUDY),
     net=r"[A-Za-z0-9_-]+",
 
 

@@ -1,6 +1,7 @@
 """The `qspflow` command: the workflow's steps and tools, usable without Snakemake.
 
-User errors (`QspflowError`) are printed on one line and exit with status 2.
+Every command calls the same `qspflow.steps` function as the workflow's rule; `--out DIR` places
+that step's named outputs in DIR under their default file names. User errors (`QspflowError`) are printed on one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -10,78 +11,51 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from qspflow import steps
 from qspflow.errors import QspflowError
+from qspflow.io import EXACT_FORMAT
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from qspflow.boolean import read_sif
-    from qspflow.data import prepare, write_prepared
-
-    known = read_sif(args.pkn).nodes if args.pkn else None
-    prepared = prepare(
-        args.data,
-        fmt=args.format,
-        experiments_path=args.experiments,
-        known_nodes=known,
-        unknown_observables=args.unknown_observables,
-        normalization=args.normalization,
-        binarization=args.binarization,
-        threshold=args.threshold,
-    )
-    write_prepared(prepared, args.out)
+    steps.prepare(data=args.data, experiments=args.experiments, pkn=args.pkn, fmt=args.format,
+                  unknown_observables=args.unknown_observables, normalization=args.normalization,
+                  controls=args.controls or (), binarization=args.binarization, threshold=args.threshold,
+                  **steps.in_folder(args.out, steps.files("prepare")))
 
 
 def _example(args: argparse.Namespace) -> None:
-    from qspflow.example import write_example
-
-    write_example(args.out, seed=args.seed)
+    steps.example(out=args.out, seed=args.seed)
 
 
 def _infer(args: argparse.Namespace) -> None:
-    from qspflow.infer import run_infer_cli
-
-    run_infer_cli(args.pkn, args.data, args.format, args.experiments, args.out,
-                  max_networks=args.max_networks, method=args.method, time=args.time,
-                  max_inputs=args.max_inputs, size_penalty=args.size_penalty, tolerance=args.tolerance,
-                  drug_target=args.drug_target, inhibiting_dose=args.inhibiting_dose)
+    steps.infer_from_data(pkn=args.pkn, data=args.data, fmt=args.format, experiments=args.experiments,
+                          networks=args.out, max_networks=args.max_networks, method=args.method, time=args.time,
+                          max_inputs=args.max_inputs, size_penalty=args.size_penalty, tolerance=args.tolerance,
+                          drug_target=args.drug_target, inhibiting_dose=args.inhibiting_dose)
 
 
 def _petab_simulate(args: argparse.Namespace) -> None:
-    from qspflow.io import write_table
-    from qspflow.petab import load_problem, simulate_problem
-
-    write_table(simulate_problem(load_problem(args.problem)), args.out)
+    steps.petab_simulate(problem=args.problem, simulation=args.out)
 
 
 def _petab_llh(args: argparse.Namespace) -> None:
-    from qspflow.petab import load_problem, log_likelihood
-
-    print(format(log_likelihood(load_problem(args.problem)), ".17g"))
+    print(format(steps.petab_llh(problem=args.problem), EXACT_FORMAT))
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from qspflow.convert import run_convert_cli
-
-    run_convert_cli(args.network, args.out, method=args.method, measurements=args.measurements,
-                    experiments=args.experiments, config=args.config)
+    steps.convert_with_config(network=args.network, out=args.out, method=args.method,
+                              measurements=args.measurements, experiments=args.experiments, config=args.config)
 
 
 def _calibrate(args: argparse.Namespace) -> None:
-    from qspflow.calibrate import calibrate_problem, write_calibration
-
-    result = calibrate_problem(args.problem, starts=args.starts, seed=args.seed, solver=args.solver,
-                               global_method=args.global_method, profile=not args.no_profile,
-                               profile_parameters=args.profile or [], threads=args.threads)
-    write_calibration(result, args.out)
-    print(format(result.best_llh, ".17g"))
+    best = steps.calibrate_folder(problem=args.problem, out=args.out, starts=args.starts, seed=args.seed,
+                                  solver=args.solver, global_method=args.global_method, profile=not args.no_profile,
+                                  profile_parameters=args.profile or [], threads=args.threads)
+    print(format(best, EXACT_FORMAT))
 
 
 def _attractors(args: argparse.Namespace) -> None:
-    from qspflow.boolean import attractors, attractors_table, read_bnet
-    from qspflow.io import table_text
-
-    net = read_bnet(args.network)
-    sys.stdout.write(table_text(attractors_table(attractors(net, update=args.update), net)))
+    sys.stdout.write(steps.attractors(network=args.network, update=args.update))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pkn", help="prior knowledge network (SIF) whose nodes the observables must be")
     p.add_argument("--unknown-observables", choices=["error", "warn"], default="error")
     p.add_argument("--normalization", choices=["minmax", "fold_change"], default="minmax")
+    p.add_argument("--controls", nargs="+", metavar="EXPERIMENT",
+                   help="control experiments whose values --normalization fold_change divides by")
     p.add_argument("--binarization", choices=["kmeans", "threshold"], default="kmeans")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold for --binarization threshold")
     p.add_argument("--out", required=True, help="output folder")

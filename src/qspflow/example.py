@@ -1,11 +1,12 @@
 """The bundled example study: a signaling network under a MEK inhibitor, with its ground truth.
 
 Growth factor (EGF) and cytokine (TNFa) signaling decide between survival and apoptosis
-(Casp3); an oral MEK inhibitor is given q12h. `write_example` writes the study's inputs
+(Casp3); an oral MEK inhibitor is given q12h. `example_files` renders the study's inputs
 (PKN, experiments, noisy measurements, dosing, a clinical cohort's biomarkers) and the
 ground truth they were generated from (true logic, parameters, noise-free trajectories,
-Boolean fixpoints, the cohort's true parameters) into one folder; `resources/example/`
-is that folder for the default seed, byte for byte.
+Boolean fixpoints, the cohort's true parameters) as the files of one folder
+(`qspflow.steps.example` writes them); `resources/example/` is that folder for the default
+seed, byte for byte.
 
 The continuous model is Odefy's normalized HillCube (Krumsiek et al. 2010): an edge from
 x has f(x) = xⁿ/(xⁿ+kⁿ)·(1+kⁿ); a node's production B is the multilinear interpolation
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -29,7 +29,7 @@ from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
 
 from qspflow.errors import DataError, ModelError
-from qspflow.io import write_table, write_text
+from qspflow.io import table_text
 
 # ---------------------------------------------------------------------------------------------
 # The study, in one place
@@ -661,34 +661,34 @@ def biomarkers_table() -> pd.DataFrame:
     )
 
 
-def write_example(out_dir: str | os.PathLike[str], *, seed: int = DEFAULT_SEED) -> None:
-    """Write the example study and its ground truth into `out_dir` (README.md is not touched).
+def example_files(*, seed: int = DEFAULT_SEED) -> dict[str, str]:
+    """The example study and its ground truth as {relative path: text} (README.md is not among them).
 
     Inputs: pkn.sif, experiments.tsv, measurements.tsv, dosing.tsv, vpop_condition.tsv,
     vpop_biomarkers.tsv, vpop_target.tsv, vpop_summary.tsv. Ground truth under truth/:
     network.bnet, parameters.tsv, population.tsv, trajectories.tsv, binarized_8h.tsv,
     patients.tsv.
     """
-    out = os.fspath(out_dir)
     truth = true_parameters()
     exps = experiments()
     trajectories = truth_trajectories(truth, exps)
     patients, target = cohort(seed)
-
-    write_text(pkn_text(), os.path.join(out, "pkn.sif"))
-    write_table(exps, os.path.join(out, "experiments.tsv"))
-    write_table(measurements(trajectories, seed), os.path.join(out, "measurements.tsv"))
-    write_table(dosing_table(), os.path.join(out, "dosing.tsv"))
-    write_table(pd.DataFrame([VPOP_CONDITION]), os.path.join(out, "vpop_condition.tsv"))
-    write_table(biomarkers_table(), os.path.join(out, "vpop_biomarkers.tsv"))
-    write_table(target, os.path.join(out, "vpop_target.tsv"), float_format=".6g")
-    write_table(vpop_summary(target), os.path.join(out, "vpop_summary.tsv"), float_format=".6g")
-    write_text(bnet_text(), os.path.join(out, "truth", "network.bnet"))
-    write_table(parameters_table(), os.path.join(out, "truth", "parameters.tsv"))
-    write_table(population_table(), os.path.join(out, "truth", "population.tsv"))
-    write_table(trajectories, os.path.join(out, "truth", "trajectories.tsv"), float_format=".8g")
-    write_table(binarized_fixpoints(exps), os.path.join(out, "truth", "binarized_8h.tsv"))
-    write_table(patients, os.path.join(out, "truth", "patients.tsv"), float_format=".10g")
+    return {
+        "pkn.sif": pkn_text(),
+        "experiments.tsv": table_text(exps),
+        "measurements.tsv": table_text(measurements(trajectories, seed)),
+        "dosing.tsv": table_text(dosing_table()),
+        "vpop_condition.tsv": table_text(pd.DataFrame([VPOP_CONDITION])),
+        "vpop_biomarkers.tsv": table_text(biomarkers_table()),
+        "vpop_target.tsv": table_text(target, float_format=".6g"),
+        "vpop_summary.tsv": table_text(vpop_summary(target), float_format=".6g"),
+        "truth/network.bnet": bnet_text(),
+        "truth/parameters.tsv": table_text(parameters_table()),
+        "truth/population.tsv": table_text(population_table()),
+        "truth/trajectories.tsv": table_text(trajectories, float_format=".8g"),
+        "truth/binarized_8h.tsv": table_text(binarized_fixpoints(exps)),
+        "truth/patients.tsv": table_text(patients, float_format=".10g"),
+    }
 
 
 __all__ = [
@@ -710,5 +710,5 @@ __all__ = [
     "simulate_truth",
     "true_edges",
     "true_parameters",
-    "write_example",
+    "example_files",
 ]

@@ -20,6 +20,7 @@ import pandas as pd
 from qspflow.errors import DataError
 
 FLOAT_FORMAT = ".10g"
+EXACT_FORMAT = ".17g"  # floats that are read back (start points, optima, parameter values) round-trip exactly
 
 
 def format_float(x: float, fmt: str = FLOAT_FORMAT) -> str:

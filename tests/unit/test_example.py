@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qspflow import steps
+
 from qspflow import example as ex
 from qspflow.errors import DataError, ModelError
 
@@ -35,7 +37,7 @@ def _read(path: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("example")
-    ex.write_example(out)
+    steps.example(out=out)
     return out
 
 
