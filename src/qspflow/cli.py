@@ -13,29 +13,33 @@ from collections.abc import Callable, Sequence
 
 from qspflow import steps
 from qspflow.errors import QspflowError
-from qspflow.io import EXACT_FORMAT
+from qspflow.io import EXACT_FORMAT, output_file, output_folder
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    steps.prepare(data=args.data, experiments=args.experiments, pkn=args.pkn, fmt=args.format,
-                  unknown_observables=args.unknown_observables, normalization=args.normalization,
-                  controls=args.controls or (), binarization=args.binarization, threshold=args.threshold,
-                  **steps.in_folder(args.out, steps.files("prepare")))
+    with output_folder(args.out, force=args.force) as out:
+        steps.prepare(data=args.data, experiments=args.experiments, pkn=args.pkn, fmt=args.format,
+                      unknown_observables=args.unknown_observables, normalization=args.normalization,
+                      controls=args.controls or (), binarization=args.binarization, threshold=args.threshold,
+                      **steps.in_folder(out, steps.files("prepare")))
 
 
 def _example(args: argparse.Namespace) -> None:
-    steps.example(out=args.out, seed=args.seed)
+    with output_folder(args.out, force=args.force) as out:
+        steps.example(out=out, seed=args.seed)
 
 
 def _infer(args: argparse.Namespace) -> None:
-    steps.infer_from_data(pkn=args.pkn, data=args.data, fmt=args.format, experiments=args.experiments,
-                          networks=args.out, max_networks=args.max_networks, method=args.method, time=args.time,
-                          max_inputs=args.max_inputs, size_penalty=args.size_penalty, tolerance=args.tolerance,
-                          drug_target=args.drug_target, inhibiting_dose=args.inhibiting_dose)
+    with output_folder(args.out, force=args.force) as out:
+        steps.infer_from_data(pkn=args.pkn, data=args.data, fmt=args.format, experiments=args.experiments,
+                              networks=out, max_networks=args.max_networks, method=args.method, time=args.time,
+                              max_inputs=args.max_inputs, size_penalty=args.size_penalty, tolerance=args.tolerance,
+                              drug_target=args.drug_target, inhibiting_dose=args.inhibiting_dose)
 
 
 def _petab_simulate(args: argparse.Namespace) -> None:
-    steps.petab_simulate(problem=args.problem, simulation=args.out)
+    with output_file(args.out) as out:
+        steps.petab_simulate(problem=args.problem, simulation=out)
 
 
 def _petab_llh(args: argparse.Namespace) -> None:
@@ -43,14 +47,17 @@ def _petab_llh(args: argparse.Namespace) -> None:
 
 
 def _convert(args: argparse.Namespace) -> None:
-    steps.convert_with_config(network=args.network, out=args.out, method=args.method,
-                              measurements=args.measurements, experiments=args.experiments, config=args.config)
+    with output_folder(args.out, force=args.force) as out:
+        steps.convert_with_config(network=args.network, out=out, method=args.method,
+                                  measurements=args.measurements, experiments=args.experiments, config=args.config)
 
 
 def _calibrate(args: argparse.Namespace) -> None:
-    best = steps.calibrate_folder(problem=args.problem, out=args.out, starts=args.starts, seed=args.seed,
-                                  solver=args.solver, global_method=args.global_method, profile=not args.no_profile,
-                                  profile_parameters=args.profile or [], threads=args.threads)
+    with output_folder(args.out, force=args.force) as out:
+        best = steps.calibrate_folder(problem=args.problem, out=out, starts=args.starts, seed=args.seed,
+                                      solver=args.solver, global_method=args.global_method,
+                                      profile=not args.no_profile, profile_parameters=args.profile or [],
+                                      threads=args.threads)
     print(format(best, EXACT_FORMAT))
 
 
@@ -58,44 +65,69 @@ def _attractors(args: argparse.Namespace) -> None:
     sys.stdout.write(steps.attractors(network=args.network, update=args.update))
 
 
+FORCE_HELP = ("write into --out even when it holds files qspflow did not write there (those are left alone; "
+              "without --force such a folder is refused)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qspflow", description=__doc__.splitlines()[0])
-    parser.add_argument("--verbose", "-v", action="store_true", help="log progress to stderr")
+    # -v/-q are accepted before and after the command name (a parent parser that does not reset them)
+    logging_flags = argparse.ArgumentParser(add_help=False)
+    logging_flags.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                               help="log every library's progress to stderr (qspflow's own progress is shown "
+                                    "on a terminal anyway)")
+    logging_flags.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                               help="show only warnings and errors")
+    parser = argparse.ArgumentParser(prog="qspflow", description=__doc__.splitlines()[0], parents=[logging_flags])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[logging_flags])
         p.set_defaults(func=func)
         return p
 
+    formats = dict(choices=["auto", "tidy", "midas"], default="auto",
+                   help="measurement format: tidy CSV/TSV, CellNOpt MIDAS, or auto (MIDAS when the header has "
+                        "TR:/DA:/DV: columns; default)")
+
     p = command("prepare", _prepare, "validate, normalize and binarize measurements (the `prepare` step)")
     p.add_argument("--data", required=True, help="tidy CSV/TSV or MIDAS measurements")
-    p.add_argument("--format", choices=["auto", "tidy", "midas"], default="auto")
+    p.add_argument("--format", **formats)
     p.add_argument("--experiments", help="experiment table (stimulus:/inhibitor:/dose: columns)")
     p.add_argument("--pkn", help="prior knowledge network (SIF) whose nodes the observables must be")
-    p.add_argument("--unknown-observables", choices=["error", "warn"], default="error")
-    p.add_argument("--normalization", choices=["minmax", "fold_change"], default="minmax")
+    p.add_argument("--unknown-observables", choices=["error", "warn"], default="error",
+                   help="an observable that is not a PKN node is an error (default) or a warning")
+    p.add_argument("--normalization", choices=["minmax", "fold_change"], default="minmax",
+                   help="per observable: min-max to [0, 1] (default) or fold change over the control experiments")
     p.add_argument("--controls", nargs="+", metavar="EXPERIMENT",
                    help="control experiments whose values --normalization fold_change divides by")
-    p.add_argument("--binarization", choices=["kmeans", "threshold"], default="kmeans")
+    p.add_argument("--binarization", choices=["kmeans", "threshold"], default="kmeans",
+                   help="per observable: two-cluster k-means (default) or a fixed --threshold")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold for --binarization threshold")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (measurements.tsv, binarized.tsv, thresholds.tsv, "
+                                                "experiments.tsv, qc.png)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = command("example", _example, "write the bundled example study (inputs and ground truth)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=20261127, help="random seed of noise and cohort")
+    p.add_argument("--seed", type=int, default=20261127, help="seed of the measurement noise and the cohort")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    p = command("attractors", _attractors, "attractors of a Boolean network, one TSV row per attractor")
+    p = command("attractors", _attractors, "attractors of a Boolean network, one TSV row per attractor "
+                "(states as bit strings over the nodes named in the header)")
     p.add_argument("network", help="Boolean network (.bnet)")
-    p.add_argument("--update", choices=["synchronous", "asynchronous"], default="synchronous")
+    p.add_argument("--update", choices=["synchronous", "asynchronous"], default="synchronous",
+                   help="update scheme: all nodes at once (default; basins reported) or one node at a time")
 
     p = command("infer", _infer, "infer a ranked ensemble of Boolean networks from data and a PKN (the `infer` step)")
     p.add_argument("--pkn", required=True, help="prior knowledge network (signed SIF)")
     p.add_argument("--data", required=True, help="tidy CSV/TSV or MIDAS measurements (binarized as `prepare` does)")
-    p.add_argument("--format", choices=["auto", "tidy", "midas"], default="auto")
+    p.add_argument("--format", **formats)
     p.add_argument("--experiments", help="experiment table (tidy data)")
     p.add_argument("--out", required=True, help="output folder (index.tsv, NET.bnet, NET.sbml)")
-    p.add_argument("--method", choices=["auto", "steady_state", "time_series"], default="auto")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--method", choices=["auto", "steady_state", "time_series"], default="auto",
+                   help="steady-state perturbation data (CellNOpt-style, exact by ASP) or time series of all "
+                        "nodes (best-fit); auto decides from the data (default)")
     p.add_argument("--time", type=float, help="time whose data the steady-state route fits (default: latest)")
     p.add_argument("--max-inputs", type=int, default=3, help="most literals per AND term")
     p.add_argument("--size-penalty", type=float, default=1e-4, help="score = mismatches + penalty x literals")
@@ -113,34 +145,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiments", help="experiment table (stimulus:/inhibitor:/dose: columns; not with MIDAS)")
     p.add_argument("--config", help="study configuration (YAML) whose convert: and drug: sections apply")
     p.add_argument("--out", required=True, help="output folder (model.py, model.sbml, equations.md[, petab/])")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = command("calibrate", _calibrate, "calibrate a PEtab problem: global search, Pyomo polish, profiles "
                 "(prints the best log-likelihood last)")
     p.add_argument("problem", help="PEtab problem (YAML)")
     p.add_argument("--starts", type=int, default=5, help="local Pyomo solves")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--solver", choices=["ipopt", "ripopt"], default="ipopt")
+    p.add_argument("--seed", type=int, default=0, help="seed of the global search and the start points")
+    p.add_argument("--solver", choices=["ipopt", "ripopt"], default="ipopt", help="NLP solver of the local solves")
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
-                   help="global stage before the local solves (none: Latin-hypercube multi-start)")
+                   help="global stage before the local solves: scatter search (default), differential evolution, "
+                        "or none (Latin-hypercube multi-start)")
     p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
     p.add_argument("--profile", action="append", metavar="PARAMETER",
                    help="profile only this parameter (repeatable; default: every estimated parameter)")
     p.add_argument("--threads", type=int, default=1, help="worker processes for starts and profiles")
     p.add_argument("--out", required=True, help="output folder (estimates.tsv, starts.tsv, profiles.tsv, plots)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")
     p.add_argument("problem", help="PEtab problem (YAML)")
-    p.add_argument("--out", required=True, help="simulation table (TSV)")
+    p.add_argument("--out", required=True, help="simulation table (TSV; an existing file there is replaced)")
 
     p = command("petab-llh", _petab_llh, "log-likelihood of a PEtab problem at the nominal parameters (last line)")
     p.add_argument("problem", help="PEtab problem (YAML)")
     return parser
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """qspflow's progress on a terminal (or with -v, with every library's); only warnings with -q or in a pipe."""
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.INFO if verbose and not quiet else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not quiet and (verbose or sys.stderr.isatty()):
+        logging.getLogger("qspflow").setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _configure_logging(args)
     try:
         args.func(args)
     except QspflowError as err:

@@ -86,3 +86,7 @@ class PetabError(QspflowError):
 
 class SolverError(QspflowError):
     """A numerical solver that is missing or not set up."""
+
+
+class OutputError(QspflowError):
+    """An output path that qspflow may not write (it holds a user's files) or cannot write (permissions)."""

@@ -1,8 +1,15 @@
-"""Canonical, atomic file output: the same content always gives the same bytes.
+"""Canonical, atomic file output, and the output contract of the `qspflow` command.
 
 Tables are TSV with a header, `\\n` line endings and floats written by `format_float`;
 every write goes to a temporary file in the target folder and is renamed into place,
 so a crash never leaves a half-written output behind.
+
+The output contract (`output_folder`): a command writes into a folder it owns — one it created, or
+one that holds its marker file `.qspflow-output` listing the files it wrote there — and replaces only
+those files. It refuses a file at the folder's path, and a non-empty folder it does not own unless
+`force` is given (then it still touches only the files it writes). Everything is written into a
+staging folder first and moved into place only when the command has succeeded, so an error leaves
+the folder as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qspflow.errors import DataError
+from qspflow.errors import DataError, OutputError
 
 FLOAT_FORMAT = ".10g"
 EXACT_FORMAT = ".17g"  # floats that are read back (start points, optima, parameter values) round-trip exactly
@@ -120,3 +127,94 @@ def read_table(path: str | os.PathLike[str], required: Sequence[str] = ()) -> pd
         if column not in frame.columns:
             raise DataError(path, column=column, expected="this column")
     return frame
+
+
+MARKER = ".qspflow-output"  # in an output folder: the files qspflow wrote there, one per line
+
+
+def _owned(folder: Path) -> list[str] | None:
+    """The files qspflow wrote into `folder` (its marker's list), or None when it is not a qspflow folder."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        return None
+    return [line for line in marker.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _written(staging: Path) -> list[str]:
+    return sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+
+
+def check_output_folder(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """`path` can take a command's outputs under the output contract; raises `OutputError` if not."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(folder, expected="a folder for the outputs", message="a file is in the way (not replaced)")
+    if folder.is_dir() and not force and _owned(folder) is None and any(folder.iterdir()):
+        raise OutputError(folder, expected="an empty folder or one that qspflow wrote",
+                          message="it holds other files (give another --out, or --force to write beside them)")
+    probe = folder if folder.is_dir() else next((p for p in folder.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(probe, expected="a folder you may write to", message="permission denied")
+    return folder
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
+    """Yield a staging folder for a command's outputs; on success move them into `path` under the
+    output contract (see the module docstring). On any error nothing in `path` changes."""
+    folder = check_output_folder(path, force=force)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again if left empty
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".qspflow-staging.", dir=folder))
+    except OSError as exc:
+        raise OutputError(folder, expected="a folder qspflow can create and write", message=exc.strerror) from exc
+    try:
+        yield staging
+        _commit(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        for p in created:
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+
+
+def _commit(staging: Path, folder: Path) -> None:
+    """Move the staged outputs into `folder`, drop this command's stale files, rewrite the marker."""
+    new = _written(staging)
+    clash = [name for name in new if (folder / name).is_dir()]
+    if clash:
+        raise OutputError(folder / clash[0], expected="a file path for this output",
+                          message="a folder is in the way (not replaced)")
+    try:
+        for name in new:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, folder / name)
+        for name in sorted(set(_owned(folder) or ()) - set(new)):
+            (folder / name).unlink(missing_ok=True)  # this command's own output of an earlier run
+        write_text("".join(f"{name}\n" for name in new), folder / MARKER)
+    except OSError as exc:
+        raise OutputError(exc.filename or folder, expected="a writable output path", message=exc.strerror) from exc
+
+
+@contextlib.contextmanager
+def output_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a staging path for a command's single output file; on success it replaces `path`.
+
+    A folder at `path` is refused; an existing file at `path` is the user's explicit choice and replaced."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(target, expected="a file path for the output", message="it is a folder (not replaced)")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(target, expected="a writable output path", message=exc.strerror) from exc
+    staged = Path(tmp)
+    try:
+        yield staged
+        os.chmod(staged, 0o644)
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
