@@ -1,14 +1,28 @@
 # qspflow: a QSP study from measurements to a rebuildable submission package.
 # The rule graph lives in rules/*.smk (one file per step); all logic is in src/qspflow/.
-from snakemake.utils import min_version, validate
+# A study is one config file: `snakemake --configfile STUDY.yaml` (config/config.yaml is the bundled
+# example). Every key not given takes the default of config/schema.yaml, never the example's value.
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+from qspflow.errors import ConfigError
+from qspflow.options import validated_config
 
 min_version("9.0")
 
-
-configfile: "config/config.yaml"
-
-
-validate(config, "config/schema.yaml")
+if not config:
+    raise WorkflowError("qspflow: no study config: run `snakemake --configfile STUDY.yaml` "
+                        "(config/config.yaml is the bundled example study)")
+try:
+    _validated = validated_config(config, yaml.safe_load(Path(workflow.basedir, "config/schema.yaml").read_text()),
+                                  "study config")
+except ConfigError as err:
+    raise WorkflowError(f"qspflow: {err}") from None
+config.clear()
+config.update(_validated)
 
 
 include: "rules/common.smk"

@@ -14,6 +14,9 @@ if not config["data"]["pkn"] and not config["data"]["petab"]:
         "qspflow: the study config gives neither data.pkn (the Boolean route: measurements and a prior "
         "knowledge network) nor data.petab (the mechanistic route: a PEtab problem); give one of them"
     )
+if config["data"]["pkn"] and not config["data"]["petab"] and not config["data"]["measurements"]:
+    raise WorkflowError("qspflow: the study config gives data.pkn but no data.measurements; the Boolean route "
+                        "infers its networks from measurements")
 
 
 # One study per config: {study} matches only the configured study's name, whose inputs the rules read.

@@ -7,6 +7,7 @@ the workflow also validates the whole config against `config/schema.yaml` at sta
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Collection, Iterable, Mapping
 
@@ -72,3 +73,68 @@ def names(key: str, value: object) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise ConfigError(None, key=key, expected="a list of names", found=item)
     return items
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A jsonschema validator class that also fills in every `default` of the schema's properties."""
+    from jsonschema import validators
+
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, schema_properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in schema_properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, schema_properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": properties})
+
+
+_NOUNS = {"integer": "an integer", "number": "a number", "string": "text", "boolean": "true or false",
+          "array": "a list", "object": "a mapping of keys", "null": "null"}
+
+
+def _describe(error) -> tuple[str, str, object]:
+    """(key as the user writes it, what was expected, what was found) for one schema violation."""
+    path = [str(p) for p in error.absolute_path]
+    schema, kind = error.schema, error.validator
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
+        return ".".join([*path, extra[0]]), f"one of the keys {sorted(schema.get('properties', {}))}", None
+    if kind == "required":
+        missing = [m for m in schema["required"] if m not in error.instance]
+        return ".".join([*path, missing[0]]), "this key (it has no default)", None
+    key = ".".join(path) or "(the config)"
+    if kind == "enum":
+        return key, f"one of {schema['enum']}", error.instance
+    if kind == "type":
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return key, " or ".join(_NOUNS.get(t, t) for t in types), error.instance
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": "≥", "exclusiveMinimum": ">", "maximum": "≤", "exclusiveMaximum": "<"}[kind]
+        return key, f"{_NOUNS.get(schema.get('type'), 'a number')} {sign} {schema[kind]}", error.instance
+    if kind == "pattern":
+        return key, f"text matching {schema['pattern']}", error.instance
+    if kind in ("minItems", "maxItems"):
+        return key, f"a list of {schema.get('minItems', 0)} to {schema.get('maxItems', 'any number of')} items", \
+            error.instance
+    return key, (schema.get("description") or error.message).split(". ")[0], error.instance
+
+
+def validated_config(config: Mapping[str, object], schema: Mapping[str, object],
+                     source: str | None = None) -> dict[str, object]:
+    """The study config checked against the JSON schema, with every default filled in.
+
+    A violation raises `ConfigError` naming the key as the user writes it (`calibrate.starts`), the
+    allowed values and what was found, on one line — never the schema itself.
+    """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    filled = copy.deepcopy(dict(config))
+    error = best_match(_with_defaults(Draft202012Validator)(schema).iter_errors(filled))
+    if error is not None:
+        key, expected, found = _describe(error)
+        raise ConfigError(source, key=key, expected=expected, found=found)
+    return filled
