@@ -18,7 +18,7 @@ if not config:
                         "(config/config.yaml is the bundled example study)")
 try:
     _validated = validated_config(config, yaml.safe_load(Path(workflow.basedir, "config/schema.yaml").read_text()),
-                                  "study config")
+                                  ", ".join(str(p) for p in workflow.overwrite_configfiles) or "study config")
 except ConfigError as err:
     raise WorkflowError(f"qspflow: {err}") from None
 config.clear()

@@ -4,7 +4,7 @@ checkpoint infer:
         experiments="results/{study}/prepared/experiments.tsv",
         pkn=config["data"]["pkn"],
     output:
-        directory("results/{study}/networks"),
+        networks=directory("results/{study}/networks"),
     params:
         options=config["infer"],
         drug_target=config["drug"]["target"],

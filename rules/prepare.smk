@@ -5,7 +5,7 @@ rule prepare:
         measurements="results/{study}/prepared/measurements.tsv",
         binarized="results/{study}/prepared/binarized.tsv",
         thresholds="results/{study}/prepared/thresholds.tsv",
-        experiments="results/{study}/prepared/experiments.tsv",
+        design="results/{study}/prepared/experiments.tsv",
         qc=report(
             "results/{study}/prepared/qc.png",
             caption="../report/prepare_qc.rst",

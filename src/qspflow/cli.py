@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from qspflow import steps
 from qspflow.errors import QspflowError
@@ -69,6 +70,13 @@ FORCE_HELP = ("write into --out even when it holds files qspflow did not write t
               "without --force such a folder is refused)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other qspflow error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -v/-q are accepted before and after the command name (a parent parser that does not reset them)
     logging_flags = argparse.ArgumentParser(add_help=False)
@@ -77,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "on a terminal anyway)")
     logging_flags.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
                                help="show only warnings and errors")
-    parser = argparse.ArgumentParser(prog="qspflow", description=__doc__.splitlines()[0], parents=[logging_flags])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="qspflow", description=__doc__.splitlines()[0], parents=[logging_flags])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, parents=[logging_flags])
@@ -176,9 +184,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
     """qspflow's progress on a terminal (or with -v, with every library's); only warnings with -q or in a pipe."""
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     logging.basicConfig(level=logging.INFO if verbose and not quiet else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if not quiet and (verbose or sys.stderr.isatty()):
-        logging.getLogger("qspflow").setLevel(logging.INFO)
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("qspflow").setLevel(logging.INFO if not quiet and (verbose or sys.stderr.isatty())
+                                          else logging.NOTSET)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,11 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from qspflow.errors import ConfigError, DataError
-from qspflow.io import atomic_path, table_text, write_text
+from qspflow import options
+from qspflow.errors import DataError
 
 log = logging.getLogger("qspflow.data")
 
@@ -57,7 +55,7 @@ _SORT = ["experiment", "observable", "time"]
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Everything the `prepare` step produces, ready to be written by `write_prepared`."""
+    """Everything the `prepare` step produces (`qspflow.steps.prepare` writes it)."""
 
     measurements: pd.DataFrame  # experiment, time, observable, value, sd, normalized
     binarized: pd.DataFrame  # experiment, time, observable, state (0/1)
@@ -77,16 +75,6 @@ class Binarization:
     threshold: float
     low_centre: float
     high_centre: float
-
-
-def _check_option(key: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(None, key=key, expected=" or ".join(repr(a) for a in allowed), found=value)
-
-
-def _check_threshold(threshold: object) -> None:
-    if not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
-        raise ConfigError(None, key="threshold", expected="a number in [0, 1]", found=threshold)
 
 
 # --------------------------------------------------------------------------- reading
@@ -351,7 +339,7 @@ def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _load(path: PathLike, fmt: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Parse a measurement file; the tidy frame keeps the file line of each value in `row`."""
-    _check_option("fmt", fmt, FORMATS)
+    options.choice("data.format", fmt, FORMATS)
     table = _read_table(path)
     is_midas = any(name.startswith(("TR:", "DA:", "DV:")) for name in table.header)
     if fmt == "midas" or (fmt == "auto" and is_midas):
@@ -365,7 +353,7 @@ def _check_observables(
     frame: pd.DataFrame, source: str, known_nodes: Iterable[str] | None, policy: str
 ) -> pd.DataFrame:
     """Drop or reject observables unknown to the PKN; reject observables with no value at all."""
-    _check_option("unknown_observables", policy, UNKNOWN_OBSERVABLE_POLICIES)
+    options.choice("prepare.unknown_observables", policy, UNKNOWN_OBSERVABLE_POLICIES)
     if known_nodes is not None:
         known = frame["observable"].isin(set(known_nodes))
         if not known.all():
@@ -475,18 +463,19 @@ def _control_ids(experiments: pd.DataFrame | None, controls: Iterable[str] | Non
         ids = list(controls)
         for experiment in ids:
             if experiment not in measured:
-                raise DataError(source, key="controls", expected="ids of measured experiments", found=experiment)
+                raise DataError(source, key="prepare.controls", expected="ids of measured experiments",
+                                found=experiment)
         if not ids:
-            raise DataError(source, key="controls", expected="at least one control experiment for fold_change")
+            raise DataError(source, key="prepare.controls", expected="at least one control experiment for fold_change")
         return ids
     columns = [] if experiments is None else experiments.columns
     factors = [c for c in columns if c.partition(":")[0] in FACTOR_KINDS]
     if not factors:
-        raise DataError(source, key="controls", expected="control experiments for fold_change",
+        raise DataError(source, key="prepare.controls", expected="control experiments for fold_change",
                         message="give them, or an experiment table whose controls have all factor levels 0")
     untreated = experiments.loc[(experiments[factors] == 0).all(axis=1), "experiment"].tolist()
     if not untreated:
-        raise DataError(source, key="controls", expected="control experiments for fold_change",
+        raise DataError(source, key="prepare.controls", expected="control experiments for fold_change",
                         message="no experiment has all factor levels 0; give the controls explicitly")
     return untreated
 
@@ -506,7 +495,7 @@ def normalize(
     experiments at the same time (default controls: experiments whose factor levels are all 0
     in `experiments`), then min-max scaled. `source` names the data in error messages.
     """
-    _check_option("normalization", method, NORMALIZATIONS)
+    options.choice("prepare.normalization", method, NORMALIZATIONS)
     frame = measurements.copy()
     values = frame["value"]
     if method == "fold_change":
@@ -519,7 +508,7 @@ def normalize(
         if unusable.any():
             bad = frame[unusable].sort_values(["observable", "time"], kind="stable").iloc[0]
             mean = denominator[bad.name]
-            raise DataError(source, key="controls", expected="a positive mean control value",
+            raise DataError(source, key="prepare.controls", expected="a positive mean control value",
                             found="no control value" if math.isnan(mean) else format(mean, "g"),
                             message=f"observable '{bad['observable']}' at time {bad['time']:g} "
                                     f"(controls: {', '.join(ids)})")
@@ -584,8 +573,8 @@ def binarize(
     `binarized` has experiment, time, observable, state (rows with missing values omitted);
     `thresholds` has observable, method, threshold, low_centre, high_centre, n_values.
     """
-    _check_option("binarization", method, BINARIZATIONS)
-    _check_threshold(threshold)
+    options.choice("prepare.binarization", method, BINARIZATIONS)
+    options.number("prepare.threshold", threshold, minimum=0, maximum=1)
     present = measurements.dropna(subset=["normalized"])
     states = pd.Series(0, index=present.index, dtype=np.int64)
     rows = []
@@ -631,11 +620,11 @@ def prepare(
     to the binarization.
     """
     # options first, so that a bad option is not hidden behind a data error
-    _check_option("fmt", fmt, FORMATS)
-    _check_option("unknown_observables", unknown_observables, UNKNOWN_OBSERVABLE_POLICIES)
-    _check_option("normalization", normalization, NORMALIZATIONS)
-    _check_option("binarization", binarization, BINARIZATIONS)
-    _check_threshold(threshold)
+    options.choice("data.format", fmt, FORMATS)
+    options.choice("prepare.unknown_observables", unknown_observables, UNKNOWN_OBSERVABLE_POLICIES)
+    options.choice("prepare.normalization", normalization, NORMALIZATIONS)
+    options.choice("prepare.binarization", binarization, BINARIZATIONS)
+    options.number("prepare.threshold", threshold, minimum=0, maximum=1)
     source = str(data_path)
     frame, experiments = _load(data_path, fmt)
     if experiments_path is not None:
@@ -660,58 +649,3 @@ def prepare(
     log.info("%s: %d values (%d missing) of %d observables in %d experiments", source, len(measurements),
              int(measurements["value"].isna().sum()), measurements["observable"].nunique(), len(experiments))
     return PreparedData(measurements, binarized, thresholds, experiments)
-
-
-def render_qc(prepared: PreparedData) -> bytes:
-    """The QC figure as PNG bytes: normalized value over time per observable, with its threshold.
-
-    Byte-stable: Agg rendering, no software tag or timestamp in the PNG metadata.
-    """
-    measurements = prepared.measurements
-    observables = sorted(measurements["observable"].unique())
-    experiments = sorted(measurements["experiment"].unique())
-    colour = {e: f"C{i % 10}" for i, e in enumerate(experiments)}
-    thresholds = dict(zip(prepared.thresholds["observable"], prepared.thresholds["threshold"], strict=True))
-    ncols = min(4, len(observables))
-    nrows = math.ceil(len(observables) / ncols)
-    fig = Figure(figsize=(2.4 * ncols, 1.9 * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax, observable in zip(axes.flat, observables):
-        subset = measurements[measurements["observable"] == observable].dropna(subset=["normalized"])
-        for experiment, series in subset.groupby("experiment", sort=True):
-            ax.plot(series["time"], series["normalized"], marker="o", markersize=2.5, linewidth=1,
-                    color=colour[experiment], label=experiment)
-        ax.axhline(thresholds[observable], linestyle="--", linewidth=0.8, color="0.3")
-        ax.set_title(observable, fontsize=8)
-        ax.set_ylim(-0.05, 1.05)
-        ax.tick_params(labelsize=6)
-    for ax in axes.flat[len(observables):]:
-        ax.set_visible(False)
-    fig.supxlabel("time", fontsize=7)
-    fig.supylabel("normalized value", fontsize=7)
-    if len(experiments) <= 12:  # beyond that a legend hides the data
-        axes[0, 0].legend(fontsize=5, frameon=False)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def write_prepared(prepared: PreparedData, out_dir: PathLike) -> None:
-    """Write measurements.tsv, binarized.tsv, thresholds.tsv, experiments.tsv and qc.png.
-
-    Tables are canonical TSV (`qspflow.io`); everything is rendered before the first file is
-    written and each file is written atomically, so a failure leaves no file behind.
-    """
-    out = Path(out_dir)
-    texts = {
-        "measurements.tsv": table_text(prepared.measurements),
-        "binarized.tsv": table_text(prepared.binarized),
-        "thresholds.tsv": table_text(prepared.thresholds),
-        "experiments.tsv": table_text(prepared.experiments),
-    }
-    png = render_qc(prepared)
-    for name, text in texts.items():
-        write_text(text, out / name)
-    with atomic_path(out / "qc.png") as tmp:
-        tmp.write_bytes(png)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qspflow import steps
 from qspflow.boolean import (
     And,
     Attractor,
@@ -87,6 +88,12 @@ def test_syntax_error_names_source_line_column_and_expectation(text, col, expect
     assert (info.value.line, info.value.col) == (7, col)
     assert message.startswith(f"net.bnet, line 7, column {col}: expected {expected}")
     assert found in message
+
+
+def test_syntax_error_column_counts_from_where_the_rule_starts():
+    with pytest.raises(NetworkError) as info:
+        parse_expression("a & | b", source="net.bnet", line=2, column=5)
+    assert (info.value.line, info.value.col) == (2, 9)
 
 
 def test_syntax_error_column_is_counted_in_the_file_line():
@@ -312,6 +319,12 @@ def test_attractors_table_is_canonical(cellcycle):
     assert lines[2].startswith("2\tcycle\t7\t512\t1") and lines[2].count(";") == 6
     asynchronous = table_text(attractors_table(attractors(cellcycle, "asynchronous"), cellcycle))
     assert asynchronous.splitlines()[1] == "1\tsteady\t1\t\t0100010100"
+
+
+def test_attractors_step_gives_the_table_of_a_bnet_file(cases, cellcycle):
+    path = cases / "boolnet_cellcycle" / "cellcycle.bnet"
+    assert steps.attractors(network=path) == table_text(attractors_table(attractors(cellcycle), cellcycle))
+    assert steps.attractors(network=path, update="asynchronous").splitlines()[1] == "1\tsteady\t1\t\t0100010100"
 
 
 # --- random networks ---------------------------------------------------------------------------

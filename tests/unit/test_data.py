@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
 
-from qspflow import data
+from qspflow import plots, steps
 from qspflow.data import (
-    PreparedData,
     binarize,
     binarize_kmeans,
     kmeans_1d,
@@ -20,7 +21,6 @@ from qspflow.data import (
     prepare,
     read_experiments,
     read_measurements,
-    write_prepared,
 )
 from qspflow.errors import ConfigError
 
@@ -260,20 +260,27 @@ def test_fixed_threshold_binarization_and_missing_rows_are_omitted():
 
 
 @pytest.mark.parametrize(
-    "option", [{"normalization": "zscore"}, {"binarization": "otsu"}, {"unknown_observables": "ignore"}, {"fmt": "xlsx"},
-               {"threshold": 2.0}]
+    ("option", "key"),
+    [({"normalization": "zscore"}, "prepare.normalization"), ({"binarization": "otsu"}, "prepare.binarization"),
+     ({"unknown_observables": "ignore"}, "prepare.unknown_observables"), ({"fmt": "xlsx"}, "data.format"),
+     ({"threshold": 2.0}, "prepare.threshold")],
 )
-def test_unknown_options_are_config_errors(toy, option):
-    with pytest.raises(ConfigError, match="key '"):
+def test_unknown_options_are_config_errors_naming_the_config_key(toy, option, key):
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
         prepare(toy, **option)
 
 
 # --------------------------------------------------------------------------- output
 
 
-def test_write_prepared_writes_canonical_tables(tmp_path):
+def prepare_step(data, out, **options) -> None:
+    """The `prepare` step with its outputs under their default names in folder `out`."""
+    steps.prepare(data=data, **steps.in_folder(out, steps.files("prepare")), **options)
+
+
+def test_prepare_step_writes_canonical_tables(tmp_path):
     write(tmp_path / "d.csv", "experiment,time,observable,value\ne1,0,A,1\ne1,10,A,3\ne2,0,A,\ne2,10,A,2\n")
-    write_prepared(prepare(tmp_path / "d.csv"), tmp_path / "out")
+    prepare_step(tmp_path / "d.csv", tmp_path / "out")
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == OUTPUTS
     assert (out / "measurements.tsv").read_text() == (
@@ -291,20 +298,23 @@ def test_write_prepared_writes_canonical_tables(tmp_path):
     assert (out / "qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_write_prepared_twice_gives_identical_bytes(toy, tmp_path):
-    write_prepared(prepare(toy), tmp_path / "a")
-    write_prepared(prepare(toy), tmp_path / "b")
+def test_prepare_step_twice_gives_identical_bytes(toy, tmp_path):
+    prepare_step(toy, tmp_path / "a")
+    prepare_step(toy, tmp_path / "b")
     for name in OUTPUTS:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
-def test_write_prepared_writes_nothing_when_rendering_fails(toy, tmp_path, monkeypatch):
-    prepared: PreparedData = prepare(toy)
-
-    def broken(_):
+def test_prepare_step_writes_nothing_when_rendering_fails(toy, tmp_path, monkeypatch):
+    def broken(*_):
         raise RuntimeError("rendering failed")
 
-    monkeypatch.setattr(data, "render_qc", broken)
+    monkeypatch.setattr(plots, "qc_figure", broken)
     with pytest.raises(RuntimeError):
-        write_prepared(prepared, tmp_path / "out")
+        prepare_step(toy, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_data_and_inference_libraries_load_without_matplotlib():
+    code = "import sys, qspflow.data, qspflow.infer, qspflow.boolean; print('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

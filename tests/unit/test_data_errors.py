@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from qspflow.data import prepare, write_prepared
+from qspflow import steps
+from qspflow.data import prepare
 from qspflow.errors import DataError
 
 HEADER = "experiment,time,observable,value\n"
@@ -25,7 +26,7 @@ CASES = [
     pytest.param({"d.csv": HEADER + "e1,0,A,0.1\ne1,-1,A,0.2\n"}, {}, "d.csv", ["row 3", "column 'time'", "≥ 0", "'-1'"],
                  id="negative-time"),
     pytest.param({"d.csv": GOOD + "e2,10.0,A,0.7\n"}, {}, "d.csv", ["row 6", "already in row 5"], id="duplicate-row"),
-    pytest.param({"d.csv": GOOD + "e1,0,Foo,1\n"}, {"known_nodes": ["A"]}, "d.csv",
+    pytest.param({"d.csv": GOOD + "e1,0,Foo,1\n", "p.sif": "A\t1\tB\n"}, {"pkn": "p.sif"}, "d.csv",
                  ["row 6", "column 'observable'", "PKN", "'Foo'"], id="unknown-observable"),
     pytest.param({"d.csv": ""}, {}, "d.csv", ["row 1", "empty"], id="empty-file"),
     pytest.param({"d.csv": "\n  \n"}, {}, "d.csv", ["row 1", "empty"], id="blank-lines-only"),
@@ -50,19 +51,19 @@ CASES = [
                  ["row 1", "column 'experiment'", "twice"], id="duplicate-column"),
     pytest.param({"d.csv": b"experiment,time,observable,value\ne1,0,A,\xff\n"}, {}, "d.csv", ["UTF-8", "0xff"],
                  id="not-utf8"),
-    pytest.param({"d.csv": GOOD, "x.csv": "experiment,treatment:EGF\ne1,0\ne2,1\n"}, {"experiments_path": "x.csv"}, "x.csv",
+    pytest.param({"d.csv": GOOD, "x.csv": "experiment,treatment:EGF\ne1,0\ne2,1\n"}, {"experiments": "x.csv"}, "x.csv",
                  ["row 1", "column 'treatment:EGF'", "stimulus:<Node>"], id="unknown-factor-prefix"),
-    pytest.param({"d.csv": GOOD, "x.csv": "exp,stimulus:EGF\ne1,0\ne2,1\n"}, {"experiments_path": "x.csv"}, "x.csv",
+    pytest.param({"d.csv": GOOD, "x.csv": "exp,stimulus:EGF\ne1,0\ne2,1\n"}, {"experiments": "x.csv"}, "x.csv",
                  ["row 1", "column 'experiment'"], id="experiment-table-without-experiment-column"),
-    pytest.param({"d.csv": GOOD, "x.csv": "experiment,stimulus:EGF\ne1,0\n"}, {"experiments_path": "x.csv"}, "x.csv",
+    pytest.param({"d.csv": GOOD, "x.csv": "experiment,stimulus:EGF\ne1,0\n"}, {"experiments": "x.csv"}, "x.csv",
                  ["column 'experiment'", "'e2'", "row 4"], id="experiment-missing-from-table"),
-    pytest.param({"d.csv": GOOD, "x.csv": EXPERIMENTS + "e3,1\n"}, {"experiments_path": "x.csv"}, "x.csv",
+    pytest.param({"d.csv": GOOD, "x.csv": EXPERIMENTS + "e3,1\n"}, {"experiments": "x.csv"}, "x.csv",
                  ["row 4", "column 'experiment'", "'e3'"], id="experiment-not-measured"),
-    pytest.param({"d.csv": GOOD, "x.csv": "experiment,stimulus:EGF\ne1,-1\ne2,1\n"}, {"experiments_path": "x.csv"}, "x.csv",
+    pytest.param({"d.csv": GOOD, "x.csv": "experiment,stimulus:EGF\ne1,-1\ne2,1\n"}, {"experiments": "x.csv"}, "x.csv",
                  ["row 2", "column 'stimulus:EGF'", "≥ 0", "'-1'"], id="negative-level"),
-    pytest.param({"d.csv": GOOD, "x.csv": "experiment,dose:drug\ne1,low\ne2,1\n"}, {"experiments_path": "x.csv"}, "x.csv",
+    pytest.param({"d.csv": GOOD, "x.csv": "experiment,dose:drug\ne1,low\ne2,1\n"}, {"experiments": "x.csv"}, "x.csv",
                  ["row 2", "column 'dose:drug'", "'low'"], id="non-numeric-level"),
-    pytest.param({"d.csv": GOOD, "x.csv": "experiment,inhibitor:Raf\ne1,0\ne2,0.5\n"}, {"experiments_path": "x.csv"},
+    pytest.param({"d.csv": GOOD, "x.csv": "experiment,inhibitor:Raf\ne1,0\ne2,0.5\n"}, {"experiments": "x.csv"},
                  "x.csv", ["row 3", "column 'inhibitor:Raf'", "0 or 1"], id="inhibitor-not-0-or-1"),
     pytest.param({"m.csv": MIDAS_HEAD + "DA:Erk,DA:Akt\n1,1,0,0,0\n"}, {}, "m.csv", ["row 1", "DV:<readout>"],
                  id="midas-without-dv"),
@@ -81,10 +82,12 @@ CASES = [
     pytest.param({"m.csv": MIDAS_HEAD + "DA:Erk,DV:Erk\n1,1,0,-5,0.5\n"}, {}, "m.csv", ["row 2", "column 'DA:Erk'", "'-5'"],
                  id="midas-negative-time"),
     pytest.param({"d.csv": GOOD, "x.csv": "experiment,stimulus:EGF\ne1,1\ne2,1\n"},
-                 {"experiments_path": "x.csv", "normalization": "fold_change"}, "d.csv", ["key 'controls'", "all factor levels 0"],
+                 {"experiments": "x.csv", "normalization": "fold_change"}, "d.csv",
+                 ["key 'prepare.controls'", "all factor levels 0"],
                  id="fold-change-without-control"),
     pytest.param({"d.csv": HEADER + "c,0,A,1\nc,10,A,0\nt,0,A,1\nt,10,A,2\n"},
-                 {"normalization": "fold_change", "controls": ["c"]}, "d.csv", ["key 'controls'", "'A' at time 10"],
+                 {"normalization": "fold_change", "controls": ["c"]}, "d.csv",
+                 ["key 'prepare.controls'", "'A' at time 10"],
                  id="fold-change-zero-control"),
 ]
 
@@ -93,12 +96,11 @@ CASES = [
 def test_bad_input_raises_data_error_naming_the_place_and_writes_nothing(tmp_path, files, options, culprit, fragments):
     for name, content in files.items():
         (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    if "experiments_path" in options:
-        options = {**options, "experiments_path": tmp_path / options["experiments_path"]}
+    options = {k: tmp_path / v if k in ("experiments", "pkn") else v for k, v in options.items()}
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(DataError) as info:
-        write_prepared(prepare(tmp_path / next(iter(files)), **options), out)
+        steps.prepare(data=tmp_path / next(iter(files)), **steps.in_folder(out, steps.files("prepare")), **options)
     message = str(info.value)
     assert message.startswith(str(tmp_path / culprit))
     for fragment in fragments:

@@ -18,9 +18,11 @@ from qspflow.boolean import (
     read_bnet,
     read_sbml_qual,
     read_sif,
+    sbml_qual_text,
     sign_of,
     truth_table,
 )
+from qspflow import steps
 from qspflow.data import prepare
 from qspflow.errors import ConfigError, DataError, NetworkError
 from qspflow.infer import (
@@ -28,17 +30,16 @@ from qspflow.infer import (
     SteadyStateData,
     best_fit,
     dnf_rule,
-    infer_files,
+    ensemble_texts,
     infer_networks,
     infer_steady_state,
     logic_space,
     network_mismatches,
-    run_infer_cli,
     steady_state,
     steady_state_data,
     time_series_data,
-    write_networks,
 )
+from qspflow.io import table_text
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -253,37 +254,60 @@ def test_time_series_route_ranks_by_size_and_reports_missed_transitions() -> Non
 # --- output ------------------------------------------------------------------------------------
 
 
-def test_write_networks_writes_index_bnet_and_sbml_that_read_back(tmp_path: Path, cases: Path) -> None:
+def test_infer_from_data_writes_index_bnet_and_sbml_that_read_back(tmp_path: Path, cases: Path) -> None:
     pkn, prepared = _toy(cases)
     result = infer_networks(pkn, prepared.binarized, prepared.experiments, tolerance=4)
     assert len(result.networks) > 3
-    write_networks(result, tmp_path / "networks", max_networks=3)
+    toy = {"pkn": cases / "cellnopt_toy" / "ToyPKNMMB.sif", "data": cases / "cellnopt_toy" / "ToyDataMMB.csv",
+           "fmt": "midas", "networks": tmp_path / "networks", "max_networks": 3, "tolerance": 4}
+    steps.infer_from_data(**toy)
     first = {p.name: p.read_bytes() for p in (tmp_path / "networks").iterdir()}
     assert set(first) == {"index.tsv"} | {f"net_{i}.{ext}" for i in (1, 2, 3) for ext in ("bnet", "sbml")}
+    assert first["index.tsv"].decode() == table_text(result.index.iloc[:3])
     assert first["index.tsv"].decode().splitlines()[0] == "network\tscore\tmismatches\tsize\tmissed"
     for i, net in enumerate(result.networks[:3], start=1):
         assert read_bnet(tmp_path / "networks" / f"net_{i}.bnet") == net
         assert dict(read_sbml_qual(tmp_path / "networks" / f"net_{i}.sbml").rules) == dict(net.rules)
-    write_networks(infer_networks(pkn, prepared.binarized, prepared.experiments, tolerance=4), tmp_path / "networks", 3)
+    steps.infer_from_data(**toy)
     assert {p.name: p.read_bytes() for p in (tmp_path / "networks").iterdir()} == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["networks"]
 
 
+def test_ensemble_texts_keep_the_best_networks_in_rank_order(cases: Path) -> None:
+    pkn, prepared = _toy(cases)
+    result = infer_networks(pkn, prepared.binarized, prepared.experiments, tolerance=4)
+    index, texts = ensemble_texts(result, 2)
+    assert index.splitlines()[1:] == [table_text(result.index).splitlines()[i] for i in (1, 2)]
+    assert list(texts) == ["net_1", "net_2"]
+    assert texts["net_2"] == (bnet_text(result.networks[1]), sbml_qual_text(result.networks[1]))
+    assert len(ensemble_texts(result, 1000)[1]) == len(result.networks)
+
+
 def test_a_network_that_cannot_be_written_leaves_the_old_folder_untouched(tmp_path: Path) -> None:
-    bad = BooleanNetwork.from_rules({"a.1": "a.1", "b": "a.1"})  # '.' is no SBML id
-    good = infer_steady_state(Pkn((("S", 1, "A"),)), _experiment_rows([("e", {"S": 1}, {"A": 1})]))
-    write_networks(good, tmp_path / "networks")
+    pkn, binarized, experiments = _files(tmp_path)
+    given = {"pkn": pkn, "binarized": binarized, "experiments": experiments, "networks": tmp_path / "networks",
+             "max_networks": 5}
+    steps.infer(**given)
     before = {p.name: p.read_bytes() for p in (tmp_path / "networks").iterdir()}
-    broken = type(good)(good.index, (bad,), good.method, True)
-    with pytest.raises(NetworkError):
-        write_networks(broken, tmp_path / "networks")
+    _write(pkn, SIF.replace("A", "A.1"))  # '.' is no SBML id: the SBML-qual text cannot be rendered
+    _write(experiments, EXPERIMENTS.replace("inhibitor:A", "inhibitor:A.1"))
+    with pytest.raises(NetworkError, match="valid SBML id"):
+        steps.infer(**given)
     assert {p.name: p.read_bytes() for p in (tmp_path / "networks").iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["networks"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["binarized.tsv", "experiments.tsv", "networks", "pkn.sif"]
+
+
+def test_max_networks_is_checked_before_inference(tmp_path: Path) -> None:
+    pkn, binarized, experiments = _files(tmp_path)
+    with pytest.raises(ConfigError, match="infer.max_networks"):
+        steps.infer(pkn=pkn, binarized=binarized, experiments=experiments, networks=tmp_path / "networks",
+                    max_networks=0)
+    assert not (tmp_path / "networks").exists()
 
 
 def test_cli_binarizes_midas_in_memory_and_writes_the_rule_outputs(tmp_path: Path, cases: Path) -> None:
-    run_infer_cli(cases / "cellnopt_toy" / "ToyPKNMMB.sif", cases / "cellnopt_toy" / "ToyDataMMB.csv", "midas", None,
-                  tmp_path / "out")
+    steps.infer_from_data(pkn=cases / "cellnopt_toy" / "ToyPKNMMB.sif", data=cases / "cellnopt_toy" / "ToyDataMMB.csv",
+                          fmt="midas", networks=tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["index.tsv", "net_1.bnet", "net_1.sbml"]
 
 
@@ -297,6 +321,12 @@ SIF = "S\t1\tA\nA\t1\tB\n"
 def _files(tmp_path: Path, sif: str = SIF, binarized: str = BINARIZED, experiments: str = EXPERIMENTS):
     return (_write(tmp_path / "pkn.sif", sif), _write(tmp_path / "binarized.tsv", binarized),
             _write(tmp_path / "experiments.tsv", experiments))
+
+
+def infer_files(pkn: Path, binarized: Path, experiments: Path, **options):
+    """The `infer` step on prepared files; the networks folder goes beside them."""
+    return steps.infer(pkn=pkn, binarized=binarized, experiments=experiments, networks=pkn.parent / "networks",
+                       max_networks=5, **options)
 
 
 def test_files_that_fit_give_a_perfect_network(tmp_path: Path) -> None:
@@ -331,7 +361,7 @@ def test_cli_on_bad_input_writes_no_networks_folder(tmp_path: Path) -> None:
     data = _write(tmp_path / "data.tsv", "experiment\ttime\tobservable\tvalue\ne1\t1\tB\t0.9\ne2\t1\tB\t0.1\n")
     experiments = _write(tmp_path / "experiments.tsv", EXPERIMENTS)
     with pytest.raises(NetworkError):
-        run_infer_cli(pkn, data, "tidy", experiments, tmp_path / "networks")
+        steps.infer_from_data(pkn=pkn, data=data, fmt="tidy", experiments=experiments, networks=tmp_path / "networks")
     assert not (tmp_path / "networks").exists()
 
 

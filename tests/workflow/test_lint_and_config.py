@@ -23,13 +23,14 @@ def _walk_properties(schema: dict, path: str = ""):
             yield from _walk_properties(sub, f"{path}{key}.")
 
 
-def test_every_config_key_has_a_description_and_a_default() -> None:
+def test_every_config_key_has_a_description_and_a_default_unless_required() -> None:
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
     keys = list(_walk_properties(schema))
     assert len(keys) >= 10
+    assert schema["required"] == ["study"]
     for key, sub in keys:
         assert sub.get("description"), f"{key} has no description"
-        assert "default" in sub, f"{key} has no default"
+        assert "default" in sub or key in schema["required"], f"{key} has no default"
     for obj_path, sub in [("", schema)] + [(k, s) for k, s in keys if s.get("type") == "object"]:
         assert sub.get("additionalProperties") is False, f"{obj_path or 'top level'} accepts unknown keys"
 
