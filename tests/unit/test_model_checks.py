@@ -8,7 +8,7 @@ import pytest
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import OdeModel, Parameter
+from qspflow.model import OdeModel, Parameter, symbol
 from qspflow.model.sbml import read_sbml
 
 SBML = """<?xml version="1.0" encoding="UTF-8"?>
@@ -51,7 +51,7 @@ def test_division_by_zero_at_time_zero_names_the_state(tmp_path: Path) -> None:
 
 
 def test_check_start_uses_the_given_parameter_values() -> None:
-    k = sympy.Symbol("k", real=True)
+    k = symbol("k")
     model = OdeModel("m", ["x"], {"k": Parameter("k", 1.0)}, {"x": 1 / k}, {"x": sympy.Integer(1)})
     model.check_start()
     with pytest.raises(ModelError, match="element 'x'"):

@@ -9,7 +9,7 @@ import roadrunner
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.petab import simulate_condition
 from qspflow.model.sbml import read_sbml, sbml_text, write_sbml
 
@@ -168,7 +168,7 @@ def test_mathml_functions_evaluate_as_in_roadrunner_and_survive_writing():
 
 
 def test_time_and_piecewise_on_time_keep_their_breakpoints():
-    x, k = sympy.symbols("x k", real=True)
+    x, k = symbol("x"), symbol("k")
     model = OdeModel("dose", ["x"], {"k": Parameter("k", 1.0)},
                      {"x": sympy.Piecewise((k, (TIME >= 2) & (TIME < 4)), (0, True)) - x}, {"x": k / 2})
     again = read_sbml(sbml_text(model))

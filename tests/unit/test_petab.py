@@ -11,9 +11,11 @@ import pytest
 import sympy
 
 from qspflow.errors import PetabError
-from qspflow.model import OdeModel, Parameter
-from qspflow.petab import load_problem, log_likelihood, simulate_problem
+from qspflow.model import OdeModel, Parameter, symbol
 from qspflow.model.sbml import write_sbml
+from qspflow.petab import NumericModel, load_problem, log_likelihood, simulate_problem
+from qspflow.steps import in_folder
+from qspflow.steps.petab import FILES, petab_llh, petab_simulate
 
 BOEHM = "petab/Boehm_JProteomeRes2014/Boehm_JProteomeRes2014.yaml"
 FUJITA = "petab/Fujita_SciSignal2010/Fujita_SciSignal2010.yaml"
@@ -69,7 +71,7 @@ K_OUT, X0, SCALE, SD_LOG = 0.5, 0.5, 1.7, 0.1
 
 def turnover_problem(folder: Path, **tables: pd.DataFrame) -> Path:
     """dx/dt = k_in - k_out·x, x(0) = x0, as a PEtab problem; `tables` replace the default ones."""
-    x, k_in, k_out, x0 = sympy.symbols("x k_in k_out x0", real=True)
+    x, k_in, k_out, x0 = (symbol(n) for n in ("x", "k_in", "k_out", "x0"))
     # k_out's model value is not the nominal one: the parameter table must win.
     parameters = {"k_in": Parameter("k_in", 1.0), "k_out": Parameter("k_out", 9.0), "x0": Parameter("x0", X0)}
     write_sbml(OdeModel("turnover", ["x"], parameters, {"x": k_in - k_out * x}, {"x": x0}), folder / "model.xml")
@@ -118,20 +120,20 @@ def turnover_problem(folder: Path, **tables: pd.DataFrame) -> Path:
     return folder / "problem.yaml"
 
 
-def test_turnover_problem_matches_the_analytic_solution(tmp_path):
-    problem = load_problem(turnover_problem(tmp_path))
-    simulated = simulate_problem(problem)["simulation"].to_numpy()
+def turnover_simulation() -> list[float]:
+    """The turnover problem's observables at its measurement rows, solved by hand."""
 
     def x(t, start, k_in):
         return k_in / K_OUT + (start - k_in / K_OUT) * math.exp(-K_OUT * t)
 
     steady = 1.0 / K_OUT  # preequilibration under k_in = 1, then k_in = 0 ("off")
-    expected = [SCALE * x(0, X0, 2), 2.0 * x(1.5, X0, 2), x(1, steady, 0), x(2, steady, 0), x(0.5, 3, 0),
-                SCALE * x(1, 3, 0)]  # "off_reset" overrides the preequilibrated x with 3
-    assert simulated == pytest.approx(expected, rel=1e-8)
+    return [SCALE * x(0, X0, 2), 2.0 * x(1.5, X0, 2), x(1, steady, 0), x(2, steady, 0), x(0.5, 3, 0),
+            SCALE * x(1, 3, 0)]  # "off_reset" overrides the preequilibrated x with 3
 
-    m = problem.measurement_table["measurement"].to_numpy()
-    y = np.array(expected)
+
+def turnover_log_likelihood(m: np.ndarray) -> float:
+    """The turnover problem's log-likelihood of measurements `m`, by hand."""
+    y = np.array(turnover_simulation())
     normal = [(m[i] - y[i], s) for i, s in ((0, 0.2), (1, 0.3), (5, 0.2))]
     expected_llh = sum(-0.5 * (math.log(2 * math.pi * s**2) + (r / s) ** 2) for r, s in normal)
     r = math.log(m[2]) - math.log(y[2])  # log-normal: Jacobian term −log(m)
@@ -140,7 +142,28 @@ def test_turnover_problem_matches_the_analytic_solution(tmp_path):
         b = 0.05 * y[i]
         r = math.log10(m[i]) - math.log10(y[i])
         expected_llh += -(math.log(2 * b) + abs(r) / b) - math.log(m[i] * math.log(10))
-    assert log_likelihood(problem) == pytest.approx(expected_llh, rel=1e-8)
+    return expected_llh
+
+
+def test_turnover_problem_matches_the_analytic_solution(tmp_path):
+    problem = load_problem(turnover_problem(tmp_path))
+    simulated = simulate_problem(problem)["simulation"].to_numpy()
+    assert simulated == pytest.approx(turnover_simulation(), rel=1e-8)
+    m = problem.measurement_table["measurement"].to_numpy()
+    assert log_likelihood(problem) == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+
+
+def test_petab_steps_write_the_analytic_simulation_and_return_the_llh(tmp_path):
+    path = turnover_problem(tmp_path)
+    outputs = in_folder(tmp_path / "out", FILES)
+    petab_simulate(problem=path, **outputs)
+
+    table = pd.read_csv(outputs["simulation"], sep="\t", keep_default_na=False)
+    measurements = pd.read_csv(path.parent / "measurements.tsv", sep="\t", keep_default_na=False)
+    assert list(table.columns) == [c if c != "measurement" else "simulation" for c in measurements]
+    assert table["simulation"].to_numpy() == pytest.approx(turnover_simulation(), rel=1e-8)
+    m = measurements["measurement"].to_numpy(dtype=float)
+    assert petab_llh(problem=path) == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -178,9 +201,7 @@ def test_lint_failures_are_passed_on_with_the_file(tmp_path):
 
 def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
     """d|u|^n/du at u = 0 is 0/0 in sympy's form; the integrator gets 0 there (as the compiled simulator)."""
-    from qspflow.petab import NumericModel
-
-    u, x, n = sympy.symbols("u x n", real=True)
+    u, x, n = (symbol(name) for name in ("u", "x", "n"))
     model = OdeModel("hill", ["u", "x"], {"n": Parameter("n", 1.5)},
                      {"u": -u, "x": sympy.Abs(u) ** n / (sympy.Abs(u) ** n + 0.125) - x}, {"u": 0, "x": 0})
     numeric = NumericModel(model)

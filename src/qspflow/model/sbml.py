@@ -38,7 +38,7 @@ import sympy
 
 from qspflow.errors import ModelError
 from qspflow.io import write_text
-from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.model import TIME, OdeModel, Parameter, symbol
 
 AVOGADRO = 6.02214179e23  # the value SBML L3V1 fixes for csymbol avogadro
 _SID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -98,10 +98,6 @@ _UNSUPPORTED_MATH = {
     libsbml.AST_FUNCTION_QUOTIENT: "quotient",
     libsbml.AST_FUNCTION_REM: "rem",
 }
-
-
-def _symbol(name: str) -> sympy.Symbol:
-    return sympy.Symbol(name, real=True)  # the same symbol as OdeModel.symbol(name)
 
 
 def _number(x: float) -> sympy.Expr:
@@ -207,7 +203,7 @@ class _Reader:
                     if ref.getSpecies() not in change:
                         raise self.error(rid, f"undefined species '{ref.getSpecies()}'")
                     stoichiometry = self._stoichiometry(ref, rid, constant)
-                    change[ref.getSpecies()].append(sign * stoichiometry * _symbol(rid))
+                    change[ref.getSpecies()].append(sign * stoichiometry * symbol(rid))
 
         states: list[str] = []
         rhs: dict[str, sympy.Expr] = {}
@@ -223,7 +219,7 @@ class _Reader:
                 rhs[sid] = sympy.Integer(0)
             else:
                 # Each term divided by V, so that a rate law `V * k * S` reads `k * S` after substitution.
-                volume = sympy.Integer(1) if s.getHasOnlySubstanceUnits() else _symbol(s.getCompartment())
+                volume = sympy.Integer(1) if s.getHasOnlySubstanceUnits() else symbol(s.getCompartment())
                 rhs[sid] = sympy.Add(*(term / volume for term in change[sid]))
         for name, rule in rated.items():
             if name not in rhs:
@@ -238,7 +234,7 @@ class _Reader:
         start = _resolve({k: v.xreplace({TIME: 0}) for k, v in at_start.items()}, self.origin)
         # What each derived id means at any time: rules, reaction rates, initially assigned constants.
         now = _resolve(rules | {name: start[name] for name in constants} | rates, self.origin)
-        by_symbol = {_symbol(k): v for k, v in now.items()}
+        by_symbol = {symbol(k): v for k, v in now.items()}
 
         model = OdeModel(
             name=m.getId() or Path(self.origin).stem,
@@ -280,7 +276,7 @@ class _Reader:
                 raise self.error(rx.getId(),
                                  f"renaming local parameter '{p.getId()}' to '{name}' clashes with an id")
             parameters[name] = Parameter(name, p.getValue() if p.isSetValue() else math.nan)
-            local[p.getId()] = _symbol(name)
+            local[p.getId()] = symbol(name)
         return local
 
     def _stoichiometry(self, ref: libsbml.SpeciesReference, rid: str,
@@ -295,7 +291,7 @@ class _Reader:
             if rules or (ref.isSetConstant() and not ref.getConstant()):
                 raise self.error(name, "stoichiometries that change in time are not supported")
             constant(name, value, "stoichiometry")
-            return _symbol(name)
+            return symbol(name)
         if math.isnan(value):
             raise self.error(rid, f"no stoichiometry for species '{ref.getSpecies()}'")
         return _number(value)
@@ -306,7 +302,7 @@ class _Reader:
         sid = s.getId()
         if sid in initial_assignments:
             return self.math(initial_assignments[sid].getMath(), sid)
-        volume = _symbol(s.getCompartment())
+        volume = symbol(s.getCompartment())
         start = s.getInitialConcentration() if s.isSetInitialConcentration() else s.getInitialAmount()
         if start < 0:
             raise self.error(sid, f"a negative initial value ({start:g}); concentrations and amounts are ≥ 0")
@@ -332,7 +328,7 @@ class _Reader:
                 return local[name]
             if name not in self.known:
                 raise self.error(element, f"undefined symbol '{name}'")
-            return _symbol(name)
+            return symbol(name)
         if t == libsbml.AST_INTEGER:
             return sympy.Integer(node.getInteger())
         if t in (libsbml.AST_REAL, libsbml.AST_REAL_E):
@@ -413,7 +409,7 @@ def _resolve(definitions: Mapping[str, sympy.Expr], origin: str) -> dict[str, sy
         active.add(name)
         expr = definitions[name]
         needed = sorted({s.name for s in expr.free_symbols} & definitions.keys())
-        done[name] = expr.xreplace({_symbol(d): visit(d) for d in needed})
+        done[name] = expr.xreplace({symbol(d): visit(d) for d in needed})
         active.discard(name)
         return done[name]
 

@@ -1,0 +1,264 @@
+"""The reference simulation and log-likelihood of a PEtab problem.
+
+Independent of `qspflow.calibrate` and `qspflow.simulate` on purpose: calibration results are
+re-checked against this plain implementation (sympy lambdify + scipy LSODA at tight
+tolerances), so it must not share their objective, transcription or compiled simulator. Do not
+merge it with them.
+
+Simulation follows PEtab semantics: a condition's columns override parameters, compartment
+sizes or species initial values (NaN keeps the model's value; a parameter id stands for its
+value); a preequilibration condition is simulated to steady state, and the simulation
+condition continues from that state, its species columns overriding where given. Observable
+and noise formulas have their `observableParameter{n}_{id}` / `noiseParameter{n}_{id}`
+placeholders filled per measurement row.
+
+Integration is one function, `_integrate` (scipy `solve_ivp`, LSODA, rtol 1e-10, atol 1e-12,
+restarted at breakpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import sympy
+from petab.v1 import C
+from scipy.integrate import solve_ivp
+
+from qspflow.errors import PetabError
+from qspflow.model import TIME, OdeModel, symbol
+from qspflow.petab.problem import (
+    Observable,
+    PetabProblem,
+    cell_value,
+    condition_cells,
+    replacement_cells,
+    text_cell,
+)
+
+log = logging.getLogger(__name__)
+
+RTOL = 1e-10
+ATOL = 1e-12
+STEADY_STATE_TOLERANCE = 1e-8  # |dx/dt| · t ≤ tol · (|x| + atol): the rate no longer moves x
+
+
+class NumericModel:
+    """An OdeModel's right-hand side, Jacobian and initial values as Python functions.
+
+    Lambdified once per model and reused across conditions (`simulate_condition(numeric=…)`).
+    """
+
+    def __init__(self, model: OdeModel) -> None:
+        self.model = model
+        self.parameters = list(model.parameters)
+        xs, ps = model.state_symbols, model.parameter_symbols
+        rhs = [sympy.sympify(model.rhs[s]) for s in model.states]
+        self.rhs = sympy.lambdify((TIME, xs, ps), rhs, modules="math", cse=True)
+        jacobian = sympy.Matrix(rhs).jacobian(xs).tolist()
+        self._jac = sympy.lambdify((TIME, xs, ps), jacobian, modules="math", cse=True)
+        initial = [sympy.sympify(model.initial[s]).xreplace({TIME: 0}) for s in model.states]
+        self.initial = sympy.lambdify((ps,), initial, modules="math")
+
+    def jac(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The Jacobian, with derivatives that are not finite where the rhs is not differentiable
+        (d|x|^h/dx at x = 0: 0/0 in sympy's form) set to 0, as the compiled simulator does."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            matrix = np.array(self._jac(t, x, p), dtype=float)
+        matrix[~np.isfinite(matrix)] = 0.0
+        return matrix
+
+    def vector(self, values: Mapping[str, float]) -> np.ndarray:
+        """Parameter values in model order; those not given keep `Parameter.value`."""
+        return np.array([float(values.get(n, self.model.parameters[n].value)) for n in self.parameters])
+
+
+class SimulationFailure(Exception):
+    """The integrator did not reach the end (`simulate_problem` records NaN and goes on)."""
+
+
+def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.ndarray,
+               breakpoints: Sequence[float], *, t0: float = 0.0, rtol: float = RTOL,
+               atol: float = ATOL) -> np.ndarray:
+    """States at `times` (≥ t0, sorted) from x(t0) = x0, restarting at each breakpoint.
+
+    The one integrator call of the module.
+    """
+    out = np.empty((len(times), len(x0)))
+    end = float(times[-1]) if len(times) else t0
+    edges = [t0, *(b for b in breakpoints if t0 < b < end), end]
+    x = np.asarray(x0, dtype=float)
+    done = 0
+    for a, b in zip(edges, edges[1:]):
+        here = times[done:][times[done:] <= b]
+        if b > a:
+            t_eval = np.unique(np.append(here, b))
+            try:
+                sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (a, b), x, method="LSODA", t_eval=t_eval,
+                                rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p))
+            except (ArithmeticError, ValueError) as exc:
+                raise SimulationFailure(str(exc)) from exc
+            if sol.status != 0:
+                raise SimulationFailure(sol.message)
+            out[done:done + len(here)] = sol.y[:, np.searchsorted(t_eval, here)].T
+            x = sol.y[:, -1]
+        else:
+            out[done:done + len(here)] = x
+        done += len(here)
+    out[done:] = x  # times equal to t0 only
+    return out
+
+
+def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoints: Sequence[float], *,
+                  rtol: float, atol: float) -> np.ndarray:
+    """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x."""
+    x, t = np.asarray(x0, dtype=float), 0.0
+    for end in 10.0 ** np.arange(13):
+        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol)[0]
+        t = end
+        rate = np.abs(np.asarray(numeric.rhs(t, x, p), dtype=float))
+        if np.all(rate * t <= STEADY_STATE_TOLERANCE * (np.abs(x) + atol)):
+            return x
+    raise SimulationFailure("no steady state reached by t = 1e12")
+
+
+def simulate_condition(model: OdeModel, parameter_values: Mapping[str, float], times: Sequence[float], *,
+                       initial_values: Mapping[str, float] | None = None, numeric: NumericModel | None = None,
+                       rtol: float = RTOL, atol: float = ATOL) -> np.ndarray:
+    """States of one condition (rows: `times`, columns: `model.states`) from time 0.
+
+    `parameter_values` override `Parameter.value` by name; `initial_values` override x(0) by
+    state name; a time of `inf` means the steady state. Raises `SimulationFailure`.
+    """
+    numeric = numeric or NumericModel(model)
+    p = numeric.vector(parameter_values)
+    x0 = np.array(numeric.initial(p), dtype=float)
+    for name, value in (initial_values or {}).items():
+        x0[model.states.index(name)] = value
+    breakpoints = model.breakpoints(dict(zip(numeric.parameters, p)))
+    times = np.asarray(times, dtype=float)
+    finite = np.unique(times[np.isfinite(times)])
+    states = _integrate(numeric, p, x0, finite, breakpoints, rtol=rtol, atol=atol)
+    out = np.full((len(times), len(model.states)), np.nan)
+    out[np.isfinite(times)] = states[np.searchsorted(finite, times[np.isfinite(times)])]
+    if np.isinf(times).any():
+        out[np.isinf(times)] = _steady_state(numeric, p, x0, breakpoints, rtol=rtol, atol=atol)
+    return out
+
+
+# --------------------------------------------------------------------- simulation table, llh
+
+
+def simulate_problem(problem: PetabProblem, parameters: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """A PEtab simulation table: the measurement table with `simulation` for `measurement`.
+
+    `parameters` (parameter id → value on linear scale) override nominal values. A condition
+    whose integration fails gets NaN simulations (logged), so one stiff case is not fatal.
+    """
+    simulation, _ = _evaluate(problem, parameters)
+    table = problem.measurement_table.rename(columns={C.MEASUREMENT: C.SIMULATION})
+    table[C.SIMULATION] = simulation
+    return table
+
+
+def log_likelihood(problem: PetabProblem, parameters: Mapping[str, float] | None = None) -> float:
+    """Σ log p(measurement | simulation, σ) over all rows.
+
+    normal: −½[log(2πσ²) + r²/σ²], laplace: −[log(2σ) + |r|/σ]; for log/log10 transformations
+    r is the difference of the transformed values and the Jacobian term −log(m) (−log(m·ln 10))
+    keeps the density in measurement units (as AMICI does). −inf when a term is not finite
+    (a failed simulation, a non-positive value under a log transformation, σ ≤ 0).
+    """
+    simulation, sigma = _evaluate(problem, parameters)
+    observables = [problem.observables[oid] for oid in problem.measurement_table[C.OBSERVABLE_ID]]
+    m = problem.measurement_table[C.MEASUREMENT].to_numpy(dtype=float)
+    transformation = np.array([o.transformation for o in observables])
+    laplace = np.array([o.distribution == C.LAPLACE for o in observables])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.select([transformation == C.LOG, transformation == C.LOG10],
+                      [np.log(m) - np.log(simulation), np.log10(m) - np.log10(simulation)], m - simulation)
+        jacobian = np.select([transformation == C.LOG, transformation == C.LOG10],
+                             [np.log(m), np.log(m * np.log(10))], 0.0)
+        terms = np.where(laplace, -(np.log(2 * sigma) + np.abs(r) / sigma),
+                         -0.5 * (np.log(2 * np.pi * sigma**2) + (r / sigma) ** 2)) - jacobian
+    total = float(np.sum(terms))
+    return total if math.isfinite(total) else -math.inf
+
+
+def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated observable and σ per measurement row."""
+    model = problem.model
+    values = {name: p.value for name, p in model.parameters.items()}
+    values.update({name: p.value for name, p in problem.parameters.items()})
+    for name, value in (parameters or {}).items():
+        if name not in values:
+            raise PetabError(problem.files[C.PARAMETER_FILE], element=name, message="unknown parameter id")
+        values[name] = float(value)
+    numeric = NumericModel(model)
+    extra = [n for n in problem.parameters if n not in model.parameters]
+    table = problem.measurement_table
+    pre = table.get(C.PREEQUILIBRATION_CONDITION_ID, pd.Series("", index=table.index)).map(
+        lambda v: text_cell(v, ""))
+    sim = table[C.SIMULATION_CONDITION_ID]
+    times = table[C.TIME].astype(float).to_numpy()
+    simulation = np.full(len(table), np.nan)
+    sigma = np.full(len(table), np.nan)
+    functions = {oid: _observable_functions(o, model, extra) for oid, o in problem.observables.items()}
+
+    for pre_id, sim_id in dict.fromkeys(zip(pre, sim)):
+        rows = np.flatnonzero((pre == pre_id).to_numpy() & (sim == sim_id).to_numpy())
+        p_values, x_values = _condition(problem, sim_id, values)
+        try:
+            if pre_id:
+                pre_p, pre_x = _condition(problem, pre_id, values)
+                steady = simulate_condition(model, pre_p, [math.inf], initial_values=pre_x, numeric=numeric)[0]
+                x_values = {**dict(zip(model.states, steady)), **x_values}
+            states = simulate_condition(model, p_values, times[rows], initial_values=x_values, numeric=numeric)
+        except SimulationFailure as exc:
+            condition = f"{pre_id} → {sim_id}" if pre_id else sim_id
+            log.warning("condition %s: simulation failed (%s)", condition, exc)
+            continue
+        p = numeric.vector(p_values)
+        q = [values[n] for n in extra]
+        for row, x in zip(rows, states):
+            observable = problem.observables[table[C.OBSERVABLE_ID].iat[row]]
+            value, noise = functions[observable.id]
+            own = _replacements(problem, row, C.OBSERVABLE_PARAMETERS, observable.observable_placeholders,
+                                values)
+            simulation[row] = value(times[row], x, p, q, own)
+            own = _replacements(problem, row, C.NOISE_PARAMETERS, observable.noise_placeholders, values)
+            sigma[row] = noise(times[row], x, p, q, own)
+    return simulation, sigma
+
+
+def _observable_functions(observable: Observable, model: OdeModel, extra: Sequence[str]) -> tuple:
+    """(value, noise) as functions of (t, x, p, extra parameters, placeholder values)."""
+    xs, ps = model.state_symbols, model.parameter_symbols
+    qs = [symbol(n) for n in extra]
+    value = sympy.lambdify((TIME, xs, ps, qs, observable.observable_placeholders), observable.formula,
+                           modules="math")
+    noise = sympy.lambdify((TIME, xs, ps, qs, observable.noise_placeholders), observable.noise,
+                           modules="math")
+    return value, noise
+
+
+def _condition(problem: PetabProblem, condition_id: str, values: Mapping[str, float]) -> tuple[dict, dict]:
+    """(parameter values, state initial values) under one condition of the condition table."""
+    parameters = dict(values)
+    states = {}
+    for column, raw in condition_cells(problem, condition_id):
+        value = cell_value(raw, values, problem.files[C.CONDITION_FILES], column)
+        if math.isnan(value):
+            continue
+        (states if column in problem.model.states else parameters)[column] = value
+    return parameters, states
+
+
+def _replacements(problem: PetabProblem, row: int, column: str, placeholders: Sequence[sympy.Symbol],
+                  values: Mapping[str, float]) -> list[float]:
+    """The numbers a measurement row gives for an observable's placeholders."""
+    entries = replacement_cells(problem, row, column, len(placeholders))
+    return [cell_value(e, values, problem.files[C.MEASUREMENT_FILES], column) for e in entries]
