@@ -29,7 +29,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from qspflow.calibrate import CalibrationOptions, CalibrationSession, calibrate_problem
-from qspflow.calibrate.search import BatchProblem, latin_hypercube
+from qspflow.calibrate.objective import BatchProblem
+from qspflow.calibrate.search import latin_hypercube
 from qspflow.calibrate.spec import to_linear
 
 ROOT = Path(__file__).resolve().parents[1]

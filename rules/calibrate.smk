@@ -1,13 +1,28 @@
 # Calibration in three kinds of jobs, so a cluster can spread the local starts: a global search per
-# model, one job per local start, then one that keeps the best verified optimum. `select` ranks the
-# models; `profile` computes profile likelihoods of the selected one.
+# model, one job per local start, then one that keeps the best verified optimum. The `select`
+# checkpoint ranks the models; `profile` computes profile likelihoods of the one it selected.
+
+
+def model_summaries(wildcards):
+    """{model: its calibration summary} for every model of the study: the `select` checkpoint's inputs."""
+    return {net: f"results/{wildcards.study}/calibration/{net}/summary.tsv" for net in model_ids(wildcards.study)}
+
+
+def best_model(wildcards):
+    """The PEtab problem and calibrated starts table of the model the `select` checkpoint named in best.txt."""
+    best_txt = checkpoints.select.get(study=wildcards.study).output.best
+    net = Path(best_txt).read_text(encoding="utf-8").strip()
+    return {
+        "problem": calibration_problem({"study": wildcards.study, "net": net}),
+        "starts_table": f"results/{wildcards.study}/calibration/{net}/starts.tsv",
+    }
 
 
 rule calibrate_global:
     input:
         problem=calibration_problem,
     output:
-        "results/{study}/calibration/{net}/global.tsv",
+        global_starts="results/{study}/calibration/{net}/global.tsv",
     params:
         options=calibrate_options(profile=False),
         seed=seed_for("calibrate"),
@@ -28,9 +43,9 @@ rule calibrate_global:
 rule calibrate_start:
     input:
         problem=calibration_problem,
-        starts="results/{study}/calibration/{net}/global.tsv",
+        global_starts="results/{study}/calibration/{net}/global.tsv",
     output:
-        "results/{study}/calibration/{net}/starts/{start}.tsv",
+        result="results/{study}/calibration/{net}/starts/{start}.tsv",
     wildcard_constraints:
         start=r"\d+",
     params:
@@ -52,10 +67,10 @@ rule calibrate_start:
 rule calibrate:
     input:
         problem=calibration_problem,
-        starts=start_tables,
+        start_tables=start_tables,
     output:
         estimates="results/{study}/calibration/{net}/estimates.tsv",
-        starts="results/{study}/calibration/{net}/starts.tsv",
+        starts_table="results/{study}/calibration/{net}/starts.tsv",
         simulation="results/{study}/calibration/{net}/simulation.tsv",
         summary="results/{study}/calibration/{net}/summary.tsv",
         waterfall=report(
@@ -87,14 +102,12 @@ rule calibrate:
         "../scripts/calibrate.py"
 
 
-rule select:
+checkpoint select:
     input:
-        summaries=lambda wildcards: [f"results/{wildcards.study}/calibration/{net}/summary.tsv" for net in model_ids(wildcards.study)],
+        unpack(model_summaries),
     output:
         ranking="results/{study}/selection/ranking.tsv",
         best="results/{study}/selection/best.txt",
-    params:
-        models=lambda wildcards: model_ids(wildcards.study),
     log:
         "logs/select/{study}.log",
     benchmark:
@@ -111,9 +124,7 @@ rule select:
 
 rule profile:
     input:
-        best="results/{study}/selection/best.txt",
-        problems=lambda wildcards: [calibration_problem({"study": wildcards.study, "net": net}) for net in model_ids(wildcards.study)],
-        starts=lambda wildcards: [f"results/{wildcards.study}/calibration/{net}/starts.tsv" for net in model_ids(wildcards.study)],
+        unpack(best_model),
     output:
         estimates="results/{study}/selection/estimates.tsv",
         profiles="results/{study}/selection/profiles.tsv",
@@ -124,7 +135,6 @@ rule profile:
             subcategory="selected model",
         ),
     params:
-        models=lambda wildcards: model_ids(wildcards.study),
         options=calibrate_options(profile=True),
     log:
         "logs/profile/{study}.log",

@@ -1,8 +1,7 @@
-"""Rank the calibrated models by AICc and BIC and name the best (rule `select`)."""
-from pathlib import Path
-
-from qspflow.calibrate import select_models
+"""Rank the calibrated models by AICc and BIC and name the best (checkpoint `select`)."""
+from qspflow import steps
 from qspflow.logs import to_rule_log
 
 with to_rule_log(snakemake.log[0]):
-    select_models(dict(zip(snakemake.params.models, snakemake.input.summaries)), Path(snakemake.output.ranking).parent)
+    steps.select(summaries=dict(snakemake.input.items()), ranking=snakemake.output.ranking,
+                 best=snakemake.output.best)

@@ -15,22 +15,12 @@ import pytest
 import sympy
 from scipy.optimize import brentq, least_squares, minimize_scalar
 
+from qspflow.calibrate import THRESHOLD, calibrate_problem, rank_models
 from qspflow.calibrate import transcription as calibrate_pyomo
-from qspflow.calibrate import (
-    THRESHOLD,
-    calibrate_problem,
-    rank_models,
-    run_conclude,
-    run_global,
-    run_profiles,
-    run_start,
-    select_models,
-    write_calibration,
-    write_ranking,
-)
-from qspflow.calibrate.search import BatchProblem, batch_objective
-from qspflow.calibrate.transcription import PyomoProblem, check_solver, conservation_laws
+from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.spec import CalibrationSpec
+from qspflow.calibrate.transcription import PyomoProblem, check_solver, conservation_laws
+from qspflow.steps import calibration as steps
 from qspflow.errors import ConfigError, DataError, PetabError, SolverError
 from qspflow.model import TIME, OdeModel, Parameter
 from qspflow.petab import load_problem, log_likelihood
@@ -232,7 +222,7 @@ def test_batch_objective_is_the_petab_likelihood(network):
     spec, batch = network
     points = np.array([spec.nominal, spec.nominal + 0.05, spec.nominal - 0.05])
     expected = [-log_likelihood(spec.problem, spec.linear(x)) for x in points]
-    assert batch_objective(batch, points) == pytest.approx(expected, rel=1e-5)
+    assert batch.objective(points) == pytest.approx(expected, rel=1e-5)
 
 
 def test_collocation_with_all_parameters_fixed_is_the_petab_likelihood(network):
@@ -268,20 +258,23 @@ def test_missing_pynumero_says_to_run_setup(monkeypatch):
 
 
 def test_unknown_solver_and_bad_options_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="key 'solver'"):
+    with pytest.raises(ConfigError, match="key 'calibrate.solver'"):
         check_solver("snopt")
-    with pytest.raises(ConfigError, match="key 'global_method'"):
+    with pytest.raises(ConfigError, match="key 'calibrate.solver'"):
+        calibrate_problem(tmp_path / "p.yaml", solver="snopt")
+    with pytest.raises(ConfigError, match="key 'calibrate.global_method'"):
         calibrate_problem(tmp_path / "p.yaml", global_method="cmaes")
-    with pytest.raises(ConfigError, match="key 'starts'"):
+    with pytest.raises(ConfigError, match="key 'calibrate.starts'"):
         calibrate_problem(tmp_path / "p.yaml", starts=0)
-    with pytest.raises(ConfigError, match="key 'stars'"):
+    with pytest.raises(ConfigError, match="key 'calibrate.stars'"):
         calibrate_problem(tmp_path / "p.yaml", stars=3)
-    with pytest.raises(ConfigError, match="key 'profile_parameters'"):
+    with pytest.raises(ConfigError, match="key 'calibrate.profile_parameters'"):
         calibrate_problem(tmp_path / "p.yaml", profile_parameters="k")
 
 
 def test_profiling_a_parameter_that_is_not_estimated_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"key 'profile_parameters': expected ids of estimated parameters \(k\), found 'x0'"):
+    message = r"key 'calibrate.profile_parameters': expected ids of estimated parameters \(k\), found 'x0'"
+    with pytest.raises(ConfigError, match=message):
         calibrate_problem(decay_problem(tmp_path), profile_parameters=["x0"], **{**FAST, "profile": True})
 
 
@@ -289,9 +282,9 @@ def test_profiling_a_parameter_that_is_not_estimated_is_refused(tmp_path):
 
 
 def test_outputs_are_written_and_byte_stable(tmp_path):
-    result = calibrate_problem(decay_problem(tmp_path / "problem"), starts=2, global_method="none")
     for folder in ("a", "b"):
-        write_calibration(result, tmp_path / folder)
+        steps.calibrate_folder(problem=decay_problem(tmp_path / "problem"), out=tmp_path / folder, starts=2,
+                               global_method="none")
     names = ["estimates.tsv", "starts.tsv", "profiles.tsv", "simulation.tsv", "summary.tsv", "waterfall.png",
              "profiles.png", "fit.png"]
     for name in names:
@@ -307,40 +300,46 @@ def test_outputs_are_written_and_byte_stable(tmp_path):
 
 
 def test_the_stages_as_separate_jobs_give_the_in_process_result(tmp_path):
-    """run_global → run_start per start → run_conclude (the Snakemake jobs) reproduce calibrate_problem."""
+    """calibrate_global → calibrate_start per start → calibrate (the Snakemake jobs) reproduce the
+    one-process `calibrate_folder` byte for byte; `profile` then adds intervals around its optimum."""
     path = decay_problem(tmp_path / "problem")
-    options = dict(starts=3, seed=5, global_evaluations=2000, n_elements=8, profile=False)
-    whole = calibrate_problem(path, **options)
-    run_global(path, tmp_path / "global.tsv", **options)
-    tables = []
-    for k in range(3):
-        tables.append(tmp_path / f"start_{k}.tsv")
-        run_start(path, tmp_path / "global.tsv", k, tables[-1], **options)
-    staged = run_conclude(path, tables, tmp_path / "out", **options)
-    pd.testing.assert_frame_equal(whole.starts, staged.starts)
-    assert staged.best_llh == whole.best_llh
-    write_calibration(whole, tmp_path / "whole")
-    for name in ("estimates.tsv", "starts.tsv", "summary.tsv", "simulation.tsv"):
-        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "out" / name).read_bytes(), name
-    assert not (tmp_path / "out" / "profiles.tsv").exists()
-    profiled = run_profiles(path, [tmp_path / "out" / "starts.tsv"], tmp_path / "profiles", **options)
-    low, high = profiled.estimates.loc[0, ["lower_95", "upper_95"]]
-    assert low < whole.best["k"] < high
-    assert sorted(p.name for p in (tmp_path / "profiles").iterdir()) == ["estimates.tsv", "profiles.png", "profiles.tsv"]
+    options = dict(starts=3, global_evaluations=2000, n_elements=8, profile=False)
+    best_llh = steps.calibrate_folder(problem=path, out=tmp_path / "whole", seed=5, **options)
+    steps.calibrate_global(problem=path, global_starts=tmp_path / "global.tsv", seed=5, **options)
+    tables = [tmp_path / "starts" / f"{k}.tsv" for k in range(3)]
+    for k, table in enumerate(tables):
+        steps.calibrate_start(problem=path, global_starts=tmp_path / "global.tsv", start=k, result=table, **options)
+    out = tmp_path / "out"
+    staged = steps.calibrate(problem=path, start_tables=tables, seed=5, **{k: out / v for k, v in steps.FILES.items()
+                                                                     if k not in ("profiles", "plot")}, **options)
+    assert staged == best_llh
+    for name in ("estimates.tsv", "starts.tsv", "summary.tsv", "simulation.tsv", "waterfall.png", "fit.png"):
+        assert (tmp_path / "whole" / name).read_bytes() == (out / name).read_bytes(), name
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "whole").iterdir())
+    profiled = tmp_path / "profiled"
+    steps.profile(problem=path, starts_table=out / "starts.tsv", estimates=profiled / "estimates.tsv",
+                  profiles=profiled / "profiles.tsv", plot=profiled / "profiles.png", **options)
+    estimates = pd.read_csv(profiled / "estimates.tsv", sep="\t")
+    k = pd.read_csv(out / "estimates.tsv", sep="\t")["estimate"].iat[0]
+    assert estimates["lower_95"].iat[0] < k < estimates["upper_95"].iat[0]
+    assert sorted(p.name for p in profiled.iterdir()) == ["estimates.tsv", "profiles.png", "profiles.tsv"]
 
 
 def test_select_models_reads_summaries_and_names_the_best(tmp_path):
     for name, llh, k in (("small", -10.0, 2), ("large", -9.5, 4)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.tsv").write_text(f"key\tvalue\nbest_llh\t{llh}\nn_params\t{k}\nn_data\t30\n")
-    best = select_models({n: tmp_path / n / "summary.tsv" for n in ("large", "small")}, tmp_path / "selection")
+    selection = tmp_path / "selection"
+    best = steps.select(summaries={n: tmp_path / n / "summary.tsv" for n in ("large", "small")},
+                        ranking=selection / "ranking.tsv", best=selection / "best.txt")
     assert best == "small"  # 0.5 llh does not pay for 2 more parameters
     assert (tmp_path / "selection" / "best.txt").read_text() == "small\n"
     ranking = pd.read_csv(tmp_path / "selection" / "ranking.tsv", sep="\t")
     assert list(ranking["model"]) == ["small", "large"]
     (tmp_path / "bad.tsv").write_text("key\tvalue\nbest_llh\tmany\n")
     with pytest.raises(DataError, match="bad.tsv"):
-        select_models({"x": tmp_path / "bad.tsv"}, tmp_path / "never")
+        steps.select(summaries={"x": tmp_path / "bad.tsv"}, ranking=tmp_path / "never" / "ranking.tsv",
+                     best=tmp_path / "never" / "best.txt")
     assert not (tmp_path / "never").exists()
 
 
@@ -362,9 +361,6 @@ def test_rank_models_by_aicc_and_bic_computed_by_hand(tmp_path):
     assert ranking["rank_aicc"].tolist() == [1, 2, 3]
     assert ranking["rank_bic"].tolist() == [2, 3, 1]
     assert ranking["delta_bic"].tolist() == pytest.approx([bic[m] - bic["c"] for m in "abc"])
-    assert write_ranking(ranking, tmp_path) == "a"
-    assert (tmp_path / "best.txt").read_text() == "a\n"
-    assert pd.read_csv(tmp_path / "ranking.tsv", sep="\t")["model"].tolist() == ["a", "b", "c"]
 
 
 def test_worker_processes_give_the_same_result_as_one_process(tmp_path):

@@ -1,12 +1,9 @@
-"""The global stage of a calibration: a batch objective on the compiled simulator, and the searches
-that use it (Latin hypercube, differential evolution, scatter search).
+"""The global stage of a calibration: searches on a batch objective (Latin hypercube, differential
+evolution, scatter search).
 
-`BatchProblem` compiles the model once for all experiments of a `CalibrationSpec`: the parameters a
-condition changes and the initial states are parameters of the compiled simulator, the others are
-folded in. `batch_objective(problem, X)` is the negative log-likelihood of N scaled parameter
-vectors at once; a set whose simulation fails gets +inf. The searches only see that function and
-return an `Archive` of every point they evaluated, from which `distinct_best` picks the starts of
-the local (Pyomo) stage.
+The searches only see a function of N scaled parameter vectors at once (in a calibration,
+`qspflow.calibrate.objective.BatchProblem.objective`) and return an `Archive` of every point they
+evaluated, from which `distinct_best` picks the starts of the local (Pyomo) stage.
 """
 
 from __future__ import annotations
@@ -17,170 +14,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
-import sympy
 from scipy.optimize import differential_evolution
 from scipy.stats import qmc
 
-from qspflow.calibrate.spec import CalibrationSpec, Experiment, measurement_terms
-from qspflow.model import OdeModel, Parameter
-from qspflow.simulate import compile_model
-
 log = logging.getLogger("qspflow.calibrate")
 
-# Steady states: integrate to 1, 10, …, 1e8 and take the first horizon after which no state moves
-# by more than ten times the integration tolerances.
-STEADY_TIMES = 10.0 ** np.arange(0, 9)
 # A failed simulation's objective inside the searches: finite, so that population statistics stay
 # defined, and worse than any likelihood a real fit reaches.
 FAILED = 1e12
 # Restarted searches stop early once this many runs in a row found nothing better.
 PATIENCE = 4
-
-
-class BatchProblem:
-    """Every experiment of `spec` on one compiled simulator, for batches of parameter vectors."""
-
-    def __init__(self, spec: CalibrationSpec, *, threads: int | None = None, rtol: float = 1e-6,
-                 atol: float = 1e-8, cache_dir: str | None = None) -> None:
-        self.spec = spec
-        self.threads = None if threads is None else max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
-        self.rtol, self.atol = rtol, atol
-        model = spec.problem.model
-        conditions = [e.parameters for e in spec.experiments]
-        conditions += [e.pre_parameters for e in spec.experiments if e.pre_parameters is not None]
-        varying = [n for n in model.parameters
-                   if len({c[n] for c in conditions}) > 1 or not conditions[0][n].is_Number]
-        taken = set(model.parameters)
-        starts = []
-        for i in range(len(spec.states)):
-            name = f"x0_{i}"
-            while name in taken:
-                name += "_"
-            taken.add(name)
-            starts.append(name)
-        parameters = {n: Parameter(n, float(conditions[0][n]) if n not in varying else 0.0) for n in model.parameters}
-        parameters.update({n: Parameter(n, 0.0) for n in starts})
-        initial = {s: sympy.Symbol(n, real=True) for s, n in zip(spec.states, starts)}
-        simulated = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial)
-        self.compiled = compile_model(simulated, varying=[*varying, *starts], cache_dir=cache_dir)
-        self._experiments = [_Compiled(e, spec, varying) for e in spec.experiments]
-
-    # ---------------------------------------------------------------------------- simulation
-
-    def terms(self, X: np.ndarray) -> np.ndarray:
-        """−log p of every measurement (columns in measurement-table order) for each row of X."""
-        X = np.atleast_2d(np.asarray(X, dtype=float))
-        L = self.spec.linear_matrix(X)
-        out = np.full((X.shape[0], self.spec.n_data), np.inf)
-        theta = [L[:, j] for j in range(L.shape[1])]
-        for compiled in self._experiments:
-            times = compiled.experiment.times
-            run = self._simulate(compiled, L, times, self.rtol, self.atol)
-            for m, function in zip(compiled.experiment.measurements, compiled.observe):
-                x = run["steady"] if math.isinf(m.time) else run["states"][:, int(np.searchsorted(times, m.time))]
-                simulation, sigma = (np.broadcast_to(np.asarray(v, dtype=float), (len(L),))
-                                     for v in function(list(x.T), theta))
-                term = measurement_terms(m.value, simulation, sigma, m.transformation, m.distribution)
-                out[:, m.row] = np.where(run["ok"], term, np.inf)
-        return out
-
-    def objective(self, X: np.ndarray) -> np.ndarray:
-        """Negative log-likelihood of each row of X (scaled parameters); +inf where it is undefined."""
-        total = self.terms(X).sum(axis=1)
-        return np.where(np.isfinite(total), total, np.inf)
-
-    def trajectories(self, x: np.ndarray, times: list[np.ndarray], *, rtol: float = 1e-8,
-                     atol: float = 1e-10) -> list[dict[str, np.ndarray | None]] | None:
-        """States of one scaled parameter vector per experiment: "states" at `times[k]` (sorted,
-        ≥ 0), "pre" the preequilibration steady state and "steady" the condition's own (when
-        measured), or None where there is none. None if a simulation fails.
-        """
-        L = self.spec.linear_matrix(np.asarray(x, dtype=float)[None, :])
-        out = []
-        for compiled, t in zip(self._experiments, times):
-            run = self._simulate(compiled, L, np.asarray(t, dtype=float), rtol, atol)
-            if not run["ok"][0]:
-                return None
-            out.append({k: None if run[k] is None else run[k][0] for k in ("states", "pre", "steady")})
-        return out
-
-    def _simulate(self, compiled: _Compiled, L: np.ndarray, times: np.ndarray, rtol: float,
-                  atol: float) -> dict[str, np.ndarray | None]:
-        """One experiment for each row of L: "states" (N × times × states), "pre", "steady", "ok"."""
-        n = L.shape[0]
-        ok = np.ones(n, dtype=bool)
-        columns, x0 = compiled.columns(L), compiled.initial(L)
-        pre = steady = None
-        if compiled.experiment.preequilibration:
-            pre, ok = self._steady(compiled.pre_columns(L), compiled.pre_initial(L), rtol, atol)
-            x0 = np.where(compiled.from_pre, pre, x0)
-        states = np.empty((n, 0, len(self.spec.states)))
-        if len(times):
-            states, ok_run = self._run(np.hstack([columns, x0]), times, rtol, atol)
-            ok &= ok_run
-        if compiled.experiment.steady_state_measured:
-            steady, ok_steady = self._steady(columns, x0, rtol, atol)
-            ok &= ok_steady
-        return {"states": states, "pre": pre, "steady": steady, "ok": ok}
-
-    def _run(self, params: np.ndarray, times: np.ndarray, rtol: float,
-             atol: float) -> tuple[np.ndarray, np.ndarray]:
-        """States at `times` for each row of `params`, and whether the row simulated."""
-        finite = np.all(np.isfinite(params), axis=1)
-        result = self.compiled.simulate(np.where(finite[:, None], params, 0.0), times, rtol=rtol, atol=atol,
-                                        what="states", threads=self.threads)
-        return result.values, finite & (result.status == 0)
-
-    def _steady(self, columns: np.ndarray, x0: np.ndarray, rtol: float,
-                atol: float) -> tuple[np.ndarray, np.ndarray]:
-        """Steady states from x0 (N × states) and whether each was reached."""
-        v, ok = self._run(np.hstack([columns, x0]), STEADY_TIMES, rtol, atol)
-        settled = np.all(np.abs(v[:, 1:] - v[:, :-1]) <= 10 * (rtol * np.abs(v[:, 1:]) + atol), axis=2)
-        first = np.argmax(settled, axis=1)
-        return v[np.arange(len(v)), first + 1], ok & settled.any(axis=1)
-
-
-class _Compiled:
-    """One experiment's numeric functions: simulator columns, x(0) and observation functions."""
-
-    def __init__(self, experiment: Experiment, spec: CalibrationSpec, varying: list[str]) -> None:
-        self.experiment = experiment
-        theta = spec.symbols
-        self._columns = sympy.lambdify([theta], [experiment.parameters[n] for n in varying], "numpy")
-        self._initial = sympy.lambdify([theta], [e if e is not None else sympy.Integer(0)
-                                                 for e in experiment.initial], "numpy")
-        self.from_pre = np.array([e is None for e in experiment.initial])
-        if experiment.preequilibration:
-            self._pre_columns = sympy.lambdify([theta], [experiment.pre_parameters[n] for n in varying], "numpy")
-            self._pre_initial = sympy.lambdify([theta], experiment.pre_initial, "numpy")
-        self.observe = [sympy.lambdify([spec.state_symbols, theta], [m.simulation, m.sigma], "numpy")
-                        for m in experiment.measurements]
-
-    @staticmethod
-    def _matrix(function: Callable, L: np.ndarray) -> np.ndarray:
-        values = function([L[:, j] for j in range(L.shape[1])])
-        if not values:
-            return np.empty((L.shape[0], 0))
-        return np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), (L.shape[0],)) for v in values])
-
-    def columns(self, L: np.ndarray) -> np.ndarray:
-        return self._matrix(self._columns, L)
-
-    def initial(self, L: np.ndarray) -> np.ndarray:
-        return self._matrix(self._initial, L)
-
-    def pre_columns(self, L: np.ndarray) -> np.ndarray:
-        return self._matrix(self._pre_columns, L)
-
-    def pre_initial(self, L: np.ndarray) -> np.ndarray:
-        return self._matrix(self._pre_initial, L)
-
-
-def batch_objective(problem: BatchProblem, X: np.ndarray) -> np.ndarray:
-    """Negative log-likelihood of N scaled parameter vectors (rows of X) at once; +inf on failure."""
-    return problem.objective(X)
 
 
 # ------------------------------------------------------------------------------ searches

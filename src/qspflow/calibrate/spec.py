@@ -1,7 +1,7 @@
 """The calibration view of a PEtab problem: what is estimated, on which scale, and each experiment's
 dynamics and measurements as sympy expressions in the states and the estimated parameters.
 
-The batch objective of the global stage (`qspflow.calibrate.search`) and the Pyomo transcription
+The batch objective (`qspflow.calibrate.objective`) and the Pyomo transcription
 (`qspflow.calibrate.transcription`) both read this one description, so they cannot disagree about condition
 overrides, placeholders or noise formulas; `qspflow.petab.log_likelihood`, which does not read it,
 stays the independent reference that verifies every optimum.
@@ -20,21 +20,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import sympy
+from petab.v1 import C
 
 from qspflow.errors import PetabError
 from qspflow.model import TIME
 from qspflow.petab import PetabProblem, condition_cells, is_missing, log_likelihood, replacement_cells
 
-LN10 = math.log(10.0)
-TRANSFORMATIONS = ("lin", "log", "log10")
-DISTRIBUTIONS = ("normal", "laplace")
+TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
+DISTRIBUTIONS = (C.NORMAL, C.LAPLACE)
 
 
 def to_linear(scale: str, value: float | np.ndarray) -> float | np.ndarray:
     """A value on a PEtab parameter scale (lin, log, log10) on the linear scale."""
-    if scale == "log":
+    if scale == C.LOG:
         return np.exp(value)
-    if scale == "log10":
+    if scale == C.LOG10:
         return np.power(10.0, value)
     return value
 
@@ -42,9 +42,9 @@ def to_linear(scale: str, value: float | np.ndarray) -> float | np.ndarray:
 def to_scaled(scale: str, value: float | np.ndarray) -> float | np.ndarray:
     """A linear value on a PEtab parameter scale; 0 on a log scale is −inf."""
     with np.errstate(divide="ignore"):
-        if scale == "log":
+        if scale == C.LOG:
             return np.log(value)
-        if scale == "log10":
+        if scale == C.LOG10:
             return np.log10(value)
     return value
 
@@ -113,10 +113,10 @@ class CalibrationSpec:
     def __init__(self, problem: PetabProblem) -> None:
         self.problem = problem
         model = problem.model
-        source = problem.files["parameter_file"]
+        source = problem.files[C.PARAMETER_FILE]
         estimated = [p for p in problem.parameters.values() if p.estimate]
         if not estimated:
-            raise PetabError(source, column="estimate", expected="at least one estimated parameter")
+            raise PetabError(source, column=C.ESTIMATE, expected="at least one estimated parameter")
         self.names = [p.name for p in estimated]
         self.scales = [p.scale for p in estimated]
         self.symbols = [model.symbol(n) for n in self.names]
@@ -125,7 +125,7 @@ class CalibrationSpec:
         self.nominal = np.array([to_scaled(p.scale, p.value) for p in estimated], dtype=float)
         for i, p in enumerate(estimated):
             if not (np.isfinite(self.lower[i]) and np.isfinite(self.upper[i]) and self.lower[i] < self.upper[i]):
-                raise PetabError(source, element=p.name, column="lowerBound",
+                raise PetabError(source, element=p.name, column=C.LOWER_BOUND,
                                  expected=f"finite bounds, lower < upper, on the parameter's {p.scale} scale",
                                  found=f"[{p.lower:g}, {p.upper:g}]")
         self.states = list(model.states)
@@ -173,11 +173,11 @@ class CalibrationSpec:
 
     def _experiments(self) -> list[Experiment]:
         table = self.problem.measurement_table
-        pre = (table["preequilibrationConditionId"] if "preequilibrationConditionId" in table
+        pre = (table[C.PREEQUILIBRATION_CONDITION_ID] if C.PREEQUILIBRATION_CONDITION_ID in table
                else pd.Series("", index=table.index))
         pre = pre.map(lambda v: "" if is_missing(v) else str(v))
         rows: dict[tuple[str, str], list[int]] = {}
-        for i, key in enumerate(zip(pre, table["simulationConditionId"].astype(str))):
+        for i, key in enumerate(zip(pre, table[C.SIMULATION_CONDITION_ID].astype(str))):
             rows.setdefault(key, []).append(i)
         return [self._experiment(pre_id, sim_id, positions) for (pre_id, sim_id), positions in rows.items()]
 
@@ -205,7 +205,7 @@ class CalibrationSpec:
         parameters = {n: self._values[n] for n in model.parameters}
         species = {}
         for column, raw in condition_cells(self.problem, condition_id):
-            value = self._value(raw, self.problem.files["condition_files"], column)
+            value = self._value(raw, self.problem.files[C.CONDITION_FILES], column)
             (species if column in model.states else parameters)[column] = value
         return parameters, species
 
@@ -222,24 +222,24 @@ class CalibrationSpec:
     def _measurement(self, i: int, substitute: Mapping[sympy.Symbol, sympy.Expr]) -> Measurement:
         problem = self.problem
         table = problem.measurement_table
-        observable = problem.observables[table["observableId"].iat[i]]
-        source = problem.files["measurement_files"]
+        observable = problem.observables[table[C.OBSERVABLE_ID].iat[i]]
+        source = problem.files[C.MEASUREMENT_FILES]
         replace = {problem.model.symbol(n): v for n, v in self._values.items()
                    if n not in problem.model.parameters}
         replace.update(substitute)
-        for column, holders in (("observableParameters", observable.observable_placeholders),
-                                ("noiseParameters", observable.noise_placeholders)):
+        for column, holders in ((C.OBSERVABLE_PARAMETERS, observable.observable_placeholders),
+                                (C.NOISE_PARAMETERS, observable.noise_placeholders)):
             entries = replacement_cells(problem, i, column, len(holders))
             replace.update({h: self._value(e, source, column) for h, e in zip(holders, entries)})
-        time = float(table["time"].iat[i])
+        time = float(table[C.TIME].iat[i])
         at = {TIME: sympy.Float(time)} if math.isfinite(time) else {}
         simulation = observable.formula.xreplace(replace).xreplace(at)
         sigma = observable.noise.xreplace(replace).xreplace(at)
         if observable.transformation not in TRANSFORMATIONS or observable.distribution not in DISTRIBUTIONS:
-            raise PetabError(problem.files["observable_files"], element=observable.id,
+            raise PetabError(problem.files[C.OBSERVABLE_FILES], element=observable.id,
                              expected=f"a transformation in {TRANSFORMATIONS} and a distribution in {DISTRIBUTIONS}",
                              found=f"{observable.transformation}, {observable.distribution}")
-        return Measurement(i, observable.id, time, float(table["measurement"].iat[i]), simulation, sigma,
+        return Measurement(i, observable.id, time, float(table[C.MEASUREMENT].iat[i]), simulation, sigma,
                            observable.transformation, observable.distribution)
 
     def _value(self, raw: object, source: str, column: str) -> sympy.Expr:
@@ -253,19 +253,3 @@ class CalibrationSpec:
                                      found=raw) from None
                 return self._values[raw]
         return sympy.Float(float(raw))
-
-
-def measurement_terms(value: np.ndarray, simulation: np.ndarray, sigma: np.ndarray, transformation: str,
-                      distribution: str) -> np.ndarray:
-    """−log p(value | simulation, σ) elementwise, as `qspflow.petab.log_likelihood` defines it."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if transformation == "log":
-            r, jacobian = np.log(value) - np.log(simulation), np.log(value)
-        elif transformation == "log10":
-            r, jacobian = np.log10(value) - np.log10(simulation), np.log(value * LN10)
-        else:
-            r, jacobian = value - simulation, 0.0
-        if distribution == "laplace":
-            return np.log(2 * sigma) + np.abs(r) / sigma + jacobian
-        return 0.5 * np.log(2 * np.pi * sigma**2) + 0.5 * (r / sigma) ** 2 + jacobian
-

@@ -10,7 +10,8 @@ preequilibration steady state). A steady state (preequilibration, or a measureme
 is the algebraic system rhs(x) = 0 with one equation per conservation law replaced by that law.
 
 Parameters are estimated on their PEtab scales within bounds, p ∈ [lower, upper], entering the model
-as exp(ln10·p) (log10), exp(p) (log) or p (lin). The objective is the negative log-likelihood:
+as exp(ln10·p) (log10), exp(p) (log) or p (lin). The objective is the negative log-likelihood
+(`qspflow.calibrate.objective`, in its log-σ form):
 normal noise as log σ + ½ log 2π + ½ r²·exp(−2 log σ), with log σ = ln10·p_σ when σ is a log10
 parameter; Laplace noise as log 2σ + (r⁺ + r⁻)/σ with r = r⁺ − r⁻, r⁺, r⁻ ≥ 0 (smooth, and exact at
 an optimum). The Ipopt options that make such problems converge (notes/stack.md): `mu_init=1e-6`,
@@ -42,11 +43,12 @@ import scipy.linalg
 import sympy
 from sympy.core.relational import Relational
 
-from qspflow.calibrate.search import BatchProblem
-from qspflow.calibrate.spec import LN10, CalibrationSpec, Experiment, Measurement
+from qspflow.calibrate.objective import LN10, BatchProblem, Namespace, noise_term, transformed_residual
+from qspflow.calibrate.options import SOLVERS
+from qspflow.calibrate.solvers import configure_pyomo
+from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
 from qspflow.errors import ConfigError, ModelError, SolverError
 from qspflow.model import TIME
-from qspflow.calibrate.solvers import configure_pyomo
 
 configure_pyomo()
 import pyomo.environ as pyo  # noqa: E402  (configure_pyomo must run first)
@@ -55,7 +57,6 @@ from pyomo.dae import ContinuousSet, DerivativeVar  # noqa: E402
 
 log = logging.getLogger("qspflow.calibrate")
 
-SOLVERS = ("ipopt", "ripopt")
 COLLOCATION_POINTS = 3
 CONVERGED = ("optimal", "locallyOptimal", "globallyOptimal")
 # Ipopt options that let direct-transcription fits converge (see the module docstring).
@@ -69,6 +70,8 @@ _PYOMO_FUNCTIONS = {
     "sinh": pyo.sinh, "cosh": pyo.cosh, "tanh": pyo.tanh, "asin": pyo.asin, "acos": pyo.acos,
     "atan": pyo.atan, "Abs": abs, "pi": math.pi, "E": math.e,
 }
+# The math of `qspflow.calibrate.objective` on Pyomo expressions (measured values stay numbers).
+PYOMO = Namespace(log=pyo.log, log10=lambda e: pyo.log(e) / LN10, data_log=math.log, data_log10=math.log10)
 # x^n with a non-integer or estimated n becomes (x² + ε²)^(n/2): at x = 0 (an unstimulated input,
 # no drug) x^n has no derivative in n (0·log 0) nor a finite second derivative in x, and Ipopt stops
 # with "can't evaluate pow"; collocation may also visit x slightly below 0. The change in value is
@@ -92,7 +95,7 @@ def _pynumero_available() -> bool:
 def check_solver(name: str) -> None:
     """Raise `SolverError` (with what to install) unless solver `name` can solve here."""
     if name not in SOLVERS:
-        raise ConfigError(None, key="solver", expected=f"one of {list(SOLVERS)}", found=name)
+        raise ConfigError(None, key="calibrate.solver", expected=f"one of {list(SOLVERS)}", found=name)
     if name == "ipopt":
         try:
             import cyipopt  # noqa: F401
@@ -242,7 +245,7 @@ class PyomoProblem:
     def __init__(self, spec: CalibrationSpec, batch: BatchProblem, *, n_elements: int = 4,
                  solver: str = "ipopt", max_iter: int = 3000, max_cpu_time: float = 120.0) -> None:
         if n_elements < 1:
-            raise ConfigError(None, key="n_elements", expected="an integer ≥ 1", found=n_elements)
+            raise ConfigError(None, key="calibrate.n_elements", expected="an integer ≥ 1", found=n_elements)
         check_solver(solver)
         self.spec, self.batch, self.n_elements, self.solver = spec, batch, n_elements, solver
         self.options = {**INTERIOR_POINT_OPTIONS, "max_iter": int(max_iter), "max_cpu_time": float(max_cpu_time)}
@@ -367,12 +370,7 @@ class PyomoProblem:
         """−log p of one measurement as a Pyomo expression."""
         simulation, sigma = _pyomo_function([self.spec.state_symbols, self.spec.symbols], [m.simulation, m.sigma],
                                             f"observable {m.observable}")(x, self.theta)
-        if m.transformation == "log":
-            r, jacobian = math.log(m.value) - pyo.log(simulation), math.log(m.value)
-        elif m.transformation == "log10":
-            r, jacobian = math.log10(m.value) - pyo.log(simulation) / LN10, math.log(m.value * LN10)
-        else:
-            r, jacobian = m.value - simulation, 0.0
+        r, jacobian = transformed_residual(m.value, simulation, m.transformation, PYOMO)
         if m.sigma in self._theta_index:  # log σ is then linear in p for a log10 or log parameter
             log_sigma = self.log_theta[self._theta_index[m.sigma]]
             inverse, square = pyo.exp(-log_sigma), pyo.exp(-2 * log_sigma)
@@ -387,8 +385,8 @@ class PyomoProblem:
             plus, minus = b.component(f"r_plus_{m.row}"), b.component(f"r_minus_{m.row}")
             b.residual.add(plus - minus == r)
             self._residuals.append((plus, minus, r))
-            return math.log(2) + log_sigma + (plus + minus) * inverse + jacobian
-        return log_sigma + 0.5 * math.log(2 * math.pi) + 0.5 * r**2 * square + jacobian
+            return noise_term(m.distribution, jacobian, log_sigma, inverse, square, absolute=plus + minus)
+        return noise_term(m.distribution, jacobian, log_sigma, inverse, square, r=r)
 
     # ------------------------------------------------------------------ initial values, solves
 

@@ -1,0 +1,216 @@
+"""The one objective of a calibration: the negative log-likelihood of a `CalibrationSpec`.
+
+`measurement_term` is the PEtab density of one measurement written once, over a math namespace
+(`Namespace`): `NUMPY` evaluates it on arrays (the batch objective of the global stage, here), and
+`qspflow.calibrate.transcription` gives it a Pyomo namespace to build the NLP's objective. The data
+transformation (lin, log, log10) and its Jacobian are shared as written; for the noise the NLP
+passes σ as (log σ, 1/σ, 1/σ²) and, for Laplace noise, |r| as r⁺ + r⁻, so that its terms are smooth
+and linear in a log-scale noise parameter (`noise_term` with those arguments), while the arrays use
+σ itself. The two noise forms are equal in exact arithmetic but not in floating point, and each
+stage's results (the global search's archive, Ipopt's iterates) depend on the bits of its form, so
+both are kept, side by side here. `qspflow.petab.log_likelihood`, which does not read this module,
+stays the independent reference that verifies every optimum.
+
+`BatchProblem` compiles the model once for all experiments of a spec: the parameters a condition
+changes and the initial states are parameters of the compiled simulator, the others are folded in.
+`BatchProblem.objective(X)` is the negative log-likelihood of N scaled parameter vectors at once (a
+set whose simulation fails gets +inf); `trajectories` gives the states that initialize the NLP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import sympy
+
+from qspflow.calibrate.spec import CalibrationSpec, Experiment
+from qspflow.model import OdeModel, Parameter, symbol, unique_name
+from qspflow.simulate import compile_model
+
+LN10 = math.log(10.0)
+LOG_2PI = math.log(2 * math.pi)
+LOG_2 = math.log(2)
+# Steady states: integrate to 1, 10, …, 1e8 and take the first horizon after which no state moves
+# by more than ten times the integration tolerances.
+STEADY_TIMES = 10.0 ** np.arange(0, 9)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """The functions `measurement_term` needs: `log`, `log10` of model quantities (arrays or
+    expressions) and `data_log`, `data_log10` of measured values (plain numbers)."""
+
+    log: Callable
+    log10: Callable
+    data_log: Callable
+    data_log10: Callable
+
+
+NUMPY = Namespace(log=np.log, log10=np.log10, data_log=np.log, data_log10=np.log10)
+
+
+def transformed_residual(value: float, simulation: object, transformation: str,
+                         ns: Namespace = NUMPY) -> tuple[object, object]:
+    """(r, log |Jacobian|): the residual on the observable's transformed scale and the density's
+    change of variables back to the measured scale (0 for lin)."""
+    if transformation == "log":
+        return ns.data_log(value) - ns.log(simulation), ns.data_log(value)
+    if transformation == "log10":
+        return ns.data_log10(value) - ns.log10(simulation), ns.data_log(value * LN10)
+    return value - simulation, 0.0
+
+
+def noise_term(distribution: str, jacobian: object, log_sigma: object, inverse: object, square: object,
+               r: object = None, absolute: object = None) -> object:
+    """−log p in the log-σ form (the NLP's): log σ, 1/σ and 1/σ² given, r for normal noise, |r| for
+    Laplace noise."""
+    if distribution == "laplace":
+        return LOG_2 + log_sigma + absolute * inverse + jacobian
+    return log_sigma + 0.5 * LOG_2PI + 0.5 * r**2 * square + jacobian
+
+
+def measurement_term(value: float, simulation: np.ndarray, sigma: np.ndarray, transformation: str,
+                     distribution: str) -> np.ndarray:
+    """−log p(value | simulation, σ) elementwise on arrays, as `qspflow.petab.log_likelihood` defines it."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r, jacobian = transformed_residual(value, simulation, transformation, NUMPY)
+        if distribution == "laplace":
+            return np.log(2 * sigma) + np.abs(r) / sigma + jacobian
+        return 0.5 * np.log(2 * np.pi * sigma**2) + 0.5 * (r / sigma) ** 2 + jacobian
+
+
+class BatchProblem:
+    """Every experiment of `spec` on one compiled simulator, for batches of parameter vectors."""
+
+    def __init__(self, spec: CalibrationSpec, *, threads: int | None = None, rtol: float = 1e-6,
+                 atol: float = 1e-8, cache_dir: str | None = None) -> None:
+        self.spec = spec
+        self.threads = None if threads is None else max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
+        self.rtol, self.atol = rtol, atol
+        model = spec.problem.model
+        conditions = [e.parameters for e in spec.experiments]
+        conditions += [e.pre_parameters for e in spec.experiments if e.pre_parameters is not None]
+        varying = [n for n in model.parameters
+                   if len({c[n] for c in conditions}) > 1 or not conditions[0][n].is_Number]
+        taken = set(model.parameters)
+        starts = [unique_name(f"x0_{i}", taken) for i in range(len(spec.states))]
+        parameters = {n: Parameter(n, float(conditions[0][n]) if n not in varying else 0.0) for n in model.parameters}
+        parameters.update({n: Parameter(n, 0.0) for n in starts})
+        initial = {s: symbol(n) for s, n in zip(spec.states, starts)}
+        simulated = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial)
+        self.compiled = compile_model(simulated, varying=[*varying, *starts], cache_dir=cache_dir)
+        self._experiments = [_Compiled(e, spec, varying) for e in spec.experiments]
+
+    # ---------------------------------------------------------------------------- simulation
+
+    def terms(self, X: np.ndarray) -> np.ndarray:
+        """−log p of every measurement (columns in measurement-table order) for each row of X."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        L = self.spec.linear_matrix(X)
+        out = np.full((X.shape[0], self.spec.n_data), np.inf)
+        theta = [L[:, j] for j in range(L.shape[1])]
+        for compiled in self._experiments:
+            times = compiled.experiment.times
+            run = self._simulate(compiled, L, times, self.rtol, self.atol)
+            for m, function in zip(compiled.experiment.measurements, compiled.observe):
+                x = run["steady"] if math.isinf(m.time) else run["states"][:, int(np.searchsorted(times, m.time))]
+                simulation, sigma = (np.broadcast_to(np.asarray(v, dtype=float), (len(L),))
+                                     for v in function(list(x.T), theta))
+                term = measurement_term(m.value, simulation, sigma, m.transformation, m.distribution)
+                out[:, m.row] = np.where(run["ok"], term, np.inf)
+        return out
+
+    def objective(self, X: np.ndarray) -> np.ndarray:
+        """Negative log-likelihood of each row of X (scaled parameters); +inf where it is undefined."""
+        total = self.terms(X).sum(axis=1)
+        return np.where(np.isfinite(total), total, np.inf)
+
+    def trajectories(self, x: np.ndarray, times: list[np.ndarray], *, rtol: float = 1e-8,
+                     atol: float = 1e-10) -> list[dict[str, np.ndarray | None]] | None:
+        """States of one scaled parameter vector per experiment: "states" at `times[k]` (sorted,
+        ≥ 0), "pre" the preequilibration steady state and "steady" the condition's own (when
+        measured), or None where there is none. None if a simulation fails.
+        """
+        L = self.spec.linear_matrix(np.asarray(x, dtype=float)[None, :])
+        out = []
+        for compiled, t in zip(self._experiments, times):
+            run = self._simulate(compiled, L, np.asarray(t, dtype=float), rtol, atol)
+            if not run["ok"][0]:
+                return None
+            out.append({k: None if run[k] is None else run[k][0] for k in ("states", "pre", "steady")})
+        return out
+
+    def _simulate(self, compiled: _Compiled, L: np.ndarray, times: np.ndarray, rtol: float,
+                  atol: float) -> dict[str, np.ndarray | None]:
+        """One experiment for each row of L: "states" (N × times × states), "pre", "steady", "ok"."""
+        n = L.shape[0]
+        ok = np.ones(n, dtype=bool)
+        columns, x0 = compiled.columns(L), compiled.initial(L)
+        pre = steady = None
+        if compiled.experiment.preequilibration:
+            pre, ok = self._steady(compiled.pre_columns(L), compiled.pre_initial(L), rtol, atol)
+            x0 = np.where(compiled.from_pre, pre, x0)
+        states = np.empty((n, 0, len(self.spec.states)))
+        if len(times):
+            states, ok_run = self._run(np.hstack([columns, x0]), times, rtol, atol)
+            ok &= ok_run
+        if compiled.experiment.steady_state_measured:
+            steady, ok_steady = self._steady(columns, x0, rtol, atol)
+            ok &= ok_steady
+        return {"states": states, "pre": pre, "steady": steady, "ok": ok}
+
+    def _run(self, params: np.ndarray, times: np.ndarray, rtol: float,
+             atol: float) -> tuple[np.ndarray, np.ndarray]:
+        """States at `times` for each row of `params`, and whether the row simulated."""
+        finite = np.all(np.isfinite(params), axis=1)
+        result = self.compiled.simulate(np.where(finite[:, None], params, 0.0), times, rtol=rtol, atol=atol,
+                                        what="states", threads=self.threads)
+        return result.values, finite & (result.status == 0)
+
+    def _steady(self, columns: np.ndarray, x0: np.ndarray, rtol: float,
+                atol: float) -> tuple[np.ndarray, np.ndarray]:
+        """Steady states from x0 (N × states) and whether each was reached."""
+        v, ok = self._run(np.hstack([columns, x0]), STEADY_TIMES, rtol, atol)
+        settled = np.all(np.abs(v[:, 1:] - v[:, :-1]) <= 10 * (rtol * np.abs(v[:, 1:]) + atol), axis=2)
+        first = np.argmax(settled, axis=1)
+        return v[np.arange(len(v)), first + 1], ok & settled.any(axis=1)
+
+
+class _Compiled:
+    """One experiment's numeric functions: simulator columns, x(0) and observation functions."""
+
+    def __init__(self, experiment: Experiment, spec: CalibrationSpec, varying: list[str]) -> None:
+        self.experiment = experiment
+        theta = spec.symbols
+        self._columns = sympy.lambdify([theta], [experiment.parameters[n] for n in varying], "numpy")
+        self._initial = sympy.lambdify([theta], [e if e is not None else sympy.Integer(0)
+                                                 for e in experiment.initial], "numpy")
+        self.from_pre = np.array([e is None for e in experiment.initial])
+        if experiment.preequilibration:
+            self._pre_columns = sympy.lambdify([theta], [experiment.pre_parameters[n] for n in varying], "numpy")
+            self._pre_initial = sympy.lambdify([theta], experiment.pre_initial, "numpy")
+        self.observe = [sympy.lambdify([spec.state_symbols, theta], [m.simulation, m.sigma], "numpy")
+                        for m in experiment.measurements]
+
+    @staticmethod
+    def _matrix(function: Callable, L: np.ndarray) -> np.ndarray:
+        values = function([L[:, j] for j in range(L.shape[1])])
+        if not values:
+            return np.empty((L.shape[0], 0))
+        return np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), (L.shape[0],)) for v in values])
+
+    def columns(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._columns, L)
+
+    def initial(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._initial, L)
+
+    def pre_columns(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._pre_columns, L)
+
+    def pre_initial(self, L: np.ndarray) -> np.ndarray:
+        return self._matrix(self._pre_initial, L)

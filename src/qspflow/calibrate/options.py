@@ -1,0 +1,80 @@
+"""The options of a calibration (the keys of the workflow's `calibrate:` section), checked once.
+
+Their defaults are the schema's (`config/schema.yaml`, tested to agree); `seed` and `threads` are not
+config keys: the workflow derives the seed per rule and gives each job its threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from qspflow.options import check_keys, choice, flag, integer, names, number
+
+SECTION = "calibrate"
+GLOBAL_METHODS = ("ess", "de", "none")
+SOLVERS = ("ipopt", "ripopt")
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """Every option of a calibration, in the order `summary.tsv` lists them.
+
+    starts: local (Pyomo) starts — the best distinct global candidates, or Latin-hypercube points
+    with global_method "none". seed: seeds the global search and the Latin hypercube.
+    solver: "ipopt" (cyipopt) or "ripopt". global_method: "ess" (scatter search), "de"
+    (differential evolution) or "none". global_evaluations, global_time: budget of the global
+    search (batch-objective evaluations; seconds). n_elements: collocation elements per
+    measurement interval. local_box: half-width of the moving box of a local solve, as a fraction
+    of each bound width. max_iter: solver iterations per solve. max_cpu_time: solver seconds per
+    local start. verify_tolerance: largest accepted |collocation − simulated| log-likelihood.
+    max_refinements: element doublings allowed when it is larger. min_distance: least normalized
+    distance between two local starts. profile: compute profiles and CIs. profile_parameters: the
+    parameters to profile (empty: every estimated parameter). profile_step: first
+    profile step (fraction of the bound width). profile_max_steps: profile steps per side.
+    threads: simulator threads and worker processes (results do not depend on it).
+    global_time and max_cpu_time are safety caps: when one of them binds, the result depends on the
+    speed of the machine.
+    """
+
+    starts: int = 5
+    seed: int = 0
+    solver: str = "ipopt"
+    global_method: str = "ess"
+    global_evaluations: int = 100_000
+    global_time: float = 60.0
+    n_elements: int = 4
+    local_box: float = 0.1
+    max_iter: int = 3000
+    max_cpu_time: float = 120.0
+    verify_tolerance: float = 1e-3
+    max_refinements: int = 2
+    min_distance: float = 0.05
+    profile: bool = True
+    profile_parameters: tuple[str, ...] = ()
+    profile_step: float = 0.01
+    profile_max_steps: int = 100
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("starts", "global_evaluations", "n_elements", "max_iter", "profile_max_steps", "threads"):
+            integer(_key(key), getattr(self, key), minimum=1)
+        for key in ("seed", "max_refinements"):
+            integer(_key(key), getattr(self, key), minimum=0)
+        for key in ("global_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance", "profile_step"):
+            number(_key(key), getattr(self, key), positive=True)
+        choice(_key("solver"), self.solver, SOLVERS)
+        choice(_key("global_method"), self.global_method, GLOBAL_METHODS)
+        flag(_key("profile"), self.profile)
+        object.__setattr__(self, "profile_parameters", names(_key("profile_parameters"), self.profile_parameters))
+
+
+def _key(name: str) -> str:
+    return f"{SECTION}.{name}"
+
+
+def calibration_options(options: Mapping[str, object]) -> CalibrationOptions:
+    """Keyword options as `CalibrationOptions`; an unknown key or bad value raises `ConfigError`
+    naming it as `calibrate.<key>`."""
+    check_keys(SECTION, options, [f.name for f in fields(CalibrationOptions)])
+    return CalibrationOptions(**options)

@@ -1,0 +1,136 @@
+"""Profile likelihoods and the confidence intervals they give.
+
+A parameter's profile fixes it on a path away from the best optimum and re-optimizes the others,
+warm-started from the previous point, until the log-likelihood falls χ²(1, 0.95)/2 = 1.92 below the
+optimum (`THRESHOLD`) or the path hits a bound; the 95 % confidence interval ends where the profile
+crosses that threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+from qspflow.calibrate.spec import CalibrationSpec, to_linear
+from qspflow.calibrate.transcription import PyomoProblem
+
+THRESHOLD = float(chi2.ppf(0.95, 1)) / 2  # profile drop that ends a 95 % confidence interval
+CI_SECANT_STEPS = 3  # extra solves that place each CI end on the threshold crossing
+
+
+def profile_path(nlp: PyomoProblem, i: int, x_best: float, optimum: Sequence[float | None], top: float, *,
+                 first_step: float, max_steps: int) -> list[tuple[float, float]]:
+    """The profile of parameter i: [(scaled value, llh)] sorted by value, from the NLP's solution
+    `optimum` (a snapshot, log-likelihood `top`) down both sides; `first_step` is a fraction of the
+    bound width, adapted along the path, and each side takes at most `max_steps` steps."""
+    spec = nlp.spec
+    target = top - THRESHOLD
+    width = spec.upper[i] - spec.lower[i]
+    points = [(x_best, top)]
+    for direction in (-1.0, 1.0):
+        nlp.restore(optimum)
+        bound = spec.lower[i] if direction < 0 else spec.upper[i]
+        value, llh, snapshot = x_best, top, optimum
+        step = first_step * width
+        smallest, largest = step / 16, step * 16
+        for _ in range(max_steps):
+            if value == bound:
+                break
+            trial = float(np.clip(value + direction * step, spec.lower[i], spec.upper[i]))
+            solution = nlp.solve({i: trial})
+            if not solution.converged:
+                if step <= smallest:
+                    break
+                step = max(step / 2, smallest)
+                nlp.restore(snapshot)
+                continue
+            new = -solution.nll
+            if new < top - 2 * THRESHOLD and step > smallest:  # overshot: resolve the profile finer
+                step = max(step / 2, smallest)
+                nlp.restore(snapshot)
+                continue
+            points.append((trial, new))
+            if new < target:
+                points += _secant(nlp, i, (value, llh, snapshot), (trial, new), target)
+                break
+            drop = llh - new
+            if drop < THRESHOLD / 8:
+                step = min(step * 2, largest)
+            elif drop > THRESHOLD / 2:
+                step = max(step / 2, smallest)
+            value, llh, snapshot = trial, new, nlp.snapshot()
+    return sorted(points)
+
+
+def _secant(nlp: PyomoProblem, i: int, inside: tuple, outside: tuple[float, float],
+            target: float) -> list[tuple[float, float]]:
+    """Extra profile points closing in on where the profile crosses `target` (Illinois method:
+    regula falsi that halves the weight of an end kept twice, so neither end stagnates)."""
+    (a, fa, snapshot), (c, fc) = inside, outside
+    ga, gc = fa - target, fc - target
+    replaced = None
+    points = []
+    for _ in range(CI_SECANT_STEPS):
+        trial = a - ga * (c - a) / (gc - ga)
+        nlp.restore(snapshot)
+        solution = nlp.solve({i: trial})
+        if not solution.converged:
+            break
+        new = -solution.nll
+        points.append((trial, new))
+        if abs(new - target) < 1e-4:
+            break
+        if new >= target:
+            a, ga, snapshot = trial, new - target, nlp.snapshot()
+            gc = gc / 2 if replaced == "inside" else gc
+            replaced = "inside"
+        else:
+            c, gc = trial, new - target
+            ga = ga / 2 if replaced == "outside" else ga
+            replaced = "outside"
+    return points
+
+
+def confidence_interval(points: Sequence[tuple[float, float]], optimum: float,
+                        top: float) -> tuple[float, float]:
+    """Ends of the 95 % interval where a profile [(value, llh)] crosses top − 1.92 on either side of
+    the optimum (linear interpolation); NaN where it does not cross within the profiled range.
+    """
+    target = top - THRESHOLD
+    ends = []
+    for side in (-1, 1):
+        path = sorted((p for p in points if side * (p[0] - optimum) >= 0), key=lambda p: side * (p[0] - optimum))
+        end = math.nan
+        for (a, fa), (c, fc) in itertools.pairwise(path):
+            if fa >= target > fc:
+                end = a + (target - fa) * (c - a) / (fc - fa)
+                break
+        ends.append(end)
+    return ends[0], ends[1]
+
+
+def estimates_table(spec: CalibrationSpec, x_best: np.ndarray, profiles: Mapping[int, tuple]) -> pd.DataFrame:
+    """parameter, estimate (linear scale), lower_95, upper_95, identifiable (NA where not profiled)."""
+    rows = []
+    for i, (name, scale) in enumerate(zip(spec.names, spec.scales)):
+        low = high = math.nan
+        identifiable = pd.NA
+        if i in profiles:
+            points, top = profiles[i]
+            low, high = confidence_interval(points, x_best[i], top)
+            identifiable = bool(math.isfinite(low) and math.isfinite(high))
+        rows.append((name, float(to_linear(scale, x_best[i])), float(to_linear(scale, low)),
+                     float(to_linear(scale, high)), identifiable))
+    frame = pd.DataFrame(rows, columns=["parameter", "estimate", "lower_95", "upper_95", "identifiable"])
+    return frame.astype({"identifiable": "boolean"})
+
+
+def profiles_table(spec: CalibrationSpec, profiles: Mapping[int, tuple]) -> pd.DataFrame:
+    """parameter, value (scaled), llh: every profile point, parameters in order."""
+    rows = [(spec.names[i], float(v), float(llh)) for i in sorted(profiles) for v, llh in profiles[i][0]]
+    return pd.DataFrame(rows, columns=["parameter", "value", "llh"]).astype({"value": float, "llh": float})

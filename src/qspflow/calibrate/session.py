@@ -1,0 +1,393 @@
+"""A calibration session: one problem loaded once, and the stages that run on it.
+
+1. Global (`CalibrationSession.global_starts`): scatter search (`global_method="ess"`, MEIGO's eSS) or
+   differential evolution ("de") on the batch objective (`qspflow.calibrate.objective`) over the
+   bounds on the parameters' scales; the best *distinct* points it evaluated become the local starts.
+   With "none", the starts are a Latin hypercube (plain multi-start).
+2. Local (`local_start`): each start is solved by Pyomo direct transcription
+   (`qspflow.calibrate.transcription`, Ipopt or ripopt; noise parameters held first, then all, within a
+   moving box of `local_box`); the solver's termination condition is recorded for every start, and
+   only converged starts count.
+3. Verification: the log-likelihood at every converged optimum is recomputed by
+   `qspflow.petab.log_likelihood` (tight-tolerance integration). If it differs from the collocation
+   value by more than `verify_tolerance`, the discretization is refined (elements doubled) and the
+   start re-solved from its optimum, up to `max_refinements` times; the log says so.
+4. `conclude`: the best verified optimum, its profiles (`profile=True`, `qspflow.calibrate.profile`)
+   and the fit.
+
+`calibrate_problem` runs them in order in one process (with worker processes when threads > 1);
+the workflow runs them as separate jobs on tables (`qspflow.steps.calibration`), with the same result:
+every start and every profile is computed the same way whether it runs here or in a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from petab.v1 import C
+
+from qspflow.calibrate.objective import BatchProblem
+from qspflow.calibrate.options import CalibrationOptions, calibration_options
+from qspflow.calibrate.profile import confidence_interval, estimates_table, profile_path, profiles_table
+from qspflow.calibrate.search import differential_evolution_search, distinct_best, latin_hypercube, scatter_search
+from qspflow.calibrate.spec import CalibrationSpec
+from qspflow.calibrate.transcription import CONVERGED, PyomoProblem, check_solver
+from qspflow.errors import ConfigError, SolverError
+from qspflow.petab import load_problem, simulate_problem
+
+log = logging.getLogger("qspflow.calibrate")
+
+GLOBAL_COLUMNS = ("start", "origin", "objective")  # then initial:<parameter>
+STARTS_COLUMNS = ("start", "origin", "status", "objective", "llh", "n_elements")  # then initial:, final:
+
+
+@dataclass
+class StartResult:
+    """One local start: where it began and ended (scaled), its objective values and status."""
+
+    start: int
+    origin: str
+    x0: np.ndarray
+    x: np.ndarray
+    nll: float  # the collocation objective (−log-likelihood) at the end
+    llh: float  # the log-likelihood at x by independent simulation
+    status: str
+    converged: bool
+    seconds: float
+    n_elements: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CalibrationResult:
+    """What a calibration found.
+
+    `estimates`: parameter, estimate (linear scale), lower_95, upper_95, identifiable.
+    `starts`: one row per local start (`starts_table`). `profiles`: parameter, value (scaled), llh.
+    `fit`: the PEtab simulation table at the best parameters, with the measurements beside.
+    `best`: the best parameters on the linear scale; `best_llh` their log-likelihood (simulated).
+    """
+
+    estimates: pd.DataFrame
+    starts: pd.DataFrame
+    profiles: pd.DataFrame
+    fit: pd.DataFrame
+    best_llh: float
+    best: dict[str, float]
+    n_params: int
+    n_data: int
+    options: CalibrationOptions
+
+    @property
+    def simulation(self) -> pd.DataFrame:
+        """The PEtab simulation table at the best parameters (the fit without the measurements)."""
+        return self.fit.drop(columns=C.MEASUREMENT)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """key, value (text): best_llh, n_params, n_data and every option but `threads`, which
+        changes no result."""
+        options = {k: v for k, v in asdict(self.options).items() if k != "threads"}
+        summary = {"best_llh": self.best_llh, "n_params": self.n_params, "n_data": self.n_data, **options}
+        return pd.DataFrame({"key": list(summary), "value": [_text(v) for v in summary.values()]})
+
+
+def _text(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return format(value, ".10g") if isinstance(value, float) else str(value)
+
+
+class CalibrationSession:
+    """A problem loaded once with its compiled simulator and its NLPs (one per element count).
+
+    `local` is one verified local start, `profile` one parameter's profile: the units of work that
+    run here or in worker processes. `global_starts`, `local_start` and `conclude` are the stages
+    on tables (a `global_starts` table, `starts_table`s), as the workflow runs them.
+    """
+
+    def __init__(self, problem_yaml: str | Path, options: CalibrationOptions, threads: int = 1) -> None:
+        self.options = options
+        self.spec = CalibrationSpec(load_problem(problem_yaml))
+        self.batch = BatchProblem(self.spec, threads=threads)
+        self._nlps: dict[int, PyomoProblem] = {}
+        self._optimum: tuple[bytes, int, list, float] | None = None
+
+    # ------------------------------------------------------------------- units of work
+
+    def nlp(self, n_elements: int) -> PyomoProblem:
+        if n_elements not in self._nlps:
+            o = self.options
+            self._nlps[n_elements] = PyomoProblem(self.spec, self.batch, n_elements=n_elements, solver=o.solver,
+                                                  max_iter=o.max_iter, max_cpu_time=o.max_cpu_time)
+        return self._nlps[n_elements]
+
+    def local(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
+        """Solve from x0, verify the optimum by simulation, refine the discretization if needed."""
+        o, spec = self.options, self.spec
+        n = o.n_elements
+        began = time.perf_counter()
+        notes: list[str] = []
+        solution = self.nlp(n).estimate(x0, o.local_box)
+        if solution is None:
+            return StartResult(start, origin, x0, x0, math.nan, -math.inf, "simulation failed at the start",
+                               False, time.perf_counter() - began, n, notes)
+        llh = spec.simulated_llh(solution.x)
+        for refinement in range(o.max_refinements + 1):
+            gap = abs(-solution.nll - llh)
+            if not solution.converged or gap <= o.verify_tolerance:
+                break
+            if refinement == o.max_refinements:
+                notes.append(f"start {start}: collocation and simulated log-likelihood still differ by {gap:.3g} "
+                             f"with {n} elements per interval")
+                break
+            notes.append(f"start {start}: collocation log-likelihood {-solution.nll:.8g} and simulated {llh:.8g} "
+                         f"differ by {gap:.3g} > {o.verify_tolerance:g}; refining to {2 * n} elements per "
+                         "measurement interval and re-solving")
+            nlp = self.nlp(2 * n)
+            if not nlp.initialize(solution.x):
+                notes.append(f"start {start}: the model cannot be simulated at the optimum; not refined")
+                break
+            n *= 2
+            solution = nlp.solve_local(o.local_box)
+            llh = spec.simulated_llh(solution.x)
+        return StartResult(start, origin, np.asarray(x0, dtype=float), solution.x, solution.nll, llh,
+                           solution.status, solution.converged, time.perf_counter() - began, n, notes)
+
+    def profile(self, i: int, best: np.ndarray, n_elements: int) -> tuple[list[tuple[float, float]], float]:
+        """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum."""
+        nlp = self.nlp(n_elements)
+        key = (np.asarray(best, dtype=float).tobytes(), n_elements)
+        if self._optimum is None or self._optimum[:2] != key:
+            # Re-solved from the same point in every process: the profiles do not depend on `threads`.
+            nlp.initialize(best)
+            solution = nlp.solve()
+            self._optimum = (*key, nlp.snapshot(), -solution.nll)
+        _, _, optimum, top = self._optimum
+        points = profile_path(nlp, i, float(best[i]), optimum, top, first_step=self.options.profile_step,
+                              max_steps=self.options.profile_max_steps)
+        return points, top
+
+    # ------------------------------------------------------------------ stages on tables
+
+    def columns(self, side: str) -> list[str]:
+        """The columns `<side>:<parameter>` (side "initial" or "final") of a starts table."""
+        return [f"{side}:{n}" for n in self.spec.names]
+
+    def global_starts(self) -> pd.DataFrame:
+        """The initial points of the local starts (stage 1): start, origin, objective (−llh at the
+        point, by the batch simulator), initial:<parameter> (scaled).
+
+        Always `starts` rows: if the global search found fewer distinct points, Latin-hypercube
+        points (origin "lhs") fill the rest.
+        """
+        o, spec = self.options, self.spec
+        rng = np.random.default_rng(o.seed)
+        points, values = np.empty((0, spec.dimension)), np.empty(0)
+        origins: list[str] = []
+        if o.global_method != "none":
+            search = scatter_search if o.global_method == "ess" else differential_evolution_search
+            archive = search(self.batch.objective, spec.lower, spec.upper, rng=rng,
+                             max_evaluations=o.global_evaluations, time_limit=o.global_time)
+            chosen = distinct_best(archive.X, archive.f, o.starts, spec.lower, spec.upper, o.min_distance)
+            points, values, origins = archive.X[chosen], archive.f[chosen], [o.global_method] * len(chosen)
+            log.info("global search: %d evaluations; local starts from its %d best distinct points (−llh %s)",
+                     archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in values))
+        missing = o.starts - len(points)
+        if missing:
+            if o.global_method != "none":
+                log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
+            extra = latin_hypercube(missing, spec.lower, spec.upper, rng)
+            points = np.vstack([points, extra])
+            values = np.concatenate([values, self.batch.objective(extra)])
+            origins += ["lhs"] * missing
+        frame = pd.DataFrame({"start": range(len(points)), "origin": origins, "objective": values})
+        vectors = pd.DataFrame(points, columns=self.columns("initial"))
+        return pd.concat([frame, vectors], axis=1)
+
+    def local_start(self, starts: pd.DataFrame, start: int) -> pd.DataFrame:
+        """Stages 2 and 3 for start `start` of a `global_starts` table, its progress logged: a
+        one-row `starts_table`."""
+        points = {k: (k, origin, x0) for k, origin, x0 in self._start_points(starts)}
+        if start not in points:
+            raise ConfigError(None, key="start", expected=f"one of the starts 0..{len(starts) - 1}", found=start)
+        result = self.local(*points[start])
+        _report_start(result, len(starts))
+        return self.starts_table([result])
+
+    def conclude(self, starts: pd.DataFrame) -> CalibrationResult:
+        """The best verified optimum of the local starts in a `starts_table` (rows of any order),
+        its profiles (if `profile`) and the fit. Raises `SolverError` when no start converged."""
+        return self._conclude(self._start_results(starts))
+
+    def starts_table(self, starts: Sequence[StartResult]) -> pd.DataFrame:
+        """One row per local start: start, origin, status, objective (collocation −llh), llh (simulated),
+        n_elements, initial:<parameter>, final:<parameter> (scaled). No timings: the same inputs give
+        the same table (the log has the times)."""
+        rows = []
+        for s in starts:
+            row = {"start": s.start, "origin": s.origin, "status": s.status, "objective": float(s.nll),
+                   "llh": float(s.llh), "n_elements": s.n_elements}
+            row.update(zip(self.columns("initial"), map(float, s.x0)))
+            row.update(zip(self.columns("final"), map(float, s.x)))
+            rows.append(row)
+        return pd.DataFrame(rows).sort_values("start").reset_index(drop=True)
+
+    def _start_points(self, starts: pd.DataFrame) -> list[tuple[int, str, np.ndarray]]:
+        """(start, origin, scaled initial point) of each row of a `global_starts` table."""
+        vectors = starts[self.columns("initial")].to_numpy(dtype=float)
+        return [(int(k), str(origin), x0) for k, origin, x0 in zip(starts["start"], starts["origin"], vectors)]
+
+    def _start_results(self, starts: pd.DataFrame) -> list[StartResult]:
+        """The local starts of a `starts_table`, by start number (no timings, no notes)."""
+        initial, final = self.columns("initial"), self.columns("final")
+        results = []
+        for _, row in starts.iterrows():
+            x0 = row[initial].to_numpy(dtype=float)
+            x = row[final].to_numpy(dtype=float)
+            llh = -math.inf if pd.isna(row["llh"]) else float(row["llh"])
+            results.append(StartResult(int(row["start"]), str(row["origin"]), x0, x, float(row["objective"]), llh,
+                                       str(row["status"]), str(row["status"]) in CONVERGED, math.nan,
+                                       int(row["n_elements"])))
+        return sorted(results, key=lambda r: r.start)
+
+    def _conclude(self, starts: Sequence[StartResult]) -> CalibrationResult:
+        o, spec = self.options, self.spec
+        converged = [s for s in starts if s.converged and math.isfinite(s.llh)]
+        if not converged:
+            statuses = ", ".join(sorted({s.status for s in starts}))
+            raise SolverError(str(spec.problem.path), key="calibrate.solver", found=o.solver,
+                              message=f"no local start converged (statuses: {statuses}); "
+                                      "try more starts, a larger max_iter or max_cpu_time")
+        best = max(converged, key=lambda s: (s.llh, -s.start))
+        at_best = sum(1 for s in converged if best.llh - s.llh < 0.1)
+        log.info("best optimum: start %d, llh %.10g (simulated; collocation %.10g, %d elements per interval); "
+                 "%d of %d starts converged, %d within 0.1 of it", best.start, best.llh, -best.nll,
+                 best.n_elements, len(converged), len(starts), at_best)
+
+        profiles: dict[int, tuple[list[tuple[float, float]], float]] = {}
+        if o.profile:
+            indices = _profiled(spec, o)
+
+            def report_profile(k: int, result: tuple) -> None:
+                i = indices[k]
+                profiles[i] = result
+                low, high = confidence_interval(result[0], best.x[i], result[1])
+                log.info("profile %d/%d (%s): %d points, 95%% CI [%.6g, %.6g] on its scale", len(profiles),
+                         len(indices), spec.names[i], len(result[0]), low, high)
+
+            tasks = [("profile", i, best.x, best.n_elements) for i in indices]
+            _run_tasks(self, spec.problem.path, tasks, o.threads, report_profile)
+            profiles = dict(sorted(profiles.items()))
+            for i, (points_i, top) in profiles.items():
+                if max(llh for _, llh in points_i) > top + 1e-3:
+                    log.warning("the profile of %s reaches a higher log-likelihood (%.8g) than the optimum "
+                                "(%.8g): the optimum found is not the best one", spec.names[i],
+                                max(llh for _, llh in points_i), top)
+        fit = simulate_problem(spec.problem, spec.linear(best.x))
+        fit.insert(fit.columns.get_loc(C.SIMULATION), C.MEASUREMENT, spec.problem.measurement_table[C.MEASUREMENT])
+        return CalibrationResult(estimates_table(spec, best.x, profiles), self.starts_table(starts),
+                                 profiles_table(spec, profiles), fit, best.llh, spec.linear(best.x), spec.dimension,
+                                 spec.n_data, o)
+
+
+def _profiled(spec: CalibrationSpec, o: CalibrationOptions) -> list[int]:
+    """Indices of the parameters to profile; an id that is not estimated raises `ConfigError`."""
+    for name in o.profile_parameters:
+        if name not in spec.names:
+            raise ConfigError(spec.problem.path, key="calibrate.profile_parameters", found=name,
+                              expected=f"ids of estimated parameters ({', '.join(spec.names)})")
+    return [i for i, name in enumerate(spec.names) if not o.profile_parameters or name in o.profile_parameters]
+
+
+def _report_start(result: StartResult, total: int, best_so_far: float | None = None) -> None:
+    for note in result.notes:
+        log.warning("%s", note)
+    best = "" if best_so_far is None else f"; best so far {best_so_far:.8g}"
+    log.info("local start %d/%d (%s): %s, llh %.8g (collocation %.8g), %.1f s%s", result.start + 1, total,
+             result.origin, result.status, result.llh, -result.nll, result.seconds, best)
+
+
+# ---------------------------------------------------------------------- worker processes
+
+_WORKER: CalibrationSession | None = None
+
+
+def _start_worker(problem_yaml: str, options: CalibrationOptions) -> None:
+    global _WORKER
+    _WORKER = CalibrationSession(problem_yaml, options)
+
+
+def _work(method: str, *args: object) -> object:
+    return getattr(_WORKER, method)(*args)
+
+
+def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[tuple], threads: int,
+               report: Callable[[int, object], None]) -> list:
+    """Run `session.<method>(*args)` for each task, in worker processes when threads > 1; in order."""
+    results: list = [None] * len(tasks)
+    if threads == 1 or len(tasks) == 1:
+        for k, (method, *args) in enumerate(tasks):
+            results[k] = getattr(session, method)(*args)
+            report(k, results[k])
+        return results
+    # "spawn": forking a process whose numba threads are running is not safe.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(threads, len(tasks)), mp_context=context,
+                             initializer=_start_worker, initargs=(str(problem_yaml), session.options)) as pool:
+        futures = {pool.submit(_work, *task): k for k, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            k = futures[future]
+            results[k] = future.result()
+            report(k, results[k])
+    return results
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def open_session(problem_yaml: str | Path, **options: object) -> CalibrationSession:
+    """The problem loaded for calibration with `options` (as `CalibrationOptions`), checked: a bad
+    option raises `ConfigError`, a missing solver `SolverError`, a bad problem `PetabError`."""
+    o = calibration_options(options)
+    check_solver(o.solver)
+    session = CalibrationSession(problem_yaml, o, threads=o.threads)
+    spec = session.spec
+    _profiled(spec, o)  # a bad profile_parameters entry fails now, not after the local solves
+    log.info("calibrating %s: %d parameters, %d measurements in %d experiment(s); %s global search, "
+             "%d local start(s) with %s", problem_yaml, spec.dimension, spec.n_data, len(spec.experiments),
+             o.global_method, o.starts, o.solver)
+    return session
+
+
+def calibrate_problem(problem_yaml: str | Path, **options: object) -> CalibrationResult:
+    """Calibrate a PEtab problem, every stage in this process (worker processes when threads > 1);
+    keyword options as `CalibrationOptions`.
+
+    Raises `SolverError` when the solver is not installed, `ConfigError` for a bad option,
+    `PetabError` for a bad problem, and `SolverError` when no local start converged.
+    """
+    began = time.perf_counter()
+    session = open_session(problem_yaml, **options)
+    candidates = session.global_starts()
+    best_so_far = [-math.inf]
+
+    def report_start(k: int, result: StartResult) -> None:
+        if result.converged:
+            best_so_far[0] = max(best_so_far[0], result.llh)
+        _report_start(result, len(candidates), best_so_far[0])
+
+    tasks = [("local", *point) for point in session._start_points(candidates)]
+    starts = _run_tasks(session, problem_yaml, tasks, session.options.threads, report_start)
+    result = session._conclude(starts)
+    log.info("calibration done in %.1f s", time.perf_counter() - began)
+    return result
