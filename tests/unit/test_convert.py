@@ -15,18 +15,13 @@ from pysb.core import ModelExistsWarning
 from scipy.integrate import solve_ivp
 
 from qspflow.boolean import BooleanNetwork, evaluate, parse_bnet, random_network, read_bnet
-from qspflow.convert import (
-    _couple,
-    _inhibit,
-    _odefy,
-    add_inhibitors,
-    boolean_to_ode,
-    couple_pkpd,
-    equations_markdown,
-    pysb_source,
-)
+from qspflow.convert import add_inhibitors, boolean_to_ode, couple_pkpd
+from qspflow.convert.odefy import inhibitor_formulas, odefy_formulas
+from qspflow.convert.pkpd import pkpd_formulas
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel, Parameter, from_pysb
+from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.model.equations import equations_markdown
+from qspflow.model.pysb import from_pysb, pysb_source
 
 GATES = {"a": "a", "b": "b", "c": "c", "AND": "a & b", "OR": "a | b", "NOT": "!a", "GATE": "a & (b | !c)"}
 POINT = {"a": 0.3, "b": 0.6, "c": 0.8}
@@ -306,11 +301,11 @@ def assert_same_odes(model: OdeModel, other: OdeModel, seed: int = 0) -> None:
 )
 def test_pysb_file_gives_the_model_odes_through_bionetgen(example, tmp_path, method, drug, inhibited):
     net = read_bnet(example / "truth" / "network.bnet")
-    model, formulas = _odefy(net, method=method, n=2.5, k=0.4, tau=1.5, bounds=None)
+    model, formulas = odefy_formulas(net, method=method, n=2.5, k=0.4, tau=1.5, bounds=None)
     defaults = dict(effect="inhibit", doses=None, dose_parameter=None, interval=None, n_doses=None,
                     infusion_duration=None)
-    model, formulas = _couple(model, formulas, target="MEK", **{**defaults, **drug})
-    model, formulas = _inhibit(model, formulas, inhibited)
+    model, formulas = pkpd_formulas(model, formulas, target="MEK", **{**defaults, **drug})
+    model, formulas = inhibitor_formulas(model, formulas, inhibited)
     source = pysb_source(model, formulas)
     assert source == pysb_source(model, formulas)  # deterministic text
     pysb_model = _import_source(source, tmp_path, method.replace("-", "_"))
@@ -344,12 +339,12 @@ def test_pysb_file_keeps_a_constant_state_and_sympy_functions(tmp_path):
 @pytest.mark.filterwarnings("ignore:Model does not contain any initial conditions")  # no input nodes
 def test_pysb_file_of_a_random_network_gives_its_odes(tmp_path):
     net = random_network(9, seed=7)
-    model, formulas = _odefy(net, method="normalized-hillcube", n=3.0, k=0.5, tau=1.0, bounds=None)
+    model, formulas = odefy_formulas(net, method="normalized-hillcube", n=3.0, k=0.5, tau=1.0, bounds=None)
     assert_same_odes(model, from_pysb(_import_source(pysb_source(model, formulas), tmp_path, "random")), seed=2)
 
 
 def test_formulas_that_do_not_describe_the_model_are_refused():
-    model, formulas = _odefy(BooleanNetwork.from_rules(GATES), method="boolecube", n=3.0, k=0.5, tau=1.0,
+    model, formulas = odefy_formulas(BooleanNetwork.from_rules(GATES), method="boolecube", n=3.0, k=0.5, tau=1.0,
                              bounds=None)
     formulas.quantities["production_AND"] = model.symbol("a")
     with pytest.raises(ModelError, match="production_AND"):
@@ -357,7 +352,7 @@ def test_formulas_that_do_not_describe_the_model_are_refused():
 
 
 def test_equations_markdown_has_one_line_per_state_and_the_parameter_table():
-    model, formulas = _odefy(BooleanNetwork.from_rules(GATES), method="normalized-hillcube", n=3.0, k=0.5,
+    model, formulas = odefy_formulas(BooleanNetwork.from_rules(GATES), method="normalized-hillcube", n=3.0, k=0.5,
                              tau=1.0, bounds=None)
     text = equations_markdown(model, formulas)
     for state in model.states:

@@ -17,11 +17,15 @@ import pytest
 import yaml
 from pysb.core import ModelExistsWarning
 
-from qspflow.convert import convert_network, run_convert_cli, write_converted
-from qspflow.errors import ConfigError, DataError, NetworkError
-from qspflow.model import from_pysb
-from qspflow.petab import load_problem, log_likelihood, simulate_condition
+from qspflow.boolean import read_bnet
+from qspflow.convert import convert_network
+from qspflow.data import read_experiments, read_measurements
+from qspflow.errors import ConfigError, DataError, NetworkError, OutputError
+from qspflow.model.pysb import from_pysb
 from qspflow.model.sbml import read_sbml
+from qspflow.petab import load_problem, log_likelihood, simulate_condition
+from qspflow.steps import in_folder
+from qspflow.steps.models import FILES, convert, convert_with_config
 
 from test_convert import assert_same_odes  # tests/unit is on sys.path (pytest prepend import mode)
 
@@ -50,22 +54,35 @@ def _truth(example: Path) -> dict[str, float]:
     return dict(zip(table["parameter"], table["value"].astype(float), strict=True))
 
 
+def _inputs(example: Path) -> dict[str, Path]:
+    return {"network": example / "truth" / "network.bnet", "measurements": example / "measurements.tsv",
+            "experiments": example / "experiments.tsv"}
+
+
 def _study(example: Path, **kwargs):
-    options = {"drug": EXAMPLE_DRUG, **kwargs}
-    return convert_network(example / "truth" / "network.bnet", measurements=example / "measurements.tsv",
-                           experiments=example / "experiments.tsv", **options)
+    """The library's conversion of the example study (the data read as the step reads them)."""
+    measurements, _ = read_measurements(example / "measurements.tsv")
+    network = example / "truth" / "network.bnet"
+    return convert_network(read_bnet(network), network, measurements=measurements,
+                           experiments=read_experiments(example / "experiments.tsv"),
+                           experiments_source=str(example / "experiments.tsv"), **{"drug": EXAMPLE_DRUG, **kwargs})
 
 
 @pytest.fixture(scope="module")
-def converted(example):
-    return _study(example, values=_truth(example))
-
-
-@pytest.fixture(scope="module")
-def written(converted, tmp_path_factory) -> Path:
+def run(example, tmp_path_factory):
     out = tmp_path_factory.mktemp("convert") / "network"
-    write_converted(converted, out)
-    return out
+    converted = convert(**_inputs(example), drug=EXAMPLE_DRUG, values=_truth(example), **in_folder(out, FILES))
+    return converted, out
+
+
+@pytest.fixture(scope="module")
+def converted(run):
+    return run[0]
+
+
+@pytest.fixture(scope="module")
+def written(run) -> Path:
+    return run[1]
 
 
 def test_writes_every_output(written):
@@ -156,12 +173,12 @@ def test_equations_md_has_every_state_quantity_and_parameter(converted, written)
         assert f"| `{name}` |" in text
 
 
-def test_rewriting_gives_the_same_bytes_and_keeps_other_files(converted, written, tmp_path):
+def test_rewriting_gives_the_same_bytes_and_keeps_other_files(example, written, tmp_path):
     out = tmp_path / "again"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    write_converted(converted, out)
-    write_converted(converted, out)  # over its own outputs
+    for _ in range(2):  # the second time over its own outputs
+        convert(**_inputs(example), drug=EXAMPLE_DRUG, values=_truth(example), **in_folder(out, FILES))
     assert (out / "notes.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
     for name in OUTPUTS:
@@ -173,12 +190,11 @@ def test_inhibitor_of_a_node_the_network_lacks_is_left_out(example, tmp_path, ca
     text = (example / "truth" / "network.bnet").read_text()
     bnet.write_text(text.replace("PI3K, EGF\n", "").replace("Akt, PI3K", "Akt, EGF"))
     with caplog.at_level(logging.WARNING, logger="qspflow.convert"):
-        converted = convert_network(bnet, measurements=example / "measurements.tsv",
-                                    experiments=example / "experiments.tsv", drug=EXAMPLE_DRUG)
+        converted = convert(**{**_inputs(example), "network": bnet}, drug=EXAMPLE_DRUG,
+                            **in_folder(tmp_path / "out", FILES))
     assert "column 'inhibitor:PI3K' left out: node 'PI3K' is not in network" in caplog.text
     assert "inh_PI3K" not in converted.model.parameters
     assert "inh_PI3K" not in converted.problem.conditions.columns
-    write_converted(converted, tmp_path / "out")
     assert not petab_v1.lint_problem(petab_v1.Problem.from_yaml(tmp_path / "out" / "petab" / "problem.yaml"))
 
 
@@ -189,16 +205,17 @@ def test_node_name_that_is_not_an_id_is_named_with_the_file(tmp_path):
     bnet = tmp_path / "dotted.bnet"
     bnet.write_text("u, u\np.ERK, u\n")
     with pytest.raises(NetworkError, match=r"dotted\.bnet, element 'p\.ERK': expected a node name"):
-        convert_network(bnet)
+        convert_network(read_bnet(bnet), bnet)
     bnet.write_text("u, u\nexp, u\n")
     with pytest.raises(NetworkError, match="element 'exp'"):
-        convert_network(bnet)
+        convert_network(read_bnet(bnet), bnet)
 
 
 def test_drug_target_missing_from_the_network_names_the_key_and_file(example):
     with pytest.raises(ConfigError, match=r"key 'drug\.target': expected a node of network .*network\.bnet, "
                                           r"found 'BRAF'"):
-        convert_network(example / "truth" / "network.bnet", drug={**EXAMPLE_DRUG, "target": "BRAF"})
+        convert_network(read_bnet(example / "truth" / "network.bnet"), example / "truth" / "network.bnet",
+                        drug={**EXAMPLE_DRUG, "target": "BRAF"})
 
 
 @pytest.mark.parametrize(("options", "key"), [
@@ -210,11 +227,18 @@ def test_drug_target_missing_from_the_network_names_the_key_and_file(example):
     ({"drug": {**EXAMPLE_DRUG, "dose": 3}}, "drug.dose"),
     ({"drug": {**EXAMPLE_DRUG, "parameters": {"pk_x": 1.0}}}, "drug.parameters.pk_x"),
     ({"drug": {**EXAMPLE_DRUG, "parameters": {"pk_f": 1.5}}}, "drug.parameters.pk_f"),
+    ({"drug": {**EXAMPLE_DRUG, "parameters": {"pk_f": "0.6"}}}, "drug.parameters.pk_f"),
+    ({"drug": {**EXAMPLE_DRUG, "compartments": 3}}, "drug.compartments"),
+    ({"drug": {**EXAMPLE_DRUG, "n_doses": 0}}, "drug.n_doses"),
+    ({"drug": {**EXAMPLE_DRUG, "estimate": ["pd_emax", "pk_x"]}}, "drug.estimate"),
+    ({"drug": {**EXAMPLE_DRUG, "route": "iv_infusion", "infusion_duration": None}}, "drug.infusion_duration"),
+    ({"bounds": {"pd_ec50": [0.0, 10.0, "log10"]}}, "convert.bounds.pd_ec50"),
+    ({"bounds": {"tau": [0.1, 10.0, "ln"]}}, "convert.bounds.tau"),
     ({"values": {"tau_XYZ": 1.0}}, "values.tau_XYZ"),
 ])
 def test_bad_options_name_their_config_key(example, options, key):
     with pytest.raises(ConfigError, match=rf"key '{key}'"):
-        convert_network(example / "truth" / "network.bnet", **options)
+        convert_network(read_bnet(example / "truth" / "network.bnet"), example / "truth" / "network.bnet", **options)
 
 
 def test_dose_column_without_a_configured_drug_is_an_error(example):
@@ -227,32 +251,53 @@ def test_stimulus_of_a_node_that_is_not_an_input_is_an_error(example, tmp_path):
     design = pd.read_csv(example / "experiments.tsv", sep="\t").rename(columns={"stimulus:TNFa": "stimulus:IKK"})
     data = pd.read_csv(example / "measurements.tsv", sep="\t")
     with pytest.raises(NetworkError, match="element 'IKK': expected an input node"):
-        convert_network(example / "truth" / "network.bnet", measurements=data, experiments=design,
-                        drug=EXAMPLE_DRUG)
+        convert_network(read_bnet(example / "truth" / "network.bnet"), example / "truth" / "network.bnet",
+                        measurements=data, experiments=design, drug=EXAMPLE_DRUG)
 
 
-def test_experiments_without_measurements_are_refused(example):
+def test_experiments_without_measurements_are_refused(example, tmp_path):
+    network = example / "truth" / "network.bnet"
     with pytest.raises(DataError, match="key 'measurements'"):
-        convert_network(example / "truth" / "network.bnet", experiments=example / "experiments.tsv")
+        convert_network(read_bnet(network), network, experiments=read_experiments(example / "experiments.tsv"))
+    with pytest.raises(DataError, match="key 'measurements'"):
+        convert_with_config(network=network, out=tmp_path, experiments=example / "experiments.tsv")
+
+
+def test_problem_files_the_rule_names_elsewhere_are_refused_by_name(example, tmp_path):
+    paths = in_folder(tmp_path / "m", FILES)
+    with pytest.raises(OutputError, match=r"key 'conditions': expected '.*m/petab/conditions\.tsv'"):
+        convert(**_inputs(example), drug=EXAMPLE_DRUG, **paths, conditions=tmp_path / "m" / "conditions.tsv")
+    with pytest.raises(OutputError, match="key 'problem'"):  # its folder is replaced whole
+        convert(**_inputs(example), drug=EXAMPLE_DRUG, **{**paths, "problem": tmp_path / "m" / "problem.yaml"})
+    with pytest.raises(ConfigError, match="key 'problem'"):  # data without a problem to write
+        convert(**_inputs(example), drug=EXAMPLE_DRUG, pysb=paths["pysb"], sbml=paths["sbml"],
+                equations=paths["equations"])
+    assert not (tmp_path / "m").exists()
+
+
+def test_unknown_convert_option_names_its_key(example, tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'convert\.hill'"):
+        convert(**_inputs(example), drug=EXAMPLE_DRUG, hill=2, **in_folder(tmp_path, FILES))
 
 
 # --- CLI ----------------------------------------------------------------------------------------
 
 
 def test_cli_writes_the_model_files_and_with_data_the_problem(example, tmp_path):
-    run_convert_cli(example / "truth" / "network.bnet", tmp_path / "plain", method="boolecube")
+    convert_with_config(network=example / "truth" / "network.bnet", out=tmp_path / "plain", method="boolecube")
     assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["equations.md", "model.py", "model.sbml"]
     assert "k_EGF_PI3K" not in read_sbml(tmp_path / "plain" / "model.sbml").parameters
 
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"study": "x", "convert": {"method": "hillcube"}, "drug": EXAMPLE_DRUG}))
-    converted = run_convert_cli(example / "truth" / "network.bnet", tmp_path / "study", config=config,
-                                measurements=example / "measurements.tsv", experiments=example / "experiments.tsv")
+    converted = convert_with_config(network=example / "truth" / "network.bnet", out=tmp_path / "study", config=config,
+                                    measurements=example / "measurements.tsv",
+                                    experiments=example / "experiments.tsv")
     assert converted.model.name == "network" and (tmp_path / "study" / "petab" / "problem.yaml").is_file()
     assert "hill_Raf_MEK" in converted.model.expressions and "pk_f" in converted.model.parameters
     config.write_text(yaml.safe_dump({"drug": {**EXAMPLE_DRUG, "effect": "block"}}))
     with pytest.raises(ConfigError, match=r"config\.yaml, key 'drug\.effect'"):
-        run_convert_cli(example / "truth" / "network.bnet", tmp_path / "bad", config=config)
+        convert_with_config(network=example / "truth" / "network.bnet", out=tmp_path / "bad", config=config)
 
 
 def test_example_config_drug_section_is_the_one_tested_here(root):

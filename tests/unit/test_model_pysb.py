@@ -3,15 +3,20 @@ model's network matches PySB's own simulator."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pysb
 import pytest
 from pysb.core import time as pysb_time
 from pysb.simulator import ScipyOdeSimulator
 
-from qspflow.model import TIME, from_pysb, to_pysb
-from qspflow.petab import simulate_condition
+from qspflow.boolean import BooleanNetwork
+from qspflow.convert import boolean_to_ode, couple_pkpd
+from qspflow.model import TIME
+from qspflow.model.pysb import from_pysb, pysb_source, to_pysb
 from qspflow.model.sbml import read_sbml
+from qspflow.petab import simulate_condition
 
 RTOL, ATOL = 1e-10, 1e-14
 
@@ -44,12 +49,13 @@ def test_to_pysb_encodes_each_state_as_one_zero_order_rule(root):
     converted = to_pysb(model)
 
     assert [m.name for m in converted.monomers] == model.states
-    rule = converted.rules["A_dynamics"]
-    assert rule.reactant_pattern.complex_patterns == [] and rule.rate_forward.name == "A_rhs"
+    rule = converted.rules["dynamics_A"]
+    assert rule.reactant_pattern.complex_patterns == [] and rule.rate_forward.name == "rate_A"
     # The rate is the right-hand side over the state observables, parameter-dependent x(0) an Expression.
     back = {converted.observables[f"{s}_obs"]: model.symbol(s) for s in model.states}
     back |= {p: model.symbol(p.name) for p in converted.parameters} | {pysb_time: TIME}
-    assert converted.expressions["A_rhs"].expr.xreplace(back) == model.rhs["A"]
+    assert converted.expressions["rate_A"].expr.xreplace(back) == model.rhs["A"]
+    assert [i.pattern.monomer_patterns[0].monomer.name for i in converted.initials] == model.states
     assert converted.expressions["C_0"].expr.free_symbols >= {converted.parameters["c0"]}
     assert {p.name: p.value for p in converted.parameters}["import_k"] == 0.7
 
@@ -86,3 +92,32 @@ def test_from_pysb_matches_pysb_simulator_on_a_rule_based_model():
     assert relative_difference(ours, np.asarray(theirs.species)) <= 1e-6
     A, AB = model.symbol("A_b_None"), model.symbol("A_b_1_B_a_1")
     assert model.observables["A_total"] == A + AB
+
+
+def test_to_pysb_builds_the_model_file_pysb_source_writes(tmp_path):
+    """One encoding: the objects `to_pysb` builds are the components model.py defines (and
+    every state has an Initial there), and BioNetGen gives back the model's ODEs from both."""
+    net = BooleanNetwork.from_rules({"u": "u", "a": "u", "b": "a & !u"})
+    model = couple_pkpd(boolean_to_ode(net), target="b", route="iv_bolus", compartments=2, doses=[(0.0, 2.0)])
+    built = to_pysb(model)
+    path = tmp_path / "encoded.py"
+    path.write_text(pysb_source(model))
+    spec = importlib.util.spec_from_file_location("qspflow_test_encoded", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = module.model
+
+    for kind in ("monomers", "parameters", "observables", "expressions", "rules"):
+        ours = {c.name for c in getattr(built, kind)}
+        theirs = {c.name for c in getattr(written, kind)}
+        assert theirs <= ours and ours - theirs <= {f"{s}_0" for s in model.states}, kind
+    assert {r.name for r in built.rules} == {"synthesis_a", "degradation_a", "synthesis_b", "degradation_b",
+                                             "dynamics_A_out", "dynamics_A_p"}
+    assert [i.pattern.monomer_patterns[0].monomer.name for i in built.initials] == model.states
+    times = np.linspace(0, 12, 25)
+    values = {"input_u": 1.0}
+    expected = simulate_condition(model, values, times, rtol=RTOL, atol=ATOL)
+    back = from_pysb(built)
+    assert back.states == model.states
+    assert relative_difference(simulate_condition(back, values, times, rtol=RTOL, atol=ATOL)[:, 1:],
+                               expected[:, 1:]) <= 1e-8

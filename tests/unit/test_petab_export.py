@@ -20,15 +20,9 @@ from qspflow.convert import add_inhibitors, boolean_to_ode, couple_pkpd
 from qspflow.data import read_experiments, read_measurements
 from qspflow.errors import PetabError
 from qspflow.model import OdeModel
-from qspflow.petab import (
-    NumericModel,
-    build_problem,
-    load_problem,
-    log_likelihood,
-    simulate_condition,
-    simulate_problem,
-    write_problem,
-)
+from qspflow.io import atomic_folder
+from qspflow.petab import NumericModel, load_problem, log_likelihood, simulate_condition, simulate_problem
+from qspflow.petab.export import build_problem, problem_files, write_problem
 
 READOUTS = ["Akt", "Casp3", "ERK", "IKK", "NFkB", "Raf"]
 SD = 0.05  # the example's measurement noise
@@ -221,6 +215,18 @@ def test_a_problem_that_fails_the_linter_is_not_written_and_leaves_the_old_one(t
     before = {p.name: p.read_bytes() for p in (tmp_path / "petab").iterdir()}
     model = with_parameter(truth, "pd_emax", scale="log10")  # estimated, lower bound 0: no log
     with pytest.raises(PetabError, match=r"petab/problem\.yaml: PEtab lint failed: .*pd_emax"):
-        write_problem(build_problem(model, *study, observables=READOUTS), model, tmp_path / "petab")
+        with atomic_folder(tmp_path / "petab") as staging:  # as the convert step writes it
+            write_problem(build_problem(model, *study, observables=READOUTS), model, staging,
+                          source=tmp_path / "petab" / "problem.yaml")
     assert {p.name: p.read_bytes() for p in (tmp_path / "petab").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["petab"]
+
+
+def test_problem_files_are_the_written_files_and_name_each_other(truth, study, tmp_path):
+    tables = build_problem(truth, *study, observables=READOUTS)
+    files = problem_files(tables, truth, yaml_name="study.yaml")
+    write_problem(tables, truth, tmp_path, yaml_name="study.yaml")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == files
+    problem = petab_v1.Problem.from_yaml(tmp_path / "study.yaml")
+    assert problem.model.model_id == tables.name == "model"
+    assert len(problem.measurement_df) == 882 and list(problem.observable_df.index) == [f"obs_{r}" for r in READOUTS]

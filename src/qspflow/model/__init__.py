@@ -5,26 +5,21 @@ expressions in the symbols named by states, parameters and `TIME`. Nothing here 
 `qspflow.simulate` compiles, `qspflow.calibrate` transcribes.
 
 Conversions: `OdeModel.from_sbml` (and `qspflow.model.sbml.read_sbml`/`write_sbml`/`sbml_text`),
-`to_pysb` and `from_pysb` (PySB + BioNetGen, imported only when used).
+`qspflow.model.pysb` (`to_pysb`, `from_pysb`, `pysb_source`; PySB + BioNetGen, imported only when used).
 """
 
 from __future__ import annotations
 
 import cmath
 import math
-import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import TYPE_CHECKING
 
 import sympy
 
 from qspflow.errors import ModelError
-
-if TYPE_CHECKING:
-    import pysb
 
 SCALES = ("lin", "log", "log10")
 
@@ -158,104 +153,3 @@ class OdeModel:
                 elif rhs == TIME and lhs.is_number:
                     times.add(float(lhs))
         return sorted(times)
-
-
-# ------------------------------------------------------------------------------------- PySB
-
-
-def to_pysb(model: OdeModel) -> pysb.Model:
-    """The model as a PySB model with the same ODEs (deterministic semantics).
-
-    Encoding: each state `X` becomes a site-less Monomer `X()` with an Initial (a Parameter
-    `X_0`, or an Expression `X_0` when the initial value depends on parameters), an Observable
-    `X_obs` counting it, and one zero-order rule `X_dynamics: None >> X()` whose rate is the
-    Expression `X_rhs` = the whole right-hand side written over the Observables. A zero-order
-    rule adds its rate to dX/dt unchanged, whatever its sign, so BioNetGen's network gives back
-    exactly dX/dt = rhs. Model expressions and observables become Expressions of their own name.
-    Helper names get a trailing `_` where they would clash with a model name.
-    """
-    import pysb
-    from pysb.core import time as pysb_time
-
-    model.validate()
-    taken = {*model.states, *model.parameters, *model.expressions, *model.observables}
-
-    def fresh(name: str) -> str:
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        return name
-
-    out = pysb.Model(name=model.name, _export=False)
-
-    def add(component):
-        out.add_component(component)
-        return component
-
-    components: dict[sympy.Symbol, sympy.Symbol] = {TIME: pysb_time}
-    for name, parameter in model.parameters.items():
-        components[model.symbol(name)] = add(pysb.Parameter(name, parameter.value, _export=False))
-    monomers = {}
-    for state in model.states:
-        monomers[state] = add(pysb.Monomer(state, _export=False))
-        amount = pysb.Observable(fresh(f"{state}_obs"), monomers[state](), _export=False)
-        components[model.symbol(state)] = add(amount)
-
-    def over_components(expr: sympy.Expr) -> sympy.Expr:
-        return sympy.sympify(expr).xreplace(components)
-
-    for state in model.states:
-        start = sympy.sympify(model.initial[state])
-        if start.is_number:
-            value = add(pysb.Parameter(fresh(f"{state}_0"), float(start), _export=False))
-        else:
-            value = add(pysb.Expression(fresh(f"{state}_0"), over_components(start), _export=False))
-        out.add_initial(pysb.Initial(monomers[state](), value, _export=False))
-        rate = add(pysb.Expression(fresh(f"{state}_rhs"), over_components(model.rhs[state]), _export=False))
-        add(pysb.Rule(fresh(f"{state}_dynamics"), None >> monomers[state](), rate, _export=False))
-    for name, expr in [*model.expressions.items(), *model.observables.items()]:
-        add(pysb.Expression(name, over_components(expr), _export=False))
-    return out
-
-
-def from_pysb(pysb_model: pysb.Model) -> OdeModel:
-    """An OdeModel from the reaction network BioNetGen generates for a PySB model.
-
-    States are the network's species, named after their pattern (`A(b=1) % B(a=1)` →
-    `A_b_1_B_a_1`, made unique); Parameters keep their names and values; Expressions become
-    `expressions` and Observables `observables`, both written over the states.
-    """
-    from pysb.bng import generate_equations
-    from pysb.core import time as pysb_time
-
-    generate_equations(pysb_model)
-    parameters = {p.name: Parameter(p.name, float(p.value)) for p in pysb_model.parameters}
-    taken = {*parameters, *(e.name for e in pysb_model.expressions), *(o.name for o in pysb_model.observables)}
-    states = []
-    for species in pysb_model.species:
-        name = re.sub(r"\W+", "_", str(species)).strip("_") or "species"
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        states.append(name)
-
-    symbols = {sympy.Symbol(f"__s{i}"): sympy.Symbol(s, real=True) for i, s in enumerate(states)}
-    symbols.update({p: sympy.Symbol(p.name, real=True) for p in pysb_model.parameters})
-    symbols[pysb_time] = TIME
-    expanded = {e: e.expand_expr(expand_observables=True).xreplace(symbols) for e in pysb_model.expressions}
-
-    def over_states(expr: sympy.Expr) -> sympy.Expr:
-        return sympy.sympify(expr).xreplace(expanded).xreplace(symbols)
-
-    initial: dict[str, sympy.Expr] = {s: sympy.Integer(0) for s in states}
-    for ic in pysb_model.initials:
-        initial[states[pysb_model.get_species_index(ic.pattern)]] = over_states(ic.value)
-    return OdeModel(
-        name=pysb_model.name or "pysb_model",
-        states=states,
-        parameters=parameters,
-        rhs={s: over_states(ode) for s, ode in zip(states, pysb_model.odes)},
-        initial=initial,
-        observables={o.name: over_states(o.expand_obs()) for o in pysb_model.observables},
-        expressions={e.name: expanded[e] for e in pysb_model.expressions},
-    )

@@ -117,17 +117,35 @@ def read_sbml(source: str | os.PathLike[str]) -> OdeModel:
         doc = libsbml.readSBMLFromString(source)
     else:
         origin = str(source)
+        if Path(source).is_dir():
+            raise ModelError(origin, expected="an SBML file", message="found a folder")
         if not Path(source).is_file():
             raise ModelError(origin, expected="an SBML file", message="file not found")
         doc = libsbml.readSBMLFromFile(origin)
     for i in range(doc.getNumErrors()):
         error = doc.getError(i)
         if error.getSeverity() >= libsbml.LIBSBML_SEV_ERROR:
-            raise ModelError(origin, line=error.getLine() or None, message=error.getMessage().strip())
+            raise _libsbml_error(error, origin, source)
     sbml_model = doc.getModel()
     if sbml_model is None:
         raise ModelError(origin, expected="an SBML document with a model")
     return _Reader(sbml_model, origin).read()
+
+
+def _libsbml_error(error: libsbml.SBMLError, origin: str, source: str | os.PathLike[str]) -> ModelError:
+    """libSBML's first error on one line: its line, the element there, its first sentence and,
+    where it gives one, the sentence about this document (after its spec reference)."""
+    line = error.getLine() or None
+    element = None
+    if line is not None:
+        text = source if origin == "SBML text" else Path(source).read_bytes().decode("utf-8", "replace")
+        lines = str(text).splitlines()
+        tag = re.search(r"<\s*([A-Za-z_][\w:.-]*)", lines[line - 1]) if line <= len(lines) else None
+        element = tag.group(1) if tag else None
+    parts = [part.strip() for part in re.split(r"Reference: [^\n]*", error.getMessage())]
+    sentences = [re.split(r"(?<=\.)\s", " ".join(part.split()))[0] for part in parts if part.strip()]
+    return ModelError(origin, line=line, element=element, expected="valid SBML",
+                      message="libSBML: " + " ".join(dict.fromkeys(sentences)))
 
 
 class _Reader:
