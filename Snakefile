@@ -8,8 +8,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from qspflow.errors import ConfigError
-from qspflow.options import validated_config
+from qspflow.errors import QspflowError
+from qspflow.steps.study import study_config
 
 min_version("9.0")
 
@@ -17,9 +17,9 @@ if not config:
     raise WorkflowError("qspflow: no study config: run `snakemake --configfile STUDY.yaml` "
                         "(config/config.yaml is the bundled example study)")
 try:
-    _validated = validated_config(config, yaml.safe_load(Path(workflow.basedir, "config/schema.yaml").read_text()),
-                                  ", ".join(str(p) for p in workflow.overwrite_configfiles) or "study config")
-except ConfigError as err:
+    _validated = study_config(config, yaml.safe_load(Path(workflow.basedir, "config/schema.yaml").read_text()),
+                              ", ".join(str(p) for p in workflow.overwrite_configfiles) or "study config")
+except QspflowError as err:
     raise WorkflowError(f"qspflow: {err}") from None
 config.clear()
 config.update(_validated)

@@ -3,21 +3,9 @@ import csv
 import re
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-
 from qspflow.seeds import derive_seed
 
 STUDY = config["study"]
-
-if not config["data"]["pkn"] and not config["data"]["petab"]:
-    raise WorkflowError(
-        "qspflow: the study config gives neither data.pkn (the Boolean route: measurements and a prior "
-        "knowledge network) nor data.petab (the mechanistic route: a PEtab problem); give one of them"
-    )
-if config["data"]["pkn"] and not config["data"]["petab"] and not config["data"]["measurements"]:
-    raise WorkflowError("qspflow: the study config gives data.pkn but no data.measurements; the Boolean route "
-                        "infers its networks from measurements")
-
 
 # One study per config: {study} matches only the configured study's name, whose inputs the rules read.
 wildcard_constraints:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,21 @@ def test_infer_cli_writes_the_ranked_ensemble(tmp_path: Path, cases: Path) -> No
     assert index[0] == "network\tscore\tmismatches\tsize\tmissed"
     assert index[1].split("\t")[2] == "2"
     assert (tmp_path / "nets" / "net_1.bnet").exists() and (tmp_path / "nets" / "net_1.sbml").exists()
+
+
+def test_every_option_of_every_command_explains_itself() -> None:
+    from qspflow.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(commands) >= 8
+    silent = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+              for name, sub in commands.items() for action in sub._actions
+              if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert silent == []
+
+
+def test_logging_flags_work_after_the_command(cases: Path) -> None:
+    proc = _run("attractors", str(cases / "boolnet_cellcycle" / "cellcycle.bnet"), "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("attractor\t")
