@@ -36,8 +36,8 @@ from scipy.integrate import solve_ivp
 from qspflow.boolean import random_network
 from qspflow.convert import boolean_to_ode, couple_pkpd
 from qspflow.model import TIME, OdeModel
-from qspflow.petab import load_problem
 from qspflow.model.sbml import write_sbml
+from qspflow.petab import load_problem
 from qspflow.simulate import compile_model
 
 RTOL, ATOL = 1e-6, 1e-8
@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
           f"Boehm ≥ libroadrunner's sims/s, rel error ≤ {BOEHM_MAX_REL_ERR:g}: "
           f"{'all met' if all(verdict) else 'NOT all met'}")
     print(f"boehm_sims_per_s={boehm['sims_per_s']:.0f} "
-          f"boehm_roadrunner_sims_per_s={boehm['roadrunner_sims_per_s']:.0f} boehm_max_rel_err={boehm['max_rel_err']:.2e}")
+          f"boehm_roadrunner_sims_per_s={boehm['roadrunner_sims_per_s']:.0f} "
+          f"boehm_max_rel_err={boehm['max_rel_err']:.2e}")
     print(f"sims_per_s={sims:.0f} speedup_vs_roadrunner={sims / rr_rate:.1f} max_abs_err={max_err:.2e} "
           f"stiff_sims_per_s={stiff_rate:.0f} peak_mb={peak:.0f}")
     return 0

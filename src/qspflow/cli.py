@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = command("attractors", _attractors, "attractors of a Boolean network, one TSV row per attractor "
-                "(states as bit strings over the nodes named in the header)")
+                "(states as bit strings; the `nodes` column names the node of each bit)")
     p.add_argument("network", help="Boolean network (.bnet)")
     p.add_argument("--update", choices=["synchronous", "asynchronous"], default="synchronous",
                    help="update scheme: all nodes at once (default; basins reported) or one node at a time")

@@ -6,7 +6,7 @@ Input formats
   unknown extra columns are ignored with a warning; an empty (or `NA`/`NaN`) value is missing.
 * Experiment table (CSV/TSV, optional): `experiment` and factor columns `stimulus:<Node>`,
   `inhibitor:<Node>` (0/1) and `dose:<drug>`, one row per experiment.
-* MIDAS (CellNOpt): `TR:` treatment, `DA:` time and `DV:` value columns, one condition per
+* MIDAS (CellNOpt): `TR:` treatment (0/1), `DA:` time and `DV:` value columns, one condition per
   treatment combination; it yields both the tidy table and the experiment table.
 
 The delimiter comes from the extension (`.csv` comma, `.tsv` tab) or, for `.txt` and others,
@@ -107,13 +107,19 @@ def _read_table(path: PathLike) -> _Table:
         raw = Path(path).read_bytes()
     except OSError as err:
         raise DataError(source, message=f"cannot read the file ({err.strerror})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(source, expected="UTF-8 text", found="a UTF-16 byte-order mark",
+                        message="save the file as UTF-8")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         found = f"byte 0x{raw[err.start]:02x} at offset {err.start}"
-        raise DataError(source, expected="UTF-8 text", found=found) from None
+        raise DataError(source, row=raw.count(b"\n", 0, err.start) + 1, expected="UTF-8 text", found=found) from None
     # CellNOpt's MIDAS files end lines with a bare CR; normalize CR, LF and CRLF before csv
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\0" in text:  # valid UTF-8, but no table: a binary file
+        raise DataError(source, row=text.count("\n", 0, text.index("\0")) + 1, expected="text",
+                        found="a NUL byte")
     first = next((line for line in text.split("\n") if line.strip()), None)
     if first is None:
         raise DataError(source, row=1, expected="a header line", message="the file is empty")
@@ -186,6 +192,12 @@ def _level(source: str, line: int, column: str, text: str, *, factor: str) -> fl
     if factor.startswith("inhibitor:"):
         return _number(source, line, column, text, expected="0 or 1", valid=lambda v: v in (0, 1))
     return _number(source, line, column, text, expected="a number ≥ 0", valid=lambda v: v >= 0)
+
+
+def _cue(source: str, line: int, column: str, text: str) -> float:
+    """A MIDAS treatment (TR:) cell: CellNOpt's cues are absent (0) or present (1), nothing else."""
+    return _number(source, line, column, text, expected="0 or 1 (a MIDAS cue is absent or present)",
+                   valid=lambda v: v in (0, 1))
 
 
 def _check_id(source: str, line: int, column: str, text: str) -> None:
@@ -290,7 +302,7 @@ def _parse_midas(table: _Table) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     cells = []  # one per DV cell: (line, treatment levels, time, readout, value)
     for line, fields in table.rows:
-        levels = tuple(_level(source, line, name, fields[i], factor=factor) for i, name, factor in treatments)
+        levels = tuple(_cue(source, line, name, fields[i]) for i, name, _ in treatments)
         for readout, vi in values.items():
             time_key = readout if readout in times else "ALL"
             time = _time(source, line, f"DA:{time_key}", fields[times[time_key]])
@@ -457,6 +469,9 @@ def _minmax(values: pd.Series, observables: pd.Series) -> pd.Series:
     return out
 
 
+_CONTROLS_HOW = "--controls EXPERIMENT... (a study config's prepare.controls)"
+
+
 def _control_ids(experiments: pd.DataFrame | None, controls: Iterable[str] | None, measured: set[str],
                  source: str | None) -> list[str]:
     if controls is not None:
@@ -472,11 +487,12 @@ def _control_ids(experiments: pd.DataFrame | None, controls: Iterable[str] | Non
     factors = [c for c in columns if c.partition(":")[0] in FACTOR_KINDS]
     if not factors:
         raise DataError(source, key="prepare.controls", expected="control experiments for fold_change",
-                        message="give them, or an experiment table whose controls have all factor levels 0")
+                        message=f"give them with {_CONTROLS_HOW}, or an experiment table whose controls have all "
+                                "factor levels 0")
     untreated = experiments.loc[(experiments[factors] == 0).all(axis=1), "experiment"].tolist()
     if not untreated:
         raise DataError(source, key="prepare.controls", expected="control experiments for fold_change",
-                        message="no experiment has all factor levels 0; give the controls explicitly")
+                        message=f"no experiment has all factor levels 0; give the controls with {_CONTROLS_HOW}")
     return untreated
 
 

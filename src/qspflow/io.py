@@ -153,6 +153,8 @@ def check_output_folder(path: str | os.PathLike[str], *, force: bool = False) ->
         raise OutputError(folder, expected="an empty folder or one that qspflow wrote",
                           message="it holds other files (give another --out, or --force to write beside them)")
     probe = folder if folder.is_dir() else next((p for p in folder.parents if p.exists()), Path("."))
+    if not probe.is_dir():
+        raise OutputError(folder, expected="a folder path", message=f"'{probe}' on the way is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(probe, expected="a folder you may write to", message="permission denied")
     return folder

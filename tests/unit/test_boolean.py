@@ -19,6 +19,7 @@ from qspflow.boolean import (
     Const,
     Not,
     Or,
+    MAX_DEPTH,
     Var,
     attractors,
     attractors_table,
@@ -27,8 +28,10 @@ from qspflow.boolean import (
     format_expression,
     parse_bnet,
     parse_expression,
+    parse_sbml_qual,
     random_network,
     read_bnet,
+    sbml_qual_text,
     sign_of,
     steady_states,
     truth_table,
@@ -132,6 +135,82 @@ def test_format_then_parse_keeps_the_logic_and_the_text(expr):
     order = sorted(variables(expr))
     assert (truth_table(again, order) == truth_table(expr, order)).all()
     assert parse_expression(format_expression(again)) == again
+
+
+def _fully_parenthesized(expr) -> str:
+    match expr:
+        case Var(name):
+            return f"(({name}))"
+        case Const(value):
+            return "(1)" if value else "(0)"
+        case Not(arg):
+            return f"(!{_fully_parenthesized(arg)})"
+        case And(args) | Or(args):
+            op = " & " if isinstance(expr, And) else " | "
+            return "(" + op.join(_fully_parenthesized(x) for x in args) + ")"
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(expressions)
+def test_redundant_parentheses_do_not_change_the_parsed_rule(expr):
+    text = format_expression(expr)
+    assert parse_expression("(((" + text + ")))") == parse_expression(text)
+    again = parse_expression(_fully_parenthesized(expr))
+    order = sorted(variables(expr))
+    assert (truth_table(again, order) == truth_table(expr, order)).all()
+
+
+def _deep(levels: int) -> str:
+    """A rule of `levels` nesting levels: alternately `!` and an OR in parentheses."""
+    text, depth = "a", 1
+    while depth < levels:
+        text, depth = (f"!{text}", depth + 1) if depth % 2 else (f"(b | {text})", depth + 1)
+    return text
+
+
+def test_thousands_of_parentheses_parse_without_recursion():
+    assert parse_expression("(" * 5000 + "!a" + ")" * 5000) == Not(a)
+    assert parse_expression("((a) & ((b)))" * 1 + " | " + "(" * 3000 + "c" + ")" * 3000) == Or((And((a, b)), c))
+
+
+def test_rules_deeper_than_max_depth_are_refused_where_they_start():
+    assert MAX_DEPTH == 100
+    with pytest.raises(NetworkError, match=r"^deep.bnet, line 4, column 4: expected a rule nested at most 100 "
+                                           r"levels deep, the part starting here nests 101 levels$"):
+        parse_bnet("a, a\nb, b\nc, c\nx, " + "!" * 100 + "a\n", source="deep.bnet")
+    with pytest.raises(NetworkError, match="line 1, column 8: expected a rule nested at most 100 levels deep"):
+        parse_expression("c & !(" + _deep(100) + ")", line=1, column=4)
+    rule = "(b | !(" * 1500 + "a" + "))" * 1500  # 3,000 levels: one line, not a RecursionError
+    with pytest.raises(NetworkError, match=r"^line 1, column 10151: expected a rule nested at most 100 levels deep"):
+        parse_expression(rule)  # the innermost part that is too deep: 50 levels of '(b | !(' around 'a'
+    assert rule[10150:].startswith("(b | !(") and rule[10150:].count("(b | !(") == 50
+
+
+def _with_stack_in_use(frames: int, work):
+    return work() if frames == 0 else _with_stack_in_use(frames - 1, work)
+
+
+def test_the_deepest_allowed_rules_work_everywhere_with_stack_to_spare():
+    for rule in ("!" * 99 + "a", _deep(100)):
+        net = parse_bnet(f"a, a\nb, b\nx, {rule}\n")
+        assert parse_expression(format_expression(net.rules["x"])) == net.rules["x"]
+
+        def everything():
+            again = parse_sbml_qual(sbml_qual_text(net))
+            return (again == net, hash(net) == hash(again), sign_of(net.rules["x"], "a"), steady_states(net),
+                    len(attractors(net)), evaluate(net.rules["x"], {"a": 1, "b": 0}))
+
+        expected = 1 if rule.count("!") % 2 == 0 else -1
+        assert _with_stack_in_use(400, everything)[:3] == (True, True, expected)
+
+
+def test_sbml_qual_math_deeper_than_max_depth_is_refused():
+    deep = Var("a")
+    for _ in range(150):
+        deep = Not(deep)
+    text = sbml_qual_text(BooleanNetwork(("a", "x"), {"a": Var("a"), "x": deep}))
+    with pytest.raises(NetworkError, match="element 'tr_x': expected MathML nested at most 100 levels deep"):
+        parse_sbml_qual(text)
 
 
 def test_evaluate_and_truth_table_agree():
@@ -298,8 +377,9 @@ def test_attractors_agree_with_pyboolnet_on_random_networks(n, seed):
 
 
 def test_attractor_search_refuses_networks_too_large_to_enumerate():
-    with pytest.raises(NetworkError, match="limited to 22 nodes"):
-        attractors(random_network(23, seed=1))
+    with pytest.raises(NetworkError, match="big.bnet: expected at most 22 nodes for an exhaustive synchronous "
+                                           "attractor search, found '23 nodes'"):
+        attractors(random_network(23, seed=1), source="big.bnet")
 
 
 def test_steady_states_of_a_30_node_network_are_fixed_points_in_seconds():
@@ -314,17 +394,20 @@ def test_steady_states_of_a_30_node_network_are_fixed_points_in_seconds():
 def test_attractors_table_is_canonical(cellcycle):
     text = table_text(attractors_table(attractors(cellcycle), cellcycle))
     lines = text.splitlines()
-    assert lines[0] == "attractor\ttype\tsize\tbasin\tstates"
-    assert lines[1] == "1\tsteady\t1\t512\t0100010100"
+    order = "CycD,Rb,E2F,CycE,CycA,p27,Cdc20,Cdh1,UbcH10,CycB"  # every row names the node of each bit
+    assert lines[0] == "attractor\ttype\tsize\tbasin\tstates\tnodes"
+    assert lines[1] == f"1\tsteady\t1\t512\t0100010100\t{order}"
     assert lines[2].startswith("2\tcycle\t7\t512\t1") and lines[2].count(";") == 6
+    assert lines[2].endswith(f"\t{order}")
     asynchronous = table_text(attractors_table(attractors(cellcycle, "asynchronous"), cellcycle))
-    assert asynchronous.splitlines()[1] == "1\tsteady\t1\t\t0100010100"
+    assert asynchronous.splitlines()[1] == f"1\tsteady\t1\t\t0100010100\t{order}"
 
 
 def test_attractors_step_gives_the_table_of_a_bnet_file(cases, cellcycle):
     path = cases / "boolnet_cellcycle" / "cellcycle.bnet"
     assert steps.attractors(network=path) == table_text(attractors_table(attractors(cellcycle), cellcycle))
-    assert steps.attractors(network=path, update="asynchronous").splitlines()[1] == "1\tsteady\t1\t\t0100010100"
+    asynchronous = steps.attractors(network=path, update="asynchronous")
+    assert asynchronous.splitlines()[1].startswith("1\tsteady\t1\t\t0100010100\t")
 
 
 # --- random networks ---------------------------------------------------------------------------

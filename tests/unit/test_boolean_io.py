@@ -199,6 +199,34 @@ def test_reads_the_cellnopt_toy_pkn(cases, tmp_path):
     assert read_sif(tmp_path / "pkn.sif") == pkn
 
 
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ("A, B\nB, A\n".encode("utf-16"), "net.bnet: expected UTF-8 text, found 'a UTF-16 byte-order mark', save"),
+        (b"A, B\r\nB, \xe4\n", "net.bnet, line 2: expected UTF-8 text, found 'byte 0xe4 at offset 9'"),
+        (b"A, B\rB, A\rC, \x00\r", "net.bnet, line 3: expected text, found 'a NUL byte'"),
+    ],
+    ids=["utf-16", "latin-1", "nul"],
+)
+def test_files_that_are_not_utf8_text_are_named_with_the_line(tmp_path, data, fragment):
+    (tmp_path / "net.bnet").write_bytes(data)
+    with pytest.raises(NetworkError) as info:
+        read_bnet(tmp_path / "net.bnet")
+    assert str(info.value).startswith(str(tmp_path / fragment))
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    (tmp_path / "bom.bnet").write_bytes(b"\xef\xbb\xbftargets, factors\nA, !A\n")
+    assert bnet_text(read_bnet(tmp_path / "bom.bnet")) == "targets, factors\nA, !A\n"
+
+
+def test_self_loops_are_edges_of_the_pkn(tmp_path):
+    (tmp_path / "auto.sif").write_text("S\t1\tA\nA\t-1\tA\nB\t1\tB\n")
+    pkn = read_sif(tmp_path / "auto.sif")
+    assert pkn.edges == (("A", -1, "A"), ("B", 1, "B"), ("S", 1, "A"))
+    assert pkn.parents("A") == (("A", -1), ("S", 1)) and pkn.nodes == ("A", "B", "S")
+
+
 def test_sif_fields_may_be_separated_by_spaces(tmp_path):
     (tmp_path / "spaces.sif").write_text("A 1 B\n\nB  -1   C\n")
     assert read_sif(tmp_path / "spaces.sif") == Pkn((("B", -1, "C"), ("A", 1, "B")))
@@ -210,7 +238,6 @@ def test_sif_fields_may_be_separated_by_spaces(tmp_path):
         ("A\t1\tB\nA\t2\tC\n", 2, "expected sign 1 or -1, found '2'"),
         ("A\t1\tB\nA\t1\n", 2, "expected 3 fields 'source sign target', found '2 fields'"),
         ("A\t1\tB\nA\tactivates\tB\tC\n", 2, "found '4 fields'"),
-        ("A\t1\tB\nC\t-1\tC\n", 2, "self-loop on 'C'"),
         ("A\t1\tB\nC\t1\tD\nA\t-1\tB\n", 3, "edge A -> B has sign -1 here and 1 on line 1"),
         ("A\t1\tB-2\n", 1, "expected a node name"),
     ],

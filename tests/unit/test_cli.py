@@ -42,7 +42,7 @@ def test_attractors_cli_prints_the_cell_cycle_attractors(cases: Path) -> None:
     proc = _run("attractors", str(cases / "boolnet_cellcycle" / "cellcycle.bnet"))
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines()]
-    assert rows[0] == ["attractor", "type", "size", "basin", "states"]
+    assert rows[0] == ["attractor", "type", "size", "basin", "states", "nodes"]
     assert [(r[1], r[2], r[3]) for r in rows[1:]] == [("steady", "1", "512"), ("cycle", "7", "512")]
     assert len(rows[2][4].split(";")) == 7
 

@@ -13,6 +13,7 @@ import pytest
 from qspflow.boolean import (
     BooleanNetwork,
     Pkn,
+    attractors,
     bnet_text,
     format_expression,
     read_bnet,
@@ -176,6 +177,34 @@ def test_a_model_without_a_fixpoint_misses_every_readout_of_that_experiment() ->
     assert network_mismatches(net, data) == [("on", "A"), ("on", "C")]
 
 
+def test_a_negative_self_loop_is_a_candidate_that_oscillates_hand_checked() -> None:
+    # A's candidates: S, !A and S & !A. Observed A = 1 with and without S. A = S misses only
+    # "off" (1 mismatch); A = !A oscillates in both (2); A = S | !A settles at 1 under S but
+    # oscillates without it (1 mismatch, 2 literals); no term: A = 0 (2 mismatches).
+    pkn = Pkn((("S", 1, "A"), ("A", -1, "A")))
+    data = _experiment_rows([("on", {"S": 1}, {"A": 1}), ("off", {"S": 0}, {"A": 1})])
+    result = infer_steady_state(pkn, data)
+    assert [bnet_text(n).splitlines()[1] for n in result.networks] == ["A, S"]
+    assert list(result.index["missed"]) == ["off:A"]
+    tolerant = infer_steady_state(pkn, data, tolerance=1)
+    assert sorted(bnet_text(n).splitlines()[1] for n in tolerant.networks) == ["A, !A", "A, 0", "A, S"]
+    assert sorted(tolerant.index["mismatches"]) == [1, 2, 2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_asp_equals_brute_force_on_a_pkn_with_self_loops(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pkn = Pkn((("S", 1, "A"), ("A", -1, "A"), ("A", 1, "B"), ("B", 1, "B"), ("T", 1, "B")))
+    experiments = tuple(Experiment(f"e{s}{t}", {"S": s, "T": t}, {r: int(rng.integers(0, 2)) for r in "AB"})
+                        for s, t in itertools.product((0, 1), repeat=2))
+    data = SteadyStateData(experiments, ("S", "T"), 1.0)
+    every = _brute_force(pkn, data)
+    best = min(m + 1e-4 * s for m, s, _ in every)
+    result = infer_steady_state(pkn, data)
+    assert result.index["score"][0] == pytest.approx(best)
+    assert {bnet_text(n) for n in result.networks} == {t for m, s, t in every if m + 1e-4 * s == pytest.approx(best)}
+
+
 # --- time series -------------------------------------------------------------------------------
 
 
@@ -249,6 +278,20 @@ def test_time_series_route_ranks_by_size_and_reports_missed_transitions() -> Non
     assert list(result.index["network"][:2]) == ["net_1", "net_2"]
     assert (np.diff(result.index["score"]) >= 0).all()
     assert result.index["mismatches"][0] > 0 and "traj00:" in result.index["missed"][0]
+
+
+def test_time_series_with_a_self_loop_recovers_the_oscillator_and_its_attractor() -> None:
+    # A(t+1) = !A(t) (negative autoregulation), B(t+1) = A(t): the state (A, B) goes
+    # 00 -> 10 -> 01 -> 10 -> ...; every state ends on the 2-cycle {01, 10}.
+    frame = pd.DataFrame([("e1", float(t), node, value) for t, state in enumerate(["00", "10", "01", "10", "01"])
+                          for node, value in zip("AB", map(int, state))],
+                         columns=["experiment", "time", "observable", "state"])
+    pkn = Pkn((("A", -1, "A"), ("A", 1, "B")))
+    result = infer_networks(pkn, frame, pd.DataFrame({"experiment": ["e1"]}))
+    assert result.method == "time_series" and result.index["mismatches"][0] == 0
+    net = result.networks[0]
+    assert bnet_text(net).splitlines()[1:] == ["A, !A", "B, A"]
+    assert [(a.type, a.states, a.basin) for a in attractors(net)] == [("cycle", ((0, 1), (1, 0)), 4)]
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -342,11 +385,11 @@ def test_files_that_fit_give_a_perfect_network(tmp_path: Path) -> None:
         ({"binarized": BINARIZED.replace("\tB\t1", "\tX\t1")}, DataError, ["binarized.tsv", "observable", "X"]),
         ({"experiments": EXPERIMENTS.replace("stimulus:S", "stimulus:Q")}, DataError,
          ["experiments.tsv", "stimulus:Q"]),
-        ({"sif": SIF + "B\t1\tB\n"}, NetworkError, ["pkn.sif", "line 3", "self-loop"]),
+        ({"sif": SIF + "B\t+-1\tC\n"}, NetworkError, ["pkn.sif", "line 3", "sign 1 or -1", "'+-1'"]),
         ({"sif": SIF + "A\t-1\tB\n"}, NetworkError, ["pkn.sif", "line 3", "sign -1 here and 1 on line 2"]),
         ({"binarized": BINARIZED.replace("e2\t10", "e3\t10")}, DataError, ["experiments.tsv", "e3"]),
     ],
-    ids=["non-binary-state", "unknown-readout", "unknown-stimulus", "self-loop", "contradictory-edge",
+    ids=["non-binary-state", "unknown-readout", "unknown-stimulus", "bad-sign", "contradictory-edge",
          "unknown-experiment"],
 )
 def test_bad_input_is_a_clear_error_naming_file_and_place(tmp_path: Path, change, error, words) -> None:
@@ -357,7 +400,7 @@ def test_bad_input_is_a_clear_error_naming_file_and_place(tmp_path: Path, change
 
 
 def test_cli_on_bad_input_writes_no_networks_folder(tmp_path: Path) -> None:
-    pkn = _write(tmp_path / "pkn.sif", SIF + "B\t1\tB\n")
+    pkn = _write(tmp_path / "pkn.sif", SIF + "B\tactivates\tC\n")
     data = _write(tmp_path / "data.tsv", "experiment\ttime\tobservable\tvalue\ne1\t1\tB\t0.9\ne2\t1\tB\t0.1\n")
     experiments = _write(tmp_path / "experiments.tsv", EXPERIMENTS)
     with pytest.raises(NetworkError):

@@ -10,11 +10,11 @@ import pytest
 import sympy
 from scipy.integrate import solve_ivp
 
-from qspflow.simulate.codegen import generate
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel, Parameter
+from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.petab import load_problem
 from qspflow.simulate import compile_model
+from qspflow.simulate.codegen import generate
 
 VARYING = ("k", "r", "L0", "om2", "q", "kr1", "kr2", "kr3")
 NOMINAL = dict(k=0.7, r=1.3, L0=0.1, om2=4.0, q=0.0, kr1=0.04, kr2=0.0, kr3=0.0)
@@ -33,7 +33,7 @@ def _test_model() -> OdeModel:
     decay of r1 into r2 with kr2 = kr3 = 0; g, s: s' = √|g| with g = t, whose Jacobian is
     infinite at t = 0.
     """
-    s = {name: sympy.Symbol(name, real=True) for name in STATES + VARYING + ("K", "zeta", "a", "kw")}
+    s = {name: symbol(name) for name in STATES + VARYING + ("K", "zeta", "a", "kw")}
     fixed = dict(K=K_CAP, zeta=ZETA, a=INFLOW, kw=K_OUT)
     parameters = {n: Parameter(n, v) for n, v in {**NOMINAL, **fixed}.items()}
     rhs = {
@@ -195,7 +195,7 @@ def test_a_pickled_model_simulates_the_same(compiled):
 
 
 def test_fixed_parameters_are_folded_into_constants():
-    x, k, n, tau = (sympy.Symbol(s, real=True) for s in ("x", "k", "n", "tau"))
+    x, k, n, tau = (symbol(s) for s in ("x", "k", "n", "tau"))
     model = OdeModel("hill", ["x"], {"k": Parameter("k", 0.5), "n": Parameter("n", 3.0), "tau": Parameter("tau", 2.0)},
                      {"x": (x**n / (x**n + k**n) - x) / tau}, {"x": sympy.Integer(0)})
     source = generate(model, ["tau"]).source

@@ -18,6 +18,7 @@ from qspflow.boolean.dynamics import (
 )
 from qspflow.boolean.expressions import (
     FALSE,
+    MAX_DEPTH,
     NAME_EXPECTED,
     NAME_PATTERN,
     TRUE,
@@ -50,6 +51,7 @@ from qspflow.boolean.network import BooleanNetwork, Pkn, random_network
 __all__ = [
     "FALSE",
     "MAX_ASYNCHRONOUS_NODES",
+    "MAX_DEPTH",
     "MAX_SYNCHRONOUS_NODES",
     "NAME_EXPECTED",
     "NAME_PATTERN",

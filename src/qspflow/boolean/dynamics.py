@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from qspflow.boolean.expressions import And, Const, Expr, Not, Or, Var, bit_columns, evaluate_array
+from qspflow.boolean.expressions import And, Const, Expr, Not, Or, PathLike, Var, bit_columns, evaluate_array
 from qspflow.boolean.network import BooleanNetwork
 from qspflow.errors import NetworkError
 
@@ -58,25 +58,26 @@ def _successors(net: BooleanNetwork) -> np.ndarray:
     return successor
 
 
-def _check_size(net: BooleanNetwork, limit: int, update: str) -> None:
+def _check_size(net: BooleanNetwork, limit: int, update: str, source: PathLike | None) -> None:
     """Refuse an exhaustive search whose state space would not fit in memory."""
     if len(net.nodes) > limit:
-        raise NetworkError(None, message=f"exhaustive {update} attractor search is limited to {limit} nodes; "
-                           f"the network has {len(net.nodes)} (steady_states works on large networks)")
+        raise NetworkError(source, expected=f"at most {limit} nodes for an exhaustive {update} attractor search",
+                           found=f"{len(net.nodes)} nodes", message="steady_states works on large networks")
 
 
-def attractors(net: BooleanNetwork, update: str = "synchronous") -> list[Attractor]:
+def attractors(net: BooleanNetwork, update: str = "synchronous", *, source: PathLike | None = None) -> list[Attractor]:
     """All attractors by exhaustive search over the 2^n states, sorted by (size, states).
 
     `update="synchronous"`: every node at once; cycles ("steady" or "cycle") with basin sizes.
     `update="asynchronous"` (general asynchronous: one node changes per transition): the terminal
-    strongly connected components, "steady" for a single state and "complex" otherwise.
+    strongly connected components, "steady" for a single state and "complex" otherwise. `source`
+    names the network's file when it is too large.
     """
     if update == "synchronous":
-        _check_size(net, MAX_SYNCHRONOUS_NODES, update)
+        _check_size(net, MAX_SYNCHRONOUS_NODES, update, source)
         found = _synchronous_attractors(net)
     elif update == "asynchronous":
-        _check_size(net, MAX_ASYNCHRONOUS_NODES, update)
+        _check_size(net, MAX_ASYNCHRONOUS_NODES, update, source)
         found = _asynchronous_attractors(net)
     else:
         raise ValueError(f"update must be 'synchronous' or 'asynchronous', not {update!r}")
@@ -176,9 +177,10 @@ def steady_states(net: BooleanNetwork) -> list[tuple[int, ...]]:
 
 
 def attractors_table(found: Sequence[Attractor], net: BooleanNetwork) -> pd.DataFrame:
-    """One row per attractor: index (from 1), type, size, basin (empty if unknown), states.
+    """One row per attractor: index (from 1), type, size, basin (empty if unknown), states, nodes.
 
-    States are 0/1 strings in the node order of `net`, separated by semicolons.
+    States are 0/1 strings in the node order of `net`, separated by semicolons; `nodes` names
+    that order (comma-separated), so each row says which node each position is.
     """
     for attractor in found:
         if any(len(s) != len(net.nodes) for s in attractor.states):
@@ -189,4 +191,5 @@ def attractors_table(found: Sequence[Attractor], net: BooleanNetwork) -> pd.Data
         "size": pd.Series([a.size for a in found], dtype="int64"),
         "basin": pd.Series([pd.NA if a.basin is None else a.basin for a in found], dtype="Int64"),
         "states": pd.Series([";".join("".join(map(str, s)) for s in a.states) for a in found], dtype="object"),
+        "nodes": pd.Series([",".join(net.nodes)] * len(found), dtype="object"),
     })

@@ -1,8 +1,9 @@
 """Logic expressions of Boolean rules: Var/Const/Not/And/Or, the safe parser, formatting, truth tables.
 
-Rules are parsed by a small recursive-descent parser (never `eval`) in BoolNet's `.bnet` syntax:
-`!` binds tighter than `&`, which binds tighter than `|`. In a truth table the first name is the
-most significant bit, so integer order is the lexicographic order of the assignments.
+Rules are parsed by a small operator-precedence parser (never `eval`, no recursion) in BoolNet's
+`.bnet` syntax: `!` binds tighter than `&`, which binds tighter than `|`; a rule nests at most
+`MAX_DEPTH` levels deep. In a truth table the first name is the most significant bit, so integer
+order is the lexicographic order of the assignments.
 """
 
 from __future__ import annotations
@@ -175,6 +176,9 @@ _TOKEN = re.compile(
 _CONSTANTS = {"0": False, "1": True, "false": False, "true": True}
 _ATOM_EXPECTED = "a node name, 0, 1, '!' or '('"
 NAME_EXPECTED = "a node name [A-Za-z_][A-Za-z0-9_.]* other than true/false"
+#: deepest nesting of operators in a rule ('!', and '&'/'|' inside parentheses; redundant parentheses
+#: do not count): the walks over expressions recurse once per level, and real rules stay far below
+MAX_DEPTH = 100
 
 
 def is_name(text: str) -> bool:
@@ -182,9 +186,33 @@ def is_name(text: str) -> bool:
     return bool(NAME_PATTERN.fullmatch(text)) and text.lower() not in _CONSTANTS
 
 
+class _Frame:
+    """One parenthesis level while parsing: its finished OR-terms and the factors of its current
+    AND-term (each with its depth), the '!'s waiting for the next factor, and the '!'s before its
+    own '(' (applied to it when it closes)."""
+
+    def __init__(self, negations: list[int], start: int) -> None:
+        self.terms: list[tuple[Expr, int]] = []
+        self.factors: list[tuple[Expr, int]] = []
+        self.waiting: list[int] = []  # columns of '!'s
+        self.negations = negations
+        self.start = start  # column of its '(' (of the rule's first token at the top)
+
+
+def _joined(items: list[tuple[Expr, int]], kind: type[And] | type[Or]) -> tuple[Expr, int]:
+    """The conjunction or disjunction of `items` (expression, depth) as the parser builds it, with
+    its depth: a spliced operand's arguments are one level shallower than the operand."""
+    expr = (conjunction if kind is And else disjunction)([e for e, _ in items])
+    if len(items) == 1 and expr is items[0][0]:
+        return items[0]
+    return expr, 1 + max(d - 1 if isinstance(e, kind) else d for e, d in items)
+
+
 class _Parser:
-    """Recursive descent over `or := and ('|' and)*`, `and := not ('&' not)*`,
-    `not := '!' not | '(' or ')' | name | constant`."""
+    """Operator precedence without recursion (`or := and ('|' and)*`, `and := not ('&' not)*`,
+    `not := '!' not | '(' or ')' | name | constant`): a stack of open parentheses, so any number
+    of redundant parentheses parses, and the depth of the expression built is checked against
+    `MAX_DEPTH` as it grows."""
 
     def __init__(self, text: str, source: PathLike | None, line: int, column: int) -> None:
         self.source, self.line = source, line
@@ -202,50 +230,59 @@ class _Parser:
         return NetworkError(self.source, line=self.line, col=self.end_column, expected=expected,
                             message="found the end of the rule")
 
-    def peek(self) -> str | None:
-        return self.tokens[self.pos][1] if self.pos < len(self.tokens) else None
+    def checked(self, item: tuple[Expr, int], negations: list[int], start: int) -> tuple[Expr, int]:
+        """`item` under `negations`, refused if deeper than `MAX_DEPTH` (naming where it starts)."""
+        expr, depth = item
+        for _ in negations:
+            expr, depth = Not(expr), depth + 1
+        if depth > MAX_DEPTH:
+            raise NetworkError(self.source, line=self.line, col=negations[0] if negations else start,
+                               expected=f"a rule nested at most {MAX_DEPTH} levels deep",
+                               message=f"the part starting here nests {depth} levels")
+        return expr, depth
 
     def parse(self) -> Expr:
-        expr = self.any_of(closing=False)
-        if self.pos < len(self.tokens):
-            raise self.error("'&', '|' or the end of the rule")
-        return expr
-
-    def any_of(self, closing: bool) -> Expr:
-        terms = [self.all_of()]
-        while self.peek() == "|":
-            self.pos += 1
-            terms.append(self.all_of())
-        if closing and self.peek() != ")":
-            raise self.error("'&', '|' or ')'")
-        return disjunction(terms)
-
-    def all_of(self) -> Expr:
-        factors = [self.negation()]
-        while self.peek() == "&":
-            self.pos += 1
-            factors.append(self.negation())
-        return conjunction(factors)
-
-    def negation(self) -> Expr:
-        if self.pos >= len(self.tokens):
+        stack = [_Frame([], self.tokens[0][2] if self.tokens else self.end_column)]
+        operand_next = True
+        for self.pos, (kind, text, col) in enumerate(self.tokens):
+            frame = stack[-1]
+            if operand_next:
+                if text == "!":
+                    frame.waiting.append(col)
+                    continue
+                if text == "(":
+                    stack.append(_Frame(frame.waiting, col))
+                    frame.waiting = []
+                    continue
+                if kind in ("name", "number") and text.lower() in _CONSTANTS:
+                    atom: Expr = Const(_CONSTANTS[text.lower()])
+                elif kind == "name":
+                    atom = Var(text)
+                else:
+                    raise self.error(_ATOM_EXPECTED)
+                frame.factors.append(self.checked((atom, 1), frame.waiting, col))
+                frame.waiting = []
+                operand_next = False
+            elif text == "&":
+                operand_next = True
+            elif text == "|":
+                frame.terms.append(self.checked(_joined(frame.factors, And), [], frame.start))
+                frame.factors = []
+                operand_next = True
+            elif text == ")" and len(stack) > 1:
+                stack.pop()
+                group = _joined([*frame.terms, self.checked(_joined(frame.factors, And), [], frame.start)], Or)
+                stack[-1].factors.append(self.checked(group, frame.negations, frame.start))
+            else:
+                raise self.error("'&', '|' or ')'" if len(stack) > 1 else "'&', '|' or the end of the rule")
+        self.pos = len(self.tokens)
+        if operand_next:
             raise self.error(_ATOM_EXPECTED)
-        kind, text, _ = self.tokens[self.pos]
-        if text == "!":
-            self.pos += 1
-            return Not(self.negation())
-        if text == "(":
-            self.pos += 1
-            expr = self.any_of(closing=True)
-            self.pos += 1
-            return expr
-        if kind in ("name", "number") and text.lower() in _CONSTANTS:
-            self.pos += 1
-            return Const(_CONSTANTS[text.lower()])
-        if kind == "name":
-            self.pos += 1
-            return Var(text)
-        raise self.error(_ATOM_EXPECTED)
+        if len(stack) > 1:
+            raise self.error("'&', '|' or ')'")
+        top = stack[0]
+        return self.checked(_joined([*top.terms, self.checked(_joined(top.factors, And), [], top.start)], Or),
+                            [], top.start)[0]
 
 
 def parse_expression(text: str, *, source: PathLike | None = None, line: int | None = None,

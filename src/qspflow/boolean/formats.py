@@ -18,6 +18,7 @@ import libsbml
 
 from qspflow.boolean.expressions import (
     FALSE,
+    MAX_DEPTH,
     NAME_EXPECTED,
     TRUE,
     And,
@@ -85,11 +86,21 @@ def parse_bnet(text: str, *, source: PathLike | None = None) -> BooleanNetwork:
 def _read_text(path: PathLike) -> str:
     """A text file's contents, or a `NetworkError` that says why it cannot be read."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as err:
         raise NetworkError(path, message=f"cannot read the file ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise NetworkError(path, expected="UTF-8 text") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise NetworkError(path, expected="UTF-8 text", found="a UTF-16 byte-order mark",
+                           message="save the file as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not text
+    except UnicodeDecodeError as err:
+        raise NetworkError(path, line=raw.count(b"\n", 0, err.start) + 1, expected="UTF-8 text",
+                           found=f"byte 0x{raw[err.start]:02x} at offset {err.start}") from None
+    if "\0" in text:  # valid UTF-8, but not a text file
+        line = len((text[:text.index("\0")] + ".").splitlines())  # as the readers count lines
+        raise NetworkError(path, line=line, expected="text", found="a NUL byte")
+    return text
 
 
 def read_bnet(path: PathLike) -> BooleanNetwork:
@@ -269,16 +280,19 @@ _COMPARE = {"eq": operator.eq, "neq": operator.ne, "lt": operator.lt, "gt": oper
 
 
 def _expression_from_math(ast, species: Collection[str], thresholds: Mapping[str, float],
-                          source: PathLike | None, where: str) -> Expr:
+                          source: PathLike | None, where: str, depth: int = 1) -> Expr:
     """An `Expr` from function-term MathML: and/or/not/xor, true/false, comparisons of a species
-    with a number or an input's threshold (either side)."""
+    with a number or an input's threshold (either side). `depth` is the nesting level of `ast`,
+    held to `MAX_DEPTH` (and so this recursion) as for `.bnet` rules."""
     if ast is None:
         raise NetworkError(source, element=where, expected="MathML in every function term")
+    if depth > MAX_DEPTH:
+        raise NetworkError(source, element=where, expected=f"MathML nested at most {MAX_DEPTH} levels deep")
     kind = ast.getType()
     children = [ast.getChild(i) for i in range(ast.getNumChildren())]
 
     def sub(child):
-        return _expression_from_math(child, species, thresholds, source, where)
+        return _expression_from_math(child, species, thresholds, source, where, depth + 1)
 
     if kind == libsbml.AST_LOGICAL_AND:
         return conjunction([sub(c) for c in children])
@@ -331,8 +345,9 @@ def _number(ast, thresholds: Mapping[str, float], source: PathLike | None, where
 def read_sif(path: PathLike) -> Pkn:
     """Read a signed SIF file: `source<TAB>sign<TAB>target` per line (spaces work too).
 
-    A self-loop, a sign other than 1/-1, a line without three fields and one pair with both
-    signs are errors; a repeated edge is logged as a warning and kept once.
+    A sign other than 1/-1, a line without three fields and one pair with both signs are errors;
+    a repeated edge is logged as a warning and kept once. A self-loop (autoregulation, `A 1 A`)
+    is an edge like any other, as in CellNOpt's and BoolNet's models.
     """
     found: dict[tuple[str, str], tuple[int, int]] = {}  # (source, target) -> (sign, line)
     for number, line in enumerate(_read_text(path).splitlines(), start=1):
@@ -349,8 +364,6 @@ def read_sif(path: PathLike) -> Pkn:
         if sign_text not in ("1", "-1", "+1"):
             raise NetworkError(path, line=number, expected="sign 1 or -1", found=sign_text)
         sign = int(sign_text)
-        if source == target:
-            raise NetworkError(path, line=number, message=f"self-loop on '{source}'")
         if (source, target) in found:
             previous, first = found[(source, target)]
             if previous != sign:

@@ -30,6 +30,10 @@ tolerances, size tolerance 0). A node's terms never contain one another, so a ru
 prime implicants of a unate function: two models are logically equivalent exactly when they
 have the same terms, and each appears once.
 
+A self-loop in the PKN (autoregulation) makes the node a parent of itself like any other: `A`
+in A's term keeps A on once another term turned it on, `!A` makes A oscillate unless another
+term holds it on (every readout of that experiment then counts as mismatched).
+
 Time series (best-fit extension)
 --------------------------------
 Binarized states of every PKN node at consecutive times. For each node, every regulator set of
@@ -37,9 +41,10 @@ at most `max_inputs` of its PKN parents and every Boolean function on it that de
 regulator is scored by its inconsistency, the number of transitions t → t+1 it contradicts
 (Lähdesmäki et al. 2003; BoolNet's `reconstructNetwork(method="bestfit")`). Every function at
 the minimum over all regulator sets is kept. With `respect_signs` the function must also be
-monotone in each regulator with the PKN edge's sign. Nodes without PKN parents are inputs. The
-ensemble is the product of the nodes' optimal functions, of which the `max_models` smallest (by
-literals of their minimal DNF) are kept.
+monotone in each regulator with the PKN edge's sign; a self-loop makes the node's own value a
+candidate regulator. Nodes without PKN parents are inputs. The ensemble is the product of the
+nodes' optimal functions, of which the `max_models` smallest (by literals of their minimal DNF)
+are kept.
 
 Ranking: by score, then size, then the `.bnet` text; ids `net_1`, `net_2`, ... in that order.
 A network's `missed` lists what it gets wrong: `experiment:readout` (steady state) or
@@ -111,7 +116,8 @@ def infer_networks(
     drug inhibits at `inhibiting_dose` or more. Options are checked first (`ConfigError`), then
     the data's nodes against the PKN (`DataError` naming the file and column).
     """
-    _check_options(method, max_inputs, size_penalty, tolerance, respect_signs, max_models)
+    check_options(method=method, time=time, max_inputs=max_inputs, size_penalty=size_penalty, tolerance=tolerance,
+                  respect_signs=respect_signs, max_models=max_models, inhibiting_dose=inhibiting_dose)
     check_binarized(binarized, binarized_source)
     check_nodes(pkn, binarized["observable"].unique(), binarized_source, "observable")
     for column in experiments.columns:
@@ -148,14 +154,25 @@ def infer_networks(
                               max_models=max_models)
 
 
-def _check_options(method: str, max_inputs: int, size_penalty: float, tolerance: int, respect_signs: bool,
-                   max_models: int) -> None:
+def check_options(*, method: str = "auto", time: float | None = None, max_inputs: int = 3,
+                  size_penalty: float = 1e-4, tolerance: int = 0, respect_signs: bool = True,
+                  max_models: int = 10000, drug_target: str | None = None,
+                  inhibiting_dose: float | None = None) -> None:
+    """Raise `ConfigError` for an inference option out of range (before any data is read);
+    options that only the data can judge (`time`, `drug_target`) are checked against it later."""
     options.choice("infer.method", method, METHODS)
+    if time is not None:
+        options.number("infer.time", time, minimum=0)
     options.integer("infer.max_inputs", max_inputs, 1)
+    if method == "time_series" and max_inputs > MAX_TIME_SERIES_INPUTS:
+        raise ConfigError(None, key="infer.max_inputs", found=max_inputs,
+                          expected=f"1 to {MAX_TIME_SERIES_INPUTS} for time-series inference")
     options.number("infer.size_penalty", size_penalty, positive=True)
     options.integer("infer.tolerance", tolerance, 0)
     options.flag("infer.respect_signs", respect_signs)
     options.integer("infer.max_models", max_models, 1)
+    if inhibiting_dose is not None:
+        options.number("infer.inhibiting_dose", inhibiting_dose, positive=True)
 
 
 __all__ = [
@@ -170,6 +187,7 @@ __all__ = [
     "SteadyStateData",
     "TimeSeriesData",
     "best_fit",
+    "check_options",
     "compress_pkn",
     "dnf_rule",
     "ensemble_texts",

@@ -6,227 +6,33 @@ compiles it with the integrators into a module cached on disk by the sha256 of i
 `CompiledModel.simulate` integrates every parameter set independently in a parallel loop
 whose threads claim a few sets at a time: adaptive Dormand–Prince 5(4) with Hairer's
 stiffness test, and a set found stiff is finished by Rodas4 (Rosenbrock, analytic Jacobian)
-from where it was. Integration restarts at the
-model's breakpoints (dose times) and never steps across one. A set that fails is marked with a
-status and NaN values; the batch goes on. Results do not depend on the number of threads.
+from where it was. Integration restarts at the model's breakpoints (dose times) and never
+steps across one. A set that fails is marked with a status and NaN values; the batch goes on.
+Results do not depend on the number of threads.
+
+Modules: `compile` (CompiledModel, compile_model, the content-hash cache), `codegen` (the
+model's generated functions and the module text), `kernel` (the integrators, real Python that
+numba compiles inside each generated module).
 """
 
-from __future__ import annotations
+from qspflow.simulate.compile import (
+    METHODS,
+    OUTPUTS,
+    SCHEDULE_CHUNK,
+    STATUS_MESSAGES,
+    CompiledModel,
+    SimulationResult,
+    compile_model,
+    default_cache_dir,
+)
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-
-import numba
-import numpy as np
-
-from qspflow.simulate.codegen import generate
-from qspflow.errors import ModelError
-from qspflow.model import OdeModel
-
-METHODS = {"auto": 0, "explicit": 1, "implicit": 2}
-OUTPUTS = ("observables", "states")
-STATUS_MESSAGES = {
-    0: "ok",
-    1: "step size underflow (the solution may blow up or have a discontinuity in time)",
-    2: "maximum number of steps reached",
-    3: "non-finite values (initial values or right-hand side are NaN or infinite)",
-    4: "iteration matrix of the implicit method repeatedly singular",
-}
-# Sets a thread claims at a time: small, so that a thread descheduled by another process delays
-# only its current chunk; large enough that claiming (one atomic add) costs nothing.
-SCHEDULE_CHUNK = 8
-
-_modules: dict[str, ModuleType] = {}
-
-
-def default_cache_dir() -> Path:
-    """`$QSPFLOW_CACHE/simulate`, by default `~/.cache/qspflow/simulate`."""
-    return Path(os.environ.get("QSPFLOW_CACHE", Path.home() / ".cache" / "qspflow")) / "simulate"
-
-
-@dataclass
-class SimulationResult:
-    """Outputs of a batch: `values[i, j, k]` is output `names[k]` of set i at time j."""
-
-    values: np.ndarray
-    status: np.ndarray
-    stiff: np.ndarray
-    names: tuple[str, ...]
-
-    def message(self, i: int) -> str:
-        """What happened to parameter set i, in words."""
-        code = int(self.status[i])
-        text = STATUS_MESSAGES.get(code, f"unknown status {code}")
-        method = "the implicit method (stiff)" if self.stiff[i] else "the explicit method"
-        return f"parameter set {i}: {text}; last integrated by {method}"
-
-
-def _vector(values: np.ndarray) -> np.ndarray:
-    """The layout the compiled functions were specialized for (no recompilation per layout)."""
-    return np.ascontiguousarray(values, dtype=np.float64)
-
-
-def _load(path: Path, digest: str) -> ModuleType:
-    name = f"qspflow_simulate_{digest[:16]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _write_once(path: Path, text: str) -> None:
-    """Write atomically, and only if absent: an unchanged file keeps numba's cache valid."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
-class CompiledModel:
-    """A model compiled for batches of the `varying` parameters (see `compile_model`)."""
-
-    def __init__(self, module: ModuleType, path: Path, states: tuple[str, ...], varying: tuple[str, ...],
-                 observables: tuple[str, ...], breakpoints: tuple[float, ...]) -> None:
-        self._module = module
-        self.path = path
-        self.states = states
-        self.varying = varying
-        self.observables = observables
-        self.outputs = observables or states
-        self.breakpoints = breakpoints
-
-    def __reduce__(self) -> tuple:
-        # Pickled by path (for process pools): the receiving process loads the cached module.
-        return _reload, (self.path, self.states, self.varying, self.observables, self.breakpoints)
-
-    def __repr__(self) -> str:
-        return f"CompiledModel({len(self.states)} states, varying={self.varying}, path={str(self.path)!r})"
-
-    def _derived(self, params: np.ndarray) -> np.ndarray:
-        q = np.empty(self._module.N_DERIVED)
-        self._module.derive(_vector(params), q)
-        return q
-
-    def rhs(self, t: float, y: np.ndarray, params: np.ndarray) -> np.ndarray:
-        """The compiled dy/dt at one point for one parameter set (for checks and other solvers)."""
-        dy = np.empty(len(self.states))
-        self._module.rhs(float(t), _vector(y), self._derived(params), dy)
-        return dy
-
-    def jacobian(self, t: float, y: np.ndarray, params: np.ndarray) -> np.ndarray:
-        """The compiled analytic Jacobian df/dy at one point for one parameter set."""
-        jac = np.empty((len(self.states), len(self.states)))
-        self._module.jac(float(t), _vector(y), self._derived(params), jac, np.empty(len(self.states)))
-        return jac
-
-    def _check(self, params: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        params = np.asarray(params, dtype=np.float64)
-        times = np.asarray(times, dtype=np.float64)
-        expected = f"an array of shape (N, {len(self.varying)}) for the varying parameters {list(self.varying)}"
-        if params.ndim != 2 or params.shape[1] != len(self.varying):
-            raise ModelError(None, element="params", expected=expected, found=f"shape {params.shape}")
-        bad = np.argwhere(~np.isfinite(params))
-        if bad.size:
-            i, k = bad[0]
-            raise ModelError(None, element="params", row=int(i), column=self.varying[k],
-                             expected="finite values", found=params[i, k])
-        if times.ndim != 1 or times.size == 0:
-            raise ModelError(None, element="times", expected="a non-empty 1-D array", found=f"shape {times.shape}")
-        if not np.all(np.isfinite(times)) or times[0] < 0 or np.any(np.diff(times) < 0):
-            raise ModelError(None, element="times", expected="finite, sorted times ≥ 0",
-                             found=np.array2string(times, threshold=8))
-        return np.ascontiguousarray(params), np.ascontiguousarray(times)
-
-    def simulate(self, params: np.ndarray, times: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-8,
-                 method: str = "auto", threads: int | None = None, what: str = "observables",
-                 max_steps: int = 100_000) -> SimulationResult:
-        """Simulate each row of `params` (values of `varying`, in order) from time 0.
-
-        `method`: "auto" (explicit until Hairer's test finds the set stiff, then implicit),
-        "explicit" or "implicit". `what`: "observables" (`outputs`) or "states". `threads`:
-        numba threads for this call (default: numba's setting). `max_steps` counts attempted
-        steps of one set. A set that fails gets its status and NaN values; nothing is raised.
-        """
-        params, times = self._check(params, times)
-        if method not in METHODS:
-            raise ModelError(None, element="method", expected=f"one of {list(METHODS)}", found=method)
-        if what not in OUTPUTS:
-            raise ModelError(None, element="what", expected=f"one of {list(OUTPUTS)}", found=what)
-        if not (rtol > 0 and atol > 0):
-            raise ModelError(None, element="tolerances", expected="rtol > 0 and atol > 0", found=f"{rtol}, {atol}")
-        if max_steps < 1:
-            raise ModelError(None, element="max_steps", expected="a positive integer", found=max_steps)
-        if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ModelError(None, element="threads", expected=f"1 to {numba.config.NUMBA_NUM_THREADS}",
-                             found=threads)
-        t_end = float(times[-1])
-        stops = np.array([b for b in self.breakpoints if 0.0 < b < t_end] + ([t_end] if t_end > 0 else []))
-        states_out = what == "states" or not self.observables
-        names = self.states if states_out else self.observables
-        n = params.shape[0]
-        values = np.empty((n, times.size, len(names)))
-        status = np.zeros(n, dtype=np.int8)
-        stiff = np.zeros(n, dtype=np.bool_)
-        previous = numba.get_num_threads()
-        workers = threads or previous
-        try:
-            numba.set_num_threads(workers)
-            self._module.solve_batch(params, times, stops, float(rtol), float(atol), METHODS[method], states_out,
-                                     int(max_steps), values, status, stiff, workers, SCHEDULE_CHUNK)
-        finally:
-            numba.set_num_threads(previous)
-        return SimulationResult(values, status, stiff, names)
-
-    def simulate_chunks(self, params: np.ndarray, times: np.ndarray, *, chunk_size: int = 10_000,
-                        **kwargs: object) -> Iterator[SimulationResult]:
-        """`simulate` on consecutive blocks of `chunk_size` rows, to bound memory; in order.
-
-        Bad input raises here, before the first block is simulated.
-        """
-        params, times = self._check(params, times)
-        if chunk_size < 1:
-            raise ModelError(None, element="chunk_size", expected="a positive integer", found=chunk_size)
-        self.simulate(params[:0], times, **kwargs)  # checks the options
-        return (self.simulate(params[start:start + chunk_size], times, **kwargs)
-                for start in range(0, params.shape[0], chunk_size))
-
-
-def _module(path: Path, text: str | None = None) -> ModuleType:
-    """The loaded module of a generated file (written first when `text` is given)."""
-    digest = path.stem
-    if digest not in _modules:
-        if text is not None:
-            _write_once(path, text)
-        _modules[digest] = _load(path, digest)
-    return _modules[digest]
-
-
-def _reload(path: Path, *metadata: tuple) -> CompiledModel:
-    return CompiledModel(_module(path), path, *metadata)
-
-
-def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | Path | None = None) -> CompiledModel:
-    """Generate, compile (or load from the cache) and return the simulator of `model`.
-
-    `varying`: the parameters that `simulate` takes per set, in that order; every other
-    parameter is folded in at its value. The module is written to `cache_dir` (default
-    `default_cache_dir()`) as `<sha256 of its text>.py`; numba caches the machine code beside it.
-    """
-    generated = generate(model, varying)
-    digest = hashlib.sha256(generated.source.encode()).hexdigest()
-    path = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / f"{digest}.py"
-    compiled = CompiledModel(_module(path, generated.source), path, generated.states, generated.varying,
-                             generated.observables, generated.breakpoints)
-    compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))  # compile (or load) now, not later
-    return compiled
+__all__ = [
+    "METHODS",
+    "OUTPUTS",
+    "SCHEDULE_CHUNK",
+    "STATUS_MESSAGES",
+    "CompiledModel",
+    "SimulationResult",
+    "compile_model",
+    "default_cache_dir",
+]

@@ -13,7 +13,7 @@ from qspflow.boolean import attractors as find_attractors
 from qspflow.boolean import attractors_table, read_bnet, read_sif
 from qspflow.data import prepare as prepare_measurements
 from qspflow.data import read_experiments
-from qspflow.infer import InferenceResult, ensemble_texts, infer_networks, read_binarized
+from qspflow.infer import InferenceResult, check_options, ensemble_texts, infer_networks, read_binarized
 from qspflow.io import atomic_folder, table_text, write_text
 
 PathLike = str | os.PathLike[str]
@@ -27,8 +27,10 @@ def infer(*, binarized: PathLike, experiments: PathLike, pkn: PathLike, networks
     """Infer a ranked ensemble from the prepare step's `binarized` states and `experiments` table
     against the SIF `pkn` (`qspflow.infer.infer_networks` with `infer_options`: method, time,
     max_inputs, size_penalty, tolerance, respect_signs, max_models, drug_target, inhibiting_dose),
-    and replace folder `networks` with the best `max_networks` of it."""
+    and replace folder `networks` with the best `max_networks` of it. Options are checked before
+    any file is read."""
     options.integer("infer.max_networks", max_networks, 1)
+    check_options(**infer_options)
     result = infer_networks(read_sif(pkn), read_binarized(binarized), read_experiments(experiments),
                             pkn_source=str(pkn), binarized_source=str(binarized),
                             experiments_source=str(experiments), **infer_options)
@@ -41,6 +43,7 @@ def infer_from_data(*, pkn: PathLike, data: PathLike, networks: PathLike, fmt: s
     """`infer` on raw measurements: `data` (with the optional `experiments` table) is binarized in
     memory with the prepare step's defaults, observables restricted to the nodes of `pkn`."""
     options.integer("infer.max_networks", max_networks, 1)
+    check_options(**infer_options)
     network = read_sif(pkn)
     prepared = prepare_measurements(data, fmt=fmt, experiments_path=experiments, known_nodes=network.nodes)
     result = infer_networks(network, prepared.binarized, prepared.experiments, pkn_source=str(pkn),
@@ -61,6 +64,7 @@ def _write_networks(result: InferenceResult, folder: PathLike, max_networks: int
 
 
 def attractors(*, network: PathLike, update: str = "synchronous") -> str:
-    """The attractors of the `.bnet` file `network` as TSV text, one row per attractor."""
+    """The attractors of the `.bnet` file `network` as TSV text, one row per attractor: attractor,
+    type, size, basin, states (bit strings) and nodes (the node of each bit, in order)."""
     net = read_bnet(network)
-    return table_text(attractors_table(find_attractors(net, update=update), net))
+    return table_text(attractors_table(find_attractors(net, update=update, source=network), net))
