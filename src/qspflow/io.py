@@ -144,6 +144,10 @@ def _written(staging: Path) -> list[str]:
     return sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
 
 
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
 def check_output_folder(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """`path` can take a command's outputs under the output contract; raises `OutputError` if not."""
     folder = Path(path)
@@ -170,7 +174,7 @@ def output_folder(path: str | os.PathLike[str], *, force: bool = False) -> Itera
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".qspflow-staging.", dir=folder))
     except OSError as exc:
-        raise OutputError(folder, expected="a folder qspflow can create and write", message=exc.strerror) from exc
+        raise OutputError(folder, expected="a folder qspflow can create and write", message=_reason(exc)) from exc
     try:
         yield staging
         _commit(staging, folder)
@@ -184,10 +188,14 @@ def output_folder(path: str | os.PathLike[str], *, force: bool = False) -> Itera
 def _commit(staging: Path, folder: Path) -> None:
     """Move the staged outputs into `folder`, drop this command's stale files, rewrite the marker."""
     new = _written(staging)
-    clash = [name for name in new if (folder / name).is_dir()]
-    if clash:
-        raise OutputError(folder / clash[0], expected="a file path for this output",
-                          message="a folder is in the way (not replaced)")
+    for name in new:
+        if (folder / name).is_dir():
+            raise OutputError(folder / name, expected="a file path for this output",
+                              message="a folder is in the way (not replaced)")
+        parent = next((p for p in (folder / name).parents if p != folder and p.exists() and not p.is_dir()), None)
+        if parent is not None and folder in parent.parents:
+            raise OutputError(parent, expected="a folder for the outputs under it",
+                              message="a file is in the way (not replaced)")
     try:
         for name in new:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +204,7 @@ def _commit(staging: Path, folder: Path) -> None:
             (folder / name).unlink(missing_ok=True)  # this command's own output of an earlier run
         write_text("".join(f"{name}\n" for name in new), folder / MARKER)
     except OSError as exc:
-        raise OutputError(exc.filename or folder, expected="a writable output path", message=exc.strerror) from exc
+        raise OutputError(exc.filename or folder, expected="a writable output path", message=_reason(exc)) from exc
 
 
 @contextlib.contextmanager
@@ -212,7 +220,7 @@ def output_file(path: str | os.PathLike[str]) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
     except OSError as exc:
-        raise OutputError(target, expected="a writable output path", message=exc.strerror) from exc
+        raise OutputError(target, expected="a writable output path", message=_reason(exc)) from exc
     staged = Path(tmp)
     try:
         yield staged

@@ -232,3 +232,26 @@ def test_compartment_volume_and_amount_units_give_concentration_equations():
     assert sympy.simplify(model.rhs["A"] + 0.1 * A) == 0
     assert sympy.simplify(model.rhs["B"] - 0.1 * A * c1 / c2) == 0
     assert model.initial["A"] == 4 / c1 and model.initial["B"] == 0  # initial amounts → concentrations
+
+
+def test_libsbml_errors_are_one_line_naming_line_element_and_first_sentence(tmp_path):
+    text = sbml_text(OdeModel("m", ["x"], {"k": Parameter("k", 1.0)}, {"x": -symbol("k") * symbol("x")},
+                              {"x": sympy.Integer(1)}))
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "<compartment " in line)
+    lines[at] = lines[at].replace('size="1"', 'size="big"')
+    path = tmp_path / "model.xml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ModelError) as caught:
+        read_sbml(path)
+    assert str(caught.value) == (f"{path}, line {at + 1}, element 'compartment': expected valid SBML, "
+                                 "libSBML: Data type mismatch for the value of an attribute.")
+    path.write_text("not XML\n")
+    with pytest.raises(ModelError, match=r"model\.xml, line 1: expected valid SBML, libSBML: XML content is not "
+                                         r"well-formed\.$"):
+        read_sbml(path)
+
+
+def test_a_folder_is_not_an_sbml_file(tmp_path):
+    with pytest.raises(ModelError, match=r"expected an SBML file, found a folder"):
+        read_sbml(tmp_path)

@@ -191,12 +191,96 @@ def test_bounds_excluding_the_nominal_value_name_the_parameter_row(tmp_path):
         load_problem(turnover_problem(tmp_path, parameters=parameters))
 
 
-def test_lint_failures_are_passed_on_with_the_file(tmp_path):
+def test_lint_failures_are_passed_on_with_the_file_on_one_line(tmp_path):
     parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
-    path = turnover_problem(tmp_path, parameters=parameters[parameters.parameterId != "sd_log"])
+    unused = pd.DataFrame({"parameterId": ["unused"], "parameterScale": ["lin"], "lowerBound": [0.0],
+                           "upperBound": [1.0], "nominalValue": [0.5], "estimate": [0]})
+    path = turnover_problem(tmp_path, parameters=pd.concat([parameters, unused]))
     with pytest.raises(PetabError) as caught:
         load_problem(path)
-    assert str(caught.value).startswith(str(path)) and "sd_log" in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: PEtab lint failed") and "unused" in message and "\n" not in message
+
+
+def test_lint_does_not_warn_about_the_optional_visualization_table(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        load_problem(turnover_problem(tmp_path))
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+def test_a_parameter_missing_from_the_table_is_named_where_a_formula_uses_it(tmp_path):
+    parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
+    path = turnover_problem(tmp_path, parameters=parameters[parameters.parameterId != "sd_log"])
+    with pytest.raises(PetabError, match=r"observables\.tsv, row 3, column 'noiseFormula', element 'obs_log': "
+                                         r"expected a model id, .*found 'sd_log'"):
+        load_problem(path)
+
+
+@pytest.mark.parametrize(("time", "found"), [(-1.0, "-1.0"), (math.nan, None)])
+def test_a_measurement_before_time_zero_is_refused_naming_the_row(tmp_path, time, found):
+    measurements = pd.read_csv(turnover_problem(tmp_path).parent / "measurements.tsv", sep="\t",
+                               keep_default_na=False)
+    measurements.loc[2, "time"] = time  # data row 3 is line 4 of the file
+    with pytest.raises(PetabError, match=r"measurements\.tsv, row 4, column 'time': expected a number ≥ 0") as caught:
+        load_problem(turnover_problem(tmp_path, measurements=measurements))
+    assert (f"found '{found}'" if found else "the cell is empty") in str(caught.value)
+
+
+def test_a_steady_state_measurement_time_inf_is_accepted(tmp_path):
+    measurements = pd.read_csv(turnover_problem(tmp_path).parent / "measurements.tsv", sep="\t",
+                               keep_default_na=False)
+    measurements.loc[0, "time"] = math.inf  # under "on" (k_in = 2) from x0: x → k_in / k_out
+    problem = load_problem(turnover_problem(tmp_path, measurements=measurements))
+    assert simulate_problem(problem)["simulation"].iat[0] == pytest.approx(SCALE * 2 / K_OUT, rel=1e-7)
+
+
+@pytest.mark.parametrize(("column", "value", "words"), [
+    ("nominalValue", "abc", "column 'nominalValue', element 'scale': expected a number, found 'abc'"),
+    ("estimate", "yes", "column 'estimate', element 'scale': expected 0 or 1, found 'yes'"),
+    ("upperBound", "ten", "column 'upperBound', element 'scale': expected a number, found 'ten'"),
+    ("lowerBound", "5", "column 'lowerBound', element 'scale': expected lowerBound ≤ upperBound, found '5 > 1'"),
+    ("parameterScale", "ln", "column 'parameterScale', element 'scale': expected one of"),
+])
+def test_parameter_cells_are_checked_naming_row_and_column(tmp_path, column, value, words):
+    parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t", dtype=str)
+    parameters.loc[2, "upperBound"] = "1"  # scale's nominal 1.7 would be outside [5, 1] too: the bounds are blamed
+    parameters.loc[2, "nominalValue"] = "0.5"
+    parameters.loc[2, column] = value
+    with pytest.raises(PetabError) as caught:
+        load_problem(turnover_problem(tmp_path, parameters=parameters))
+    assert str(caught.value).startswith(f"{tmp_path / 'parameters.tsv'}, row 4, {words}")
+
+
+def test_an_estimated_log_parameter_needs_positive_bounds(tmp_path):
+    parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
+    parameters.loc[0, "lowerBound"] = 0.0  # k_out, log10, estimated
+    with pytest.raises(PetabError, match=r"row 2, column 'lowerBound', element 'k_out': expected a bound > 0 "
+                                         r"for a log10-scaled parameter, found '0.0'"):
+        load_problem(turnover_problem(tmp_path, parameters=parameters))
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("- format_version: 1\n", "expected a mapping with the keys format_version, parameter_file and problems, "
+                                "found a list of 1"),
+    ("format_version: 1\nproblems: [\n", "line 3, column 1: expected valid YAML"),
+    ("format_version: !!python/object/apply:os.system ['true']\n",
+     "line 1, column 17: expected plain YAML data (no tags), found '!!python/object/apply:os.system'"),
+    ("format_version: 2\n", "key 'format_version': expected 1 (PEtab version 1), found '2'"),
+])
+def test_problem_yaml_errors_name_the_line_or_key(tmp_path, text, words):
+    path = tmp_path / "problem.yaml"
+    path.write_text(text)
+    with pytest.raises(PetabError) as caught:
+        load_problem(path)
+    assert str(caught.value).startswith(str(path)) and words in str(caught.value)
+
+
+def test_parameter_values_are_the_petab_librarys_numbers(boehm):
+    """The checked text cells give the same floats as the PEtab library's round-trip parser."""
+    table = boehm.parameter_table
+    for name, parameter in boehm.parameters.items():
+        assert (parameter.value, parameter.lower, parameter.upper) == tuple(
+            table.loc[name, c] for c in ("nominalValue", "lowerBound", "upperBound"))
 
 
 def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
