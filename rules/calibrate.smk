@@ -18,9 +18,19 @@ def best_model(wildcards):
     }
 
 
+def profile_candidates(wildcards):
+    """When the study profiles chosen parameters: the PEtab problem of every model it may select (and so
+    profile), for `calibrate_global` to check that each parameter is estimated in one of them."""
+    options = config["calibrate"]
+    if not options["profile"] or not options["profile_parameters"]:
+        return []
+    return [calibration_problem({"study": wildcards.study, "net": net}) for net in model_ids(wildcards.study)]
+
+
 rule calibrate_global:
     input:
         problem=calibration_problem,
+        candidates=profile_candidates,
     output:
         global_starts="results/{study}/calibration/{net}/global.tsv",
     params:

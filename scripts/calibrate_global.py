@@ -4,4 +4,5 @@ from qspflow.logs import to_rule_log
 
 with to_rule_log(snakemake.log[0]):
     steps.calibrate_global(problem=snakemake.input.problem, global_starts=snakemake.output.global_starts,
-                           seed=snakemake.params.seed, threads=snakemake.threads, **snakemake.params.options)
+                           candidates=list(snakemake.input.candidates), seed=snakemake.params.seed,
+                           threads=snakemake.threads, **snakemake.params.options)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from qspflow import options
 from qspflow.errors import DataError
+from qspflow.io import read_user_text
 
 log = logging.getLogger("qspflow.data")
 
@@ -103,23 +104,9 @@ def _delimiter(path: Path, header: str) -> str:
 
 def _read_table(path: PathLike) -> _Table:
     source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise DataError(source, message=f"cannot read the file ({err.strerror})") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(source, expected="UTF-8 text", found="a UTF-16 byte-order mark",
-                        message="save the file as UTF-8")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        found = f"byte 0x{raw[err.start]:02x} at offset {err.start}"
-        raise DataError(source, row=raw.count(b"\n", 0, err.start) + 1, expected="UTF-8 text", found=found) from None
+    text = read_user_text(path, DataError, place="row")
     # CellNOpt's MIDAS files end lines with a bare CR; normalize CR, LF and CRLF before csv
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if "\0" in text:  # valid UTF-8, but no table: a binary file
-        raise DataError(source, row=text.count("\n", 0, text.index("\0")) + 1, expected="text",
-                        found="a NUL byte")
     first = next((line for line in text.split("\n") if line.strip()), None)
     if first is None:
         raise DataError(source, row=1, expected="a header line", message="the file is empty")

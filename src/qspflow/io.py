@@ -24,10 +24,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from qspflow.errors import DataError, OutputError
+from qspflow.errors import DataError, OutputError, QspflowError
 
 FLOAT_FORMAT = ".10g"
 EXACT_FORMAT = ".17g"  # floats that are read back (start points, optima, parameter values) round-trip exactly
+
+
+def read_user_text(path: str | os.PathLike[str], error: type[QspflowError], place: str = "line") -> str:
+    """A user's text file (UTF-8, with or without a byte-order mark), or `error` naming the file and the
+    `place` (`line` or `row`: the line number) of what makes it unreadable: a missing file, UTF-16, a
+    byte that is not UTF-8, a NUL byte (a binary file)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise error(path, message=f"cannot read the file ({_reason(err)})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise error(path, expected="UTF-8 text", found="a UTF-16 byte-order mark", message="save the file as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not text
+    except UnicodeDecodeError as err:
+        raise error(path, **{place: raw.count(b"\n", 0, err.start) + 1}, expected="UTF-8 text",
+                    found=f"byte 0x{raw[err.start]:02x} at offset {err.start}") from None
+    if "\0" in text:  # valid UTF-8, but not a text file
+        before = text[:text.index("\0")].replace("\r\n", "\n").replace("\r", "\n")
+        raise error(path, **{place: before.count("\n") + 1}, expected="text", found="a NUL byte")
+    return text
 
 
 def format_float(x: float, fmt: str = FLOAT_FORMAT) -> str:
@@ -216,15 +237,7 @@ def output_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     if target.is_dir():
         raise OutputError(target, expected="a file path for the output", message="it is a folder (not replaced)")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
+        with atomic_path(target) as staged:
+            yield staged
     except OSError as exc:
-        raise OutputError(target, expected="a writable output path", message=_reason(exc)) from exc
-    staged = Path(tmp)
-    try:
-        yield staged
-        os.chmod(staged, 0o644)
-        os.replace(staged, target)
-    finally:
-        staged.unlink(missing_ok=True)
+        raise OutputError(exc.filename or target, expected="a writable output path", message=_reason(exc)) from exc

@@ -15,7 +15,8 @@ import pytest
 import sympy
 from scipy.optimize import brentq, least_squares, minimize_scalar
 
-from qspflow.calibrate import THRESHOLD, calibrate_problem, rank_models
+from qspflow.calibrate import THRESHOLD, calibrate_problem, check_profile_candidates, open_session, rank_models
+from qspflow.calibrate import session as calibrate_session
 from qspflow.calibrate import transcription as calibrate_pyomo
 from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.spec import CalibrationSpec
@@ -51,21 +52,21 @@ def _decay_data() -> pd.DataFrame:
 
 
 def decay_problem(folder: Path, *, distribution: str = "normal", bounds: tuple[float, float] = (1e-3, 1e2),
-                  nominal: float = 1.0) -> Path:
-    """dx/dt = −k·x, x(0) = x0 set by two conditions; k estimated on log10 scale, σ known."""
-    x, k, x0 = sympy.symbols("x k x0", real=True)
-    model = OdeModel("decay", ["x"], {"k": Parameter("k", 1.0), "x0": Parameter("x0", 1.0)}, {"x": -k * x},
+                  nominal: float = 1.0, noise: str = str(SIGMA), rate: str = "k") -> Path:
+    """dx/dt = −k·x, x(0) = x0 set by two conditions; k (named `rate`) estimated on log10 scale, σ known."""
+    x, k, x0 = sympy.symbols(f"x {rate} x0", real=True)
+    model = OdeModel("decay", ["x"], {rate: Parameter(rate, 1.0), "x0": Parameter("x0", 1.0)}, {"x": -k * x},
                      {"x": x0})
     data = _decay_data()
     return _write_problem(
         folder, model,
         conditions=pd.DataFrame({"conditionId": list(STARTS), "x0": list(STARTS.values())}),
         observables=pd.DataFrame({"observableId": ["obs_x"], "observableFormula": ["x"],
-                                  "noiseFormula": [str(SIGMA)], "observableTransformation": ["lin"],
+                                  "noiseFormula": [noise], "observableTransformation": ["lin"],
                                   "noiseDistribution": [distribution]}),
         measurements=pd.DataFrame({"observableId": "obs_x", "simulationConditionId": data["condition"],
                                    "time": data["time"], "measurement": data["value"]}),
-        parameters=pd.DataFrame({"parameterId": ["k"], "parameterScale": ["log10"], "lowerBound": [bounds[0]],
+        parameters=pd.DataFrame({"parameterId": [rate], "parameterScale": ["log10"], "lowerBound": [bounds[0]],
                                  "upperBound": [bounds[1]], "nominalValue": [nominal], "estimate": [1]}))
 
 
@@ -276,6 +277,86 @@ def test_profiling_a_parameter_that_is_not_estimated_is_refused(tmp_path):
     message = r"key 'calibrate.profile_parameters': expected ids of estimated parameters \(k\), found 'x0'"
     with pytest.raises(ConfigError, match=message):
         calibrate_problem(decay_problem(tmp_path), profile_parameters=["x0"], **{**FAST, "profile": True})
+
+
+# ------------------------------------------------------------------ checks before any simulation
+
+
+@pytest.fixture
+def no_simulator(monkeypatch):
+    """Fails a test that compiles the simulator (the first step of any search or solve)."""
+    def compile_(*args, **kwargs):
+        raise AssertionError("the simulator was compiled")
+
+    monkeypatch.setattr(calibrate_session, "BatchProblem", compile_)
+
+
+def test_unknown_profile_parameter_fails_before_the_simulator_is_compiled(tmp_path, no_simulator):
+    path = decay_problem(tmp_path)
+    with pytest.raises(ConfigError, match=r"problem\.yaml, key 'calibrate.profile_parameters': expected ids of "
+                                          r"estimated parameters \(k\), found 'k_typo'"):
+        calibrate_problem(path, profile_parameters=["k_typo"], starts=2)
+
+
+def test_profile_parameters_concern_only_a_profiled_model(tmp_path, no_simulator):
+    """Without `profile`, a model's jobs ignore the parameters to profile: they may belong to another model."""
+    session = open_session(decay_problem(tmp_path), profile=False, profile_parameters=["other"])
+    assert session.spec.names == ["k"] and session.options.profile_parameters == ("other",)
+    with pytest.raises(ConfigError, match="found 'other'"):
+        open_session(decay_problem(tmp_path), profile=True, profile_parameters=["other"])
+
+
+def test_a_parameter_to_profile_must_be_estimated_in_some_candidate(tmp_path, no_simulator):
+    own, other = decay_problem(tmp_path / "own"), decay_problem(tmp_path / "other", rate="k_other")
+    session = open_session(own, profile=False, profile_parameters=["k_other"])
+    check_profile_candidates(session, [own, other])  # estimated in the other candidate: it may be the selected one
+    check_profile_candidates(session, [])  # no candidates given: nothing to check against
+    session = open_session(own, profile=False, profile_parameters=["k", "z"])
+    with pytest.raises(ConfigError, match=r"^key 'calibrate.profile_parameters': expected ids of parameters estimated "
+                                          r"in at least one of the 2 candidate models \(k, k_other\), found 'z'$"):
+        check_profile_candidates(session, [own, other])
+    with pytest.raises(ConfigError, match=r"own/problem\.yaml, key 'calibrate.profile_parameters': expected ids of "
+                                          r"estimated parameters \(k\), found 'z'$"):
+        check_profile_candidates(session, [own])
+
+
+def test_global_stage_of_a_model_without_a_parameter_to_profile_runs(tmp_path):
+    """The workflow's `calibrate_global` of a candidate that lacks a parameter the selected model will
+    profile writes its starts; a parameter in no candidate fails it before the search, writing nothing."""
+    own, other = decay_problem(tmp_path / "own"), decay_problem(tmp_path / "other", rate="k_other")
+    options = dict(starts=2, global_method="none", profile=False)
+    steps.calibrate_global(problem=own, global_starts=tmp_path / "global.tsv", seed=1, candidates=[own, other],
+                           profile_parameters=["k_other"], **options)
+    assert len(pd.read_csv(tmp_path / "global.tsv", sep="\t")) == 2
+    with pytest.raises(ConfigError, match="found 'z'"):
+        steps.calibrate_global(problem=own, global_starts=tmp_path / "never.tsv", seed=1, candidates=[own, other],
+                               profile_parameters=["z"], **options)
+    assert not (tmp_path / "never.tsv").exists()
+
+
+@pytest.mark.parametrize(("noise", "sigma"), [("0", "0"), ("-0.1", "-0.1"), ("sigma_fixed", "0")])
+def test_a_noise_sigma_that_is_not_positive_is_a_petab_error_naming_the_row(tmp_path, noise, sigma, no_simulator):
+    path = decay_problem(tmp_path, noise=noise)
+    if noise == "sigma_fixed":  # a fixed parameter whose value is 0
+        with (tmp_path / "parameters.tsv").open("a") as table:
+            table.write("sigma_fixed\tlin\t0\t1\t0\t0\n")
+    with pytest.raises(PetabError, match=rf"measurements\.tsv, row 2, element 'obs_x': expected a noise σ > 0 "
+                                         rf"\(noiseFormula '{noise}'.*found '{sigma}'$"):
+        calibrate_problem(path, **FAST)
+
+
+def test_an_estimated_parameter_with_one_value_is_a_petab_error(tmp_path, no_simulator):
+    message = (r"parameters\.tsv, row 2, column 'lowerBound', element 'k': expected finite bounds with "
+               r"lowerBound < upperBound .*set estimate to 0.*found '\[0.5, 0.5\]'")
+    with pytest.raises(PetabError, match=message):
+        calibrate_problem(decay_problem(tmp_path, bounds=(0.5, 0.5), nominal=0.5), **FAST)
+
+
+def test_missing_cyipopt_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cyipopt", None)
+    with pytest.raises(SolverError, match=r"^key 'calibrate.solver': found 'ipopt', Ipopt \(cyipopt\) is not "
+                                          r"installed: run bin/setup \(or pip install cyipopt-wheels\)$"):
+        check_solver("ipopt")
 
 
 # ---------------------------------------------------------------------------------- output

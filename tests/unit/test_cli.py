@@ -34,7 +34,7 @@ def test_prepare_cli_writes_the_rule_outputs(tmp_path: Path, cases: Path) -> Non
                 "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in tmp_path.iterdir()} == {"measurements.tsv", "binarized.tsv", "thresholds.tsv",
-                                                    "experiments.tsv", "qc.png"}
+                                                    "experiments.tsv", "qc.png", ".qspflow-output"}
     assert len((tmp_path / "measurements.tsv").read_text().splitlines()) == 127
 
 

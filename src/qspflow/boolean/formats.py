@@ -38,6 +38,7 @@ from qspflow.boolean.expressions import (
 )
 from qspflow.boolean.network import BooleanNetwork, Pkn
 from qspflow.errors import NetworkError
+from qspflow.io import read_user_text
 from qspflow.model import unique_name
 
 log = logging.getLogger("qspflow.boolean")
@@ -83,29 +84,9 @@ def parse_bnet(text: str, *, source: PathLike | None = None) -> BooleanNetwork:
     return BooleanNetwork.from_rules(rules, source=source)
 
 
-def _read_text(path: PathLike) -> str:
-    """A text file's contents, or a `NetworkError` that says why it cannot be read."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise NetworkError(path, message=f"cannot read the file ({err.strerror})") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise NetworkError(path, expected="UTF-8 text", found="a UTF-16 byte-order mark",
-                           message="save the file as UTF-8")
-    try:
-        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not text
-    except UnicodeDecodeError as err:
-        raise NetworkError(path, line=raw.count(b"\n", 0, err.start) + 1, expected="UTF-8 text",
-                           found=f"byte 0x{raw[err.start]:02x} at offset {err.start}") from None
-    if "\0" in text:  # valid UTF-8, but not a text file
-        line = len((text[:text.index("\0")] + ".").splitlines())  # as the readers count lines
-        raise NetworkError(path, line=line, expected="text", found="a NUL byte")
-    return text
-
-
 def read_bnet(path: PathLike) -> BooleanNetwork:
     """Read a BoolNet `.bnet` file."""
-    return parse_bnet(_read_text(path), source=path)
+    return parse_bnet(read_user_text(path, NetworkError), source=path)
 
 
 def bnet_text(net: BooleanNetwork) -> str:
@@ -350,7 +331,7 @@ def read_sif(path: PathLike) -> Pkn:
     is an edge like any other, as in CellNOpt's and BoolNet's models.
     """
     found: dict[tuple[str, str], tuple[int, int]] = {}  # (source, target) -> (sign, line)
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_user_text(path, NetworkError).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

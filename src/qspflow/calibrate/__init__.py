@@ -17,13 +17,20 @@ The modules, each importing only those above it:
 The entry points: `calibrate_problem(problem_yaml, **options)` runs every stage in one process;
 `open_session(problem_yaml, **options)` gives a session whose `global_starts()`, `local_start(table,
 k)` and `conclude(starts_table)` are the stages as the workflow runs them, one job each (same
-result); `rank_models` selects. They return tables; `qspflow.steps.calibration` writes them.
+result); `check_profile_candidates` checks the parameters to profile against every candidate model
+before the search; `rank_models` selects. They return tables; `qspflow.steps.calibration` writes them.
 """
 
 from qspflow.calibrate.options import CalibrationOptions
 from qspflow.calibrate.profile import THRESHOLD, confidence_interval
 from qspflow.calibrate.selection import rank_models
-from qspflow.calibrate.session import CalibrationResult, CalibrationSession, calibrate_problem, open_session
+from qspflow.calibrate.session import (
+    CalibrationResult,
+    CalibrationSession,
+    calibrate_problem,
+    check_profile_candidates,
+    open_session,
+)
 from qspflow.calibrate.transcription import CONVERGED
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "CalibrationResult",
     "CalibrationSession",
     "calibrate_problem",
+    "check_profile_candidates",
     "confidence_interval",
     "open_session",
     "rank_models",

@@ -22,6 +22,7 @@ every start and every profile is computed the same way whether it runs here or i
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing
@@ -118,9 +119,15 @@ class CalibrationSession:
     def __init__(self, problem_yaml: str | Path, options: CalibrationOptions, threads: int = 1) -> None:
         self.options = options
         self.spec = CalibrationSpec(load_problem(problem_yaml))
-        self.batch = BatchProblem(self.spec, threads=threads)
+        self._threads = threads
         self._nlps: dict[int, PyomoProblem] = {}
         self._optimum: tuple[bytes, int, list, float] | None = None
+
+    @functools.cached_property
+    def batch(self) -> BatchProblem:
+        """The compiled simulator, compiled on first use: it takes seconds, and `open_session` checks
+        the options against the problem first (a job that needs no simulation never compiles it)."""
+        return BatchProblem(self.spec, threads=self._threads)
 
     # ------------------------------------------------------------------- units of work
 
@@ -302,11 +309,39 @@ class CalibrationSession:
 
 def _profiled(spec: CalibrationSpec, o: CalibrationOptions) -> list[int]:
     """Indices of the parameters to profile; an id that is not estimated raises `ConfigError`."""
-    for name in o.profile_parameters:
-        if name not in spec.names:
-            raise ConfigError(spec.problem.path, key="calibrate.profile_parameters", found=name,
-                              expected=f"ids of estimated parameters ({', '.join(spec.names)})")
+    _check_estimated(o.profile_parameters, spec.names, spec.problem.path, "ids of estimated parameters")
     return [i for i, name in enumerate(spec.names) if not o.profile_parameters or name in o.profile_parameters]
+
+
+def _check_estimated(names: Sequence[str], estimated: Sequence[str], source: str | Path | None,
+                     expected: str) -> None:
+    for name in names:
+        if name not in estimated:
+            raise ConfigError(source, key="calibrate.profile_parameters", found=name,
+                              expected=f"{expected} ({', '.join(estimated)})")
+
+
+def check_profile_candidates(session: CalibrationSession, candidates: Sequence[str | Path]) -> None:
+    """Every `profile_parameters` entry of the session's options is estimated in at least one of the
+    `candidates` (PEtab problem YAMLs; the session's own problem may be among them).
+
+    The workflow profiles only the model it selects, known only when every candidate is calibrated;
+    an entry that no candidate estimates fails before the search instead. Raises `ConfigError`
+    naming it and the parameters the candidates estimate.
+    """
+    names = session.options.profile_parameters
+    if not names or not candidates:
+        return
+    own = Path(session.spec.problem.path).resolve()
+    estimated = dict.fromkeys(session.spec.names) if own in {Path(c).resolve() for c in candidates} else {}
+    for path in candidates:
+        if Path(path).resolve() != own:
+            estimated.update(dict.fromkeys(p.name for p in load_problem(path).parameters.values() if p.estimate))
+    if len(candidates) == 1:
+        _check_estimated(names, list(estimated), candidates[0], "ids of estimated parameters")
+    else:
+        _check_estimated(names, sorted(estimated), None,
+                         f"ids of parameters estimated in at least one of the {len(candidates)} candidate models")
 
 
 def _report_start(result: StartResult, total: int, best_so_far: float | None = None) -> None:
@@ -356,13 +391,16 @@ def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[t
 
 
 def open_session(problem_yaml: str | Path, **options: object) -> CalibrationSession:
-    """The problem loaded for calibration with `options` (as `CalibrationOptions`), checked: a bad
-    option raises `ConfigError`, a missing solver `SolverError`, a bad problem `PetabError`."""
+    """The problem loaded for calibration with `options` (as `CalibrationOptions`), checked before any
+    simulation: a bad option raises `ConfigError`, a missing solver `SolverError`, a bad problem
+    `PetabError`, and with `profile` a `profile_parameters` entry that the problem does not estimate
+    `ConfigError` (without it, the entries concern another model: see `check_profile_candidates`)."""
     o = calibration_options(options)
     check_solver(o.solver)
     session = CalibrationSession(problem_yaml, o, threads=o.threads)
     spec = session.spec
-    _profiled(spec, o)  # a bad profile_parameters entry fails now, not after the local solves
+    if o.profile:
+        _profiled(spec, o)
     log.info("calibrating %s: %d parameters, %d measurements in %d experiment(s); %s global search, "
              "%d local start(s) with %s", problem_yaml, spec.dimension, spec.n_data, len(spec.experiments),
              o.global_method, o.starts, o.solver)

@@ -30,6 +30,14 @@ TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
 DISTRIBUTIONS = (C.NORMAL, C.LAPLACE)
 
 
+def _positive(number: sympy.Expr) -> bool:
+    """A sympy number is real, finite and > 0 (not nan, zoo or complex)."""
+    try:
+        return math.isfinite(value := float(number)) and value > 0
+    except TypeError:
+        return False
+
+
 def to_linear(scale: str, value: float | np.ndarray) -> float | np.ndarray:
     """A value on a PEtab parameter scale (lin, log, log10) on the linear scale."""
     if scale == C.LOG:
@@ -123,10 +131,13 @@ class CalibrationSpec:
         self.lower = np.array([to_scaled(p.scale, p.lower) for p in estimated], dtype=float)
         self.upper = np.array([to_scaled(p.scale, p.upper) for p in estimated], dtype=float)
         self.nominal = np.array([to_scaled(p.scale, p.value) for p in estimated], dtype=float)
+        rows = {name: k + 2 for k, name in enumerate(problem.parameter_table.index)}  # header: row 1
         for i, p in enumerate(estimated):
+            # The search samples the box between the bounds on the parameter's scale: it needs a finite, open one.
             if not (np.isfinite(self.lower[i]) and np.isfinite(self.upper[i]) and self.lower[i] < self.upper[i]):
-                raise PetabError(source, element=p.name, column=C.LOWER_BOUND,
-                                 expected=f"finite bounds, lower < upper, on the parameter's {p.scale} scale",
+                raise PetabError(source, row=rows.get(p.name), element=p.name, column=C.LOWER_BOUND,
+                                 expected=f"finite bounds with lowerBound < upperBound on the {p.scale} scale for "
+                                          "an estimated parameter (one value: set estimate to 0)",
                                  found=f"[{p.lower:g}, {p.upper:g}]")
         self.states = list(model.states)
         self.state_symbols = model.state_symbols
@@ -235,6 +246,12 @@ class CalibrationSpec:
         at = {TIME: sympy.Float(time)} if math.isfinite(time) else {}
         simulation = observable.formula.xreplace(replace).xreplace(at)
         sigma = observable.noise.xreplace(replace).xreplace(at)
+        if sigma.is_number and not _positive(sigma):  # no parameter can make the likelihood finite
+            formula = problem.observable_table.loc[observable.id, C.NOISE_FORMULA]
+            raise PetabError(source, row=i + 2, element=observable.id,
+                             expected=f"a noise σ > 0 (noiseFormula '{formula}' with this row's "
+                                      "noiseParameters and the fixed parameters' values)",
+                             found=format(float(sigma), "g") if sigma.is_real else sigma)
         if observable.transformation not in TRANSFORMATIONS or observable.distribution not in DISTRIBUTIONS:
             raise PetabError(problem.files[C.OBSERVABLE_FILES], element=observable.id,
                              expected=f"a transformation in {TRANSFORMATIONS} and a distribution in {DISTRIBUTIONS}",

@@ -100,23 +100,23 @@ def check_solver(name: str) -> None:
         try:
             import cyipopt  # noqa: F401
         except ImportError as exc:
-            raise SolverError(None, key="solver", found=name,
+            raise SolverError(None, key="calibrate.solver", found=name,
                               message="Ipopt (cyipopt) is not installed: run bin/setup "
                                       "(or pip install cyipopt-wheels)") from exc
         if not _pynumero_available():
-            raise SolverError(None, key="solver", found=name,
+            raise SolverError(None, key="calibrate.solver", found=name,
                               message="Pyomo's PyNumero library for Ipopt is missing: run bin/setup, which "
                                       "builds it into .venv/share/pyomo (PYOMO_CONFIG_DIR)")
     else:
         try:
             importlib.import_module("pyomo_ripopt")  # registers 'ripopt' with Pyomo's SolverFactory
         except ImportError as exc:
-            raise SolverError(None, key="solver", found=name,
+            raise SolverError(None, key="calibrate.solver", found=name,
                               message="ripopt is not installed: pip install pyomo-ripopt") from exc
         with _quiet("pyomo"):
             available = pyo.SolverFactory("ripopt").available(exception_flag=False)
         if not available:
-            raise SolverError(None, key="solver", found=name,
+            raise SolverError(None, key="calibrate.solver", found=name,
                               message="the ripopt executable was not found: pip install --force-reinstall pyomo-ripopt")
 
 

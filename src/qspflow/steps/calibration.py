@@ -19,6 +19,7 @@ from qspflow.calibrate import (
     CalibrationResult,
     CalibrationSession,
     calibrate_problem,
+    check_profile_candidates,
     open_session,
     rank_models,
 )
@@ -45,10 +46,13 @@ FILES = {
 
 
 def calibrate_global(*, problem: FilePath, global_starts: FilePath, seed: int, threads: int = 1,
-                     **options: object) -> None:
+                     candidates: Sequence[FilePath] = (), **options: object) -> None:
     """The global search of problem YAML `problem`: the initial points of its local starts, to
-    `global_starts`. (Paths are never named `starts`: that is an option, the number of starts.)"""
+    `global_starts`. (Paths are never named `starts`: that is an option, the number of starts.)
+    `candidates`: the problems of every model that may be selected and profiled; each parameter
+    to profile must be estimated in one of them (checked before the search)."""
     session = open_session(problem, seed=seed, threads=threads, **options)
+    check_profile_candidates(session, candidates)
     write_table(session.global_starts(), global_starts, float_format=EXACT_FORMAT)
 
 
