@@ -26,9 +26,16 @@ config.update(_validated)
 
 
 include: "rules/common.smk"
-include: "rules/prepare.smk"
-include: "rules/infer.smk"
-include: "rules/convert.smk"
+
+
+# The Boolean route's steps exist only in its studies: a mechanistic-route study starts at calibrate.
+if not config["data"]["petab"]:
+
+    include: "rules/prepare.smk"
+    include: "rules/infer.smk"
+    include: "rules/convert.smk"
+
+
 include: "rules/calibrate.smk"
 
 

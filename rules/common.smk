@@ -88,3 +88,27 @@ def converted_problems(wildcards):
     if not config["data"]["pkn"] or config["data"]["petab"]:
         return []
     return [f"results/{STUDY}/models/{net}/petab/problem.yaml" for net in network_ids(STUDY)]
+
+
+def model_summaries(wildcards):
+    """{model: its calibration summary} for every model of the study: the `select` checkpoint's inputs."""
+    return {net: f"results/{wildcards.study}/calibration/{net}/summary.tsv" for net in model_ids(wildcards.study)}
+
+
+def best_model(wildcards):
+    """The PEtab problem and calibrated starts table of the model the `select` checkpoint named in best.txt."""
+    best_txt = checkpoints.select.get(study=wildcards.study).output.best
+    net = Path(best_txt).read_text(encoding="utf-8").strip()
+    return {
+        "problem": calibration_problem({"study": wildcards.study, "net": net}),
+        "starts_table": f"results/{wildcards.study}/calibration/{net}/starts.tsv",
+    }
+
+
+def profile_candidates(wildcards):
+    """When the study profiles chosen parameters: the PEtab problem of every model it may select (and so
+    profile), for `calibrate_global` to check that each parameter is estimated in one of them."""
+    options = config["calibrate"]
+    if not options["profile"] or not options["profile_parameters"]:
+        return []
+    return [calibration_problem({"study": wildcards.study, "net": net}) for net in model_ids(wildcards.study)]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from qspflow import steps
-from qspflow.errors import QspflowError
+from qspflow.errors import ConfigError, QspflowError
 from qspflow.io import EXACT_FORMAT, output_file, output_folder
 
 
@@ -164,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
                    help="global stage before the local solves: scatter search (default), differential evolution, "
                         "or none (Latin-hypercube multi-start)")
-    p.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
-    p.add_argument("--profile", action="append", metavar="PARAMETER",
-                   help="profile only this parameter (repeatable; default: every estimated parameter)")
+    profiles = p.add_mutually_exclusive_group()
+    profiles.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
+    profiles.add_argument("--profile", action="append", metavar="PARAMETER",
+                          help="profile only this parameter (repeatable; default: every estimated parameter)")
     p.add_argument("--threads", type=int, default=1, help="worker processes for starts and profiles")
     p.add_argument("--out", required=True, help="output folder (estimates.tsv, starts.tsv, profiles.tsv, plots)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -189,13 +192,32 @@ def _configure_logging(args: argparse.Namespace) -> None:
                                           else logging.NOTSET)
 
 
+def _as_flag(err: QspflowError, parser: argparse.ArgumentParser, command: str) -> str:
+    """The error's message, naming a config key as the command's flag when it has one (`--starts`, not
+    `calibrate.starts`): on the command line the user wrote the flag."""
+    message = str(err)
+    if isinstance(err, ConfigError) and err.key and not err.source:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+        flag = "--" + err.key.rsplit(".", 1)[-1].replace("_", "-")
+        if any(flag in action.option_strings for action in sub._actions):
+            message = message.replace(f"key '{err.key}'", f"option {flag}", 1)
+    return message
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so staging folders are removed and --out is left as it was
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _configure_logging(args)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
     except QspflowError as err:
-        print(f"qspflow: error: {err}", file=sys.stderr)
+        print(f"qspflow: error: {_as_flag(err, parser, args.command)}", file=sys.stderr)
         return 2
     return 0
 
