@@ -16,7 +16,7 @@ from qspflow.errors import ConfigError
 
 def check_keys(section: str, given: Mapping[str, object] | Iterable[str], known: Collection[str]) -> None:
     """Every key given is one of `known` (the first unknown one, sorted, is named)."""
-    unknown = sorted(set(given) - set(known))
+    unknown = sorted(map(str, set(given) - set(known)))
     if unknown:
         raise ConfigError(None, key=f"{section}.{unknown[0]}" if section else unknown[0],
                           expected=f"one of the keys {sorted(known)}")

@@ -214,10 +214,11 @@ def test_a_problem_that_fails_the_linter_is_not_written_and_leaves_the_old_one(t
     write_problem(build_problem(truth, *study, observables=READOUTS), truth, tmp_path / "petab")
     before = {p.name: p.read_bytes() for p in (tmp_path / "petab").iterdir()}
     model = with_parameter(truth, "pd_emax", scale="log10")  # estimated, lower bound 0: no log
-    with pytest.raises(PetabError, match=r"petab/problem\.yaml: PEtab lint failed: .*pd_emax"):
+    with pytest.raises(PetabError, match=r"petab/problem\.yaml: PEtab lint failed: .*pd_emax") as caught:
         with atomic_folder(tmp_path / "petab") as staging:  # as the convert step writes it
             write_problem(build_problem(model, *study, observables=READOUTS), model, staging,
                           source=tmp_path / "petab" / "problem.yaml")
+    assert "\n" not in str(caught.value)
     assert {p.name: p.read_bytes() for p in (tmp_path / "petab").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["petab"]
 
@@ -230,3 +231,9 @@ def test_problem_files_are_the_written_files_and_name_each_other(truth, study, t
     problem = petab_v1.Problem.from_yaml(tmp_path / "study.yaml")
     assert problem.model.model_id == tables.name == "model"
     assert len(problem.measurement_df) == 882 and list(problem.observable_df.index) == [f"obs_{r}" for r in READOUTS]
+
+
+def test_a_clean_problem_is_written_without_a_warning_about_the_visualization_table(truth, study, tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        write_problem(build_problem(truth, *study, observables=READOUTS), truth, tmp_path)
+    assert [r.getMessage() for r in caplog.records] == []

@@ -4,7 +4,8 @@
   and `add_inhibitors` (production × (1 − inh_<node>)).
 - `pkpd`: `couple_pkpd`, a one- or two-compartment PK whose concentration scales the production
   of one node (Emax inhibition or activation).
-- `options`: the study config's `convert:` and `drug:` sections checked; parameter bounds.
+- `options`: the study config's `convert:` and `drug:` sections checked (`check_config`, light
+  enough for the workflow's start-up); parameter bounds.
 - `study`: `convert_network`, one network of a study to its model, readable formulas and (with
   data) PEtab tables.
 
@@ -17,24 +18,30 @@ non-input node, and with a drug `drug_input` (oral and infusion), `A_c` (iv bolu
 network and data files and writing the outputs is `qspflow.steps.models`.
 """
 
-from qspflow.convert.odefy import DEFAULT_BOUNDS, METHOD_TITLES, METHODS, add_inhibitors, boolean_to_ode
-from qspflow.convert.options import CONVERT_KEYS, DRUG_KEYS
-from qspflow.convert.pkpd import (
-    CONCENTRATION,
-    DRUG_EFFECT,
-    DRUG_INPUT,
-    EFFECTS,
-    PKPD_PARAMETERS,
-    ROUTES,
-    couple_pkpd,
-)
-from qspflow.convert.study import ConvertedModel, convert_network
-from qspflow.model.equations import equations_markdown
-from qspflow.model.formulas import Formulas, valid_id
-from qspflow.model.pysb import pysb_source
+import importlib
 
-__all__ = [
-    "CONCENTRATION", "CONVERT_KEYS", "DEFAULT_BOUNDS", "DRUG_EFFECT", "DRUG_INPUT", "DRUG_KEYS", "EFFECTS",
-    "METHODS", "METHOD_TITLES", "PKPD_PARAMETERS", "ROUTES", "ConvertedModel", "Formulas", "add_inhibitors",
-    "boolean_to_ode", "convert_network", "couple_pkpd", "equations_markdown", "pysb_source", "valid_id",
-]
+#: public name → the module that defines it (imported on first use: `check_config` and the
+#: constants load nothing heavy, the converters load sympy, `convert_network` also petab)
+_MODULES = {
+    **dict.fromkeys(["CONVERT_KEYS", "DEFAULT_BOUNDS", "DRUG_KEYS", "EFFECTS", "METHODS", "METHOD_TITLES",
+                     "PKPD_PARAMETERS", "ROUTES", "check_config"], "qspflow.convert.options"),
+    **dict.fromkeys(["add_inhibitors", "boolean_to_ode"], "qspflow.convert.odefy"),
+    **dict.fromkeys(["CONCENTRATION", "DRUG_EFFECT", "DRUG_INPUT", "couple_pkpd"], "qspflow.convert.pkpd"),
+    **dict.fromkeys(["ConvertedModel", "convert_network"], "qspflow.convert.study"),
+    "equations_markdown": "qspflow.model.equations",
+    **dict.fromkeys(["Formulas", "valid_id"], "qspflow.model.formulas"),
+    "pysb_source": "qspflow.model.pysb",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module 'qspflow.convert' has no attribute '{name}'")
+    return getattr(importlib.import_module(_MODULES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(_MODULES)
+
+
+__all__ = sorted(_MODULES)

@@ -16,17 +16,10 @@ import numpy as np
 import sympy
 
 from qspflow.boolean import BooleanNetwork, truth_table
+from qspflow.convert.options import DEFAULT_BOUNDS, METHODS
 from qspflow.errors import ModelError
 from qspflow.model import OdeModel, Parameter, symbol
 from qspflow.model.formulas import Formulas, realize
-
-METHODS = ("boolecube", "hillcube", "normalized-hillcube")
-METHOD_TITLES = {"boolecube": "BooleCube", "hillcube": "HillCube", "normalized-hillcube": "normalized HillCube"}
-DEFAULT_BOUNDS: dict[str, tuple[float, float, str]] = {
-    "tau": (0.1, 10.0, "log10"),
-    "k": (0.1, 1.0, "lin"),
-    "n": (1.0, 5.0, "lin"),
-}
 
 
 def _relaxes(rhs: sympy.Expr, production: sympy.Expr, x: sympy.Symbol, tau: sympy.Symbol) -> bool:

@@ -14,27 +14,16 @@ import numpy as np
 import sympy
 
 from qspflow.convert.odefy import production
+from qspflow.convert.options import EFFECTS, PK_STATES, PKPD_PARAMETERS, ROUTES, pk_states, pkpd_names
 from qspflow.errors import ModelError
 from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.model.formulas import Formulas, realize
 
-# (value, lower, upper, scale, unit, estimate); PK is usually known from a PK study, PD is fitted.
-PKPD_PARAMETERS: dict[str, tuple[float, float, float, str, str, bool]] = {
-    "pk_ka": (1.0, 0.01, 100.0, "log10", "1/h", False),
-    "pk_cl": (10.0, 0.01, 1000.0, "log10", "L/h", False),
-    "pk_vc": (50.0, 0.1, 10000.0, "log10", "L", False),
-    "pk_q": (5.0, 0.01, 1000.0, "log10", "L/h", False),
-    "pk_vp": (100.0, 0.1, 10000.0, "log10", "L", False),
-    "pk_f": (1.0, 0.0, 1.0, "lin", "1", False),
-    "pd_emax": (1.0, 0.0, 1.0, "lin", "1", True),
-    "pd_ec50": (1.0, 1e-4, 1e4, "log10", "mg/L", True),
-    "pd_hill": (1.0, 0.5, 5.0, "lin", "1", True),
-}
-ROUTES = ("oral", "iv_bolus", "iv_infusion")
-EFFECTS = ("inhibit", "activate")
 CONCENTRATION = "C_drug"
 DRUG_INPUT = "drug_input"
 DRUG_EFFECT = "drug_effect"
+# Names the PK/PD takes in the model: no node, parameter or quantity of the network's may have one.
+PK_NAMES = (*PK_STATES, CONCENTRATION, DRUG_INPUT, DRUG_EFFECT)
 
 
 def _step(t0: float) -> sympy.core.relational.Relational:
@@ -80,17 +69,13 @@ def pkpd_formulas(model: OdeModel, formulas: Formulas, *, target: str, effect: s
                          found=infusion_duration)
     formulas = formulas.copy()
     made = production(model, formulas, target)
-    pk_names = {"A_c", "A_p", "A_out", CONCENTRATION, DRUG_INPUT, DRUG_EFFECT}
-    clash = pk_names & (set(model.states) | set(model.parameters) | set(formulas.quantities))
+    clash = set(PK_NAMES) & (set(model.states) | set(model.parameters) | set(formulas.quantities))
     if clash:
         raise ModelError(None, element=model.name, expected="no PK names among the states", found=sorted(clash))
     schedule, amount = _schedule(doses, dose_parameter, interval, n_doses)
 
-    names = ["pk_ka", "pk_cl", "pk_vc", "pk_f"] if route == "oral" else ["pk_cl", "pk_vc"]
-    names += ["pk_q", "pk_vp"] if compartments == 2 else []
-    names += ["pd_emax", "pd_ec50", "pd_hill"]
     parameters = dict(model.parameters)
-    for name in names:
+    for name in pkpd_names(route, compartments):
         value, lower, upper, scale, unit, estimate = PKPD_PARAMETERS[name]
         parameters[name] = Parameter(name, value, lower, upper, scale, estimate, unit)
     if amount is not None:
@@ -121,11 +106,10 @@ def pkpd_formulas(model: OdeModel, formulas: Formulas, *, target: str, effect: s
     outflow = cl * c + distribution  # cl·C = (CL/Vc)·A_c
     rates[central] = outflow if route == "iv_bolus" else symbol(DRUG_INPUT) - outflow
     initial[central] = sympy.Integer(0)
-    states = [*model.states, central]
+    states = [*model.states, *pk_states(route, compartments)]
     if compartments == 2:
         rates["A_p"] = distribution
         initial["A_p"] = sympy.Integer(0)
-        states.append("A_p")
 
     # |C| equals C on every exact solution (C ≥ 0) and keeps Cʰ real when round-off makes C
     # slightly negative; unlike a Piecewise clip it does not slow down event-aware solvers.

@@ -9,18 +9,33 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from qspflow import options
 from qspflow.boolean import BooleanNetwork
-from qspflow.convert.odefy import METHOD_TITLES, METHODS, inhibitor_formulas, odefy_formulas
-from qspflow.convert.options import Drug, apply_bounds, check_values, checked_bounds, drug_options
-from qspflow.convert.pkpd import PKPD_PARAMETERS, pkpd_formulas
+from qspflow.convert.odefy import inhibitor_formulas, odefy_formulas
+from qspflow.convert.options import (
+    DEFAULT_STARTS,
+    METHOD_TITLES,
+    PKPD_PARAMETERS,
+    Drug,
+    apply_bounds,
+    check_config,
+    check_values,
+    checked_bounds,
+    drug_options,
+    kinetics,
+    pk_states,
+)
+from qspflow.convert.pkpd import PK_NAMES, pkpd_formulas
 from qspflow.errors import ConfigError, DataError, ModelError, NetworkError
 from qspflow.model import OdeModel
 from qspflow.model.formulas import ID_EXPECTED, Formulas, valid_id
-from qspflow.petab.export import PetabTables, build_problem
+
+if TYPE_CHECKING:
+    from qspflow.petab.export import PetabTables
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +87,19 @@ def _design_columns(net: BooleanNetwork, experiments: pd.DataFrame, source: str,
     return keep, inhibited
 
 
+def _check_sd(measurements: pd.DataFrame, readouts: set[str], source: str) -> None:
+    """Every value of a readout has its σ in the sd column (convert.noise: data)."""
+    rows = measurements[measurements["observable"].isin(readouts) & measurements["value"].notna()]
+    sd = pd.to_numeric(rows["sd"], errors="coerce") if "sd" in rows else pd.Series(float("nan"), index=rows.index)
+    bad = ~((sd > 0) & (sd < float("inf")))  # NaN too
+    if bad.any():
+        row = rows[bad.to_numpy()].iloc[0]
+        raise DataError(source, column="sd", found=sd[bad].iloc[0],
+                        expected=f"a standard deviation > 0 for observable '{row['observable']}' in experiment "
+                                 f"'{row['experiment']}' at time {row['time']:g} (convert.noise: data takes σ from "
+                                 "the sd column; convert.noise: estimate estimates it)")
+
+
 def _model_name(path: Path) -> str:
     name = re.sub(r"\W", "_", path.stem)
     return name if valid_id(name) else f"model_{name}"
@@ -79,8 +107,9 @@ def _model_name(path: Path) -> str:
 
 def convert_network(net: BooleanNetwork, source: str | os.PathLike[str], *,
                     measurements: pd.DataFrame | None = None, experiments: pd.DataFrame | None = None,
-                    experiments_source: str = "experiment table",
-                    method: str = "normalized-hillcube", n: float = 3.0, k: float = 0.5, tau: float = 1.0,
+                    experiments_source: str = "experiment table", measurements_source: str = "measurement table",
+                    method: str = "normalized-hillcube", n: float = DEFAULT_STARTS["n"],
+                    k: float = DEFAULT_STARTS["k"], tau: float = DEFAULT_STARTS["tau"],
                     bounds: Mapping[str, Sequence] | None = None, drug: Mapping | None = None,
                     observable_model: str = "direct", noise: str = "data",
                     values: Mapping[str, float] | None = None) -> ConvertedModel:
@@ -93,32 +122,48 @@ def convert_network(net: BooleanNetwork, source: str | os.PathLike[str], *,
     `effect`, `route`, `compartments`, `interval`, `n_doses`, `infusion_duration`, `parameters`
     (values), `estimate` (names of the PK/PD parameters to estimate; the others are fixed)), and
     gives every node inhibited in some experiment an `inh_<node>` (`add_inhibitors`). With
-    `measurements` (the tidy table) and `experiments` (the experiment table, read from
-    `experiments_source`), it builds the PEtab tables (`qspflow.petab.export.build_problem`):
-    readouts are the measured observables that are states of the model; `observable_model` and
-    `noise` as there. Factors on nodes the network lacks are left out with a logged warning.
-    `values`: starting values by parameter name (e.g. earlier estimates), over `n`, `k`, `tau`
-    and the drug's.
+    `measurements` (the tidy table, read from `measurements_source`) and `experiments` (the
+    experiment table, read from `experiments_source`), it builds the PEtab tables
+    (`qspflow.petab.export.build_problem`): readouts are the measured observables that are
+    states of the model; `observable_model` and `noise` as there. Factors on nodes the network
+    lacks are left out with a logged warning. `values`: starting values by parameter name (e.g.
+    earlier estimates), over `n`, `k`, `tau` and the drug's.
 
-    Raises `QspflowError` naming the file, config key or element at fault.
+    Options, network and data are checked against each other before the model is built. Raises
+    `QspflowError` naming the file, config key or element at fault.
     """
     path = Path(source)
+    convert = dict(method=method, n=n, k=k, tau=tau, bounds=bounds, observable_model=observable_model, noise=noise)
+    check_config(convert, drug, values=values)
+    starts = kinetics(convert)
+    bounds = checked_bounds(bounds)
+    drug = drug_options(drug)
     for node in net.nodes:
         if not valid_id(node):
             raise NetworkError(path, element=node, expected=f"a node name that is {ID_EXPECTED}")
-    options.choice("convert.method", method, METHODS)
-    kinetics = {kind: options.number(f"convert.{kind}", v, positive=True)
-                for kind, v in (("n", n), ("k", k), ("tau", tau))}
-    bounds = checked_bounds(bounds)
-    drug = drug_options(drug)
-    if drug and drug.target not in net.nodes:
-        raise ConfigError(None, key="drug.target", expected=f"a node of network {path}", found=drug.target)
+    if drug:
+        if drug.target not in net.nodes:
+            raise ConfigError(None, key="drug.target", expected=f"a node of network {path}", found=drug.target)
+        for node in net.nodes:
+            if node in PK_NAMES:
+                raise NetworkError(path, element=node, expected=f"a node name other than the drug's PK names "
+                                   f"{', '.join(PK_NAMES)} (drug.target is set)")
     if (experiments is None) != (measurements is None):
         key = "measurements" if measurements is None else "experiments"
         raise DataError(None, key=key, expected="measurements together with the experiment table")
+    if measurements is not None:
+        columns, inhibited = _design_columns(net, experiments, experiments_source, drug, str(path))
+        observed = sorted(set(measurements["observable"].astype(str)))
+        states = {*net.nodes, *(pk_states(drug.options["route"], drug.options["compartments"]) if drug else ())}
+        if not states & set(observed):
+            raise DataError(measurements_source, column="observable",
+                            expected=f"an observable that is a node of network {path} ({', '.join(net.nodes)})",
+                            found=", ".join(observed))
+        if noise == "data":
+            _check_sd(measurements, states, measurements_source)
 
     try:
-        model, formulas = odefy_formulas(net, method=method, bounds=bounds, **kinetics)
+        model, formulas = odefy_formulas(net, method=method, bounds=bounds, **starts)
         if drug:
             model, formulas = pkpd_formulas(model, formulas, target=drug.target, doses=None, **drug.options)
             for name, value in drug.values.items():
@@ -142,14 +187,15 @@ def convert_network(net: BooleanNetwork, source: str | os.PathLike[str], *,
                  f"acting on {drug.target}" if drug else "")
     problem = None
     if measurements is not None:
-        columns, inhibited = _design_columns(net, experiments, experiments_source, drug, str(path))
+        from qspflow.petab.export import build_problem  # loads petab: only once the inputs are checked
+
         model, formulas = inhibitor_formulas(model, formulas, inhibited)
-        observed = sorted(set(measurements["observable"].astype(str)))
         readouts = [o for o in observed if o in model.states]
         for left_out in sorted(set(observed) - set(readouts)):
             log.warning("observable '%s' left out: it is not a state of network %s", left_out, path)
         if not readouts:
-            raise DataError(None, column="observable", expected=f"an observable that is a node of network {path}")
+            raise DataError(measurements_source, column="observable",
+                            expected=f"an observable that is a node of network {path}")
         problem = build_problem(model, measurements, experiments[columns], observables=readouts,
                                 observable_model=observable_model, noise=noise, name=name)
     model.name = name

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 from qspflow.petab.export import (
-    NOISE_MODELS,
-    OBSERVABLE_MODELS,
     PetabTables,
     build_problem,
     problem_files,
@@ -37,8 +35,6 @@ from qspflow.petab.reference import (
 )
 
 __all__ = [
-    "NOISE_MODELS",
-    "OBSERVABLE_MODELS",
     "NumericModel",
     "Observable",
     "PetabProblem",

@@ -27,8 +27,6 @@ from qspflow.model import OdeModel
 from qspflow.model.sbml import sbml_text
 from qspflow.petab.problem import lint
 
-OBSERVABLE_MODELS = ("direct", "scaled")
-NOISE_MODELS = ("data", "estimate")
 # (scale, lower, upper, nominal) of the parameters build_problem adds. They suit data on the
 # scale of the model's states (Odefy activities in [0, 1]); σ follows the design's noise model.
 SCALE_PARAMETER = (C.LOG10, 1e-3, 1e3, 1.0)
@@ -88,15 +86,14 @@ def build_problem(model: OdeModel, measurements: pd.DataFrame, experiments: pd.D
       observables and rows without a value are left out. `observable_model` "direct" is y = x,
       "scaled" y = scale_obs_<node>·x + offset_obs_<node>; `noise` "data" takes σ from the `sd`
       column (the rows' noiseParameters), "estimate" one σ = sigma_obs_<node> per observable.
-      Noise is normal on the linear scale; no preequilibration.
+      Noise is normal on the linear scale; no preequilibration. (Both options are the study config's
+      `convert.observable_model` and `convert.noise`, checked by `qspflow.convert.options`.)
     - Parameters: every model parameter that no condition sets (scale, bounds, nominal value and
       estimate flag from the model) and the observables' scale/offset/σ (estimated; scale,
       bounds and nominal value from `SCALE_PARAMETER`, `OFFSET_PARAMETER`, `SIGMA_PARAMETER`).
 
     Raises `PetabError` naming the table, row, column or key at fault.
     """
-    _check_option("observable_model", observable_model, OBSERVABLE_MODELS)
-    _check_option("noise", noise, NOISE_MODELS)
     nodes = sorted(set(observables))
     for node in nodes:
         if node not in model.states:
@@ -133,11 +130,6 @@ def write_problem(tables: PetabTables, model: OdeModel, folder: str | Path, *, y
     except (OSError, ValueError, KeyError) as exc:
         raise PetabError(source, message=f"cannot read the problem: {exc}") from exc
     lint(problem, source)
-
-
-def _check_option(key: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise PetabError(None, key=key, expected=f"one of {list(allowed)}", found=value)
 
 
 def _condition_table(model: OdeModel, experiments: pd.DataFrame,

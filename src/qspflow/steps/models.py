@@ -4,40 +4,45 @@ its PEtab problem.
 Outputs: `pysb` (model.py, readable PySB), `sbml` (model.sbml), `equations` (equations.md) and,
 with measurements, `problem` (the PEtab problem.yaml), whose folder holds model.sbml,
 conditions.tsv, measurements.tsv, observables.tsv and parameters.tsv and is replaced whole.
+The config, the network and the data are checked against each other before sympy builds the
+model and before libSBML and petab are loaded, so a bad input is refused within a second.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
 from qspflow import options as check
-from qspflow.boolean import read_bnet
-from qspflow.convert import CONVERT_KEYS, ConvertedModel, convert_network
-from qspflow.data import read_experiments, read_measurements
+from qspflow.convert.options import CONVERT_KEYS, check_config
 from qspflow.errors import ConfigError, DataError, OutputError
 from qspflow.io import atomic_folder, write_text
-from qspflow.model.equations import equations_markdown
-from qspflow.model.pysb import pysb_source
-from qspflow.model.sbml import sbml_text
-from qspflow.petab.export import MODEL_FILE, PROBLEM_FILES, write_problem
 from qspflow.steps import in_folder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from qspflow.convert.study import ConvertedModel
 
 PathLike = str | os.PathLike[str]
 
 FILES = {"pysb": "model.py", "sbml": "model.sbml", "equations": "equations.md", "problem": "petab/problem.yaml"}
-#: the files beside problem.yaml, by the `convert` rule's output names (problem.yaml names them so)
+#: the files beside problem.yaml, by the `convert` rule's output names: problem.yaml names them so
+#: (`qspflow.petab.export.MODEL_FILE` and `PROBLEM_FILES`, a test keeps them equal; that module loads petab)
 PROBLEM_FOLDER_FILES = {
-    "petab_model": MODEL_FILE,
-    "conditions": PROBLEM_FILES["conditions"],
-    "petab_measurements": PROBLEM_FILES["measurements"],
-    "observables": PROBLEM_FILES["observables"],
-    "parameters": PROBLEM_FILES["parameters"],
+    "petab_model": "model.sbml",
+    "conditions": "conditions.tsv",
+    "petab_measurements": "measurements.tsv",
+    "observables": "observables.tsv",
+    "parameters": "parameters.tsv",
 }
+#: the top-level sections of a study config (`config/schema.yaml`; a test keeps them equal)
+STUDY_SECTIONS = ("study", "seed", "data", "prepare", "drug", "infer", "convert", "calibrate")
 
 
 def convert(*, network: PathLike, pysb: PathLike, sbml: PathLike, equations: PathLike,
@@ -57,25 +62,39 @@ def convert(*, network: PathLike, pysb: PathLike, sbml: PathLike, equations: Pat
     problem.yaml uses. Everything is rendered and the problem linted before any output is put in
     place, so a failure leaves earlier outputs as they were.
     """
+    # Everything is checked before sympy, libSBML and petab are loaded: a bad input fails fast.
     check.check_keys("convert", options, CONVERT_KEYS)
+    check_config({"method": method, **options}, drug, values=values)
     beside = {"petab_model": petab_model, "conditions": conditions, "petab_measurements": petab_measurements,
               "observables": observables, "parameters": parameters}
     _check_problem_paths(problem, beside, [pysb, sbml, equations], measurements)
+    if experiments is not None and measurements is None:
+        raise DataError(experiments, key="measurements",
+                        expected="measurements (--measurements) together with the experiment table")
+    from qspflow.boolean import read_bnet
+
+    net = read_bnet(network)
     table = design = None
     design_source = "experiment table"
     if measurements is not None:
         table, design, design_source = _read_study(measurements, experiments)
-    elif experiments is not None:
-        raise DataError(None, key="measurements", expected="measurements together with the experiment table")
-    converted = convert_network(read_bnet(network), network, measurements=table, experiments=design,
-                                experiments_source=design_source, method=method, drug=drug, values=values,
-                                **options)
+
+    from qspflow.convert.study import convert_network
+    from qspflow.model.equations import equations_markdown
+    from qspflow.model.pysb import pysb_source
+    from qspflow.model.sbml import sbml_text
+
+    converted = convert_network(net, network, measurements=table, experiments=design,
+                                experiments_source=design_source, measurements_source=str(measurements or ""),
+                                method=method, drug=drug, values=values, **options)
     texts = {
         Path(pysb): pysb_source(converted.model, converted.formulas, description=converted.description),
         Path(sbml): sbml_text(converted.model),
         Path(equations): equations_markdown(converted.model, converted.formulas, description=converted.description),
     }
     if converted.problem is not None:
+        from qspflow.petab.export import write_problem
+
         problem = Path(problem)
         with atomic_folder(problem.parent) as staging:
             write_problem(converted.problem, converted.model, staging, yaml_name=problem.name, source=problem)
@@ -92,17 +111,16 @@ def convert_with_config(*, network: PathLike, out: PathLike, method: str | None 
 
     `config`: a study configuration (YAML) whose `convert:` and `drug:` sections are used as in
     the workflow (absent keys take the defaults of `convert`); `method` overrides it. A config
-    error names the file.
+    error names the file (and the line, for YAML that does not parse or carries a tag); other
+    sections are not used, but a section the study config does not have is refused.
     """
     options: dict = {}
     drug = None
     if config is not None:
-        try:
-            study = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(config, expected="a YAML study configuration", message=str(exc)) from None
-        options = dict(study.get("convert") or {})
-        drug = study.get("drug")
+        study = _read_config(Path(config))
+        options = dict(_section(study, "convert", config))
+        drug = _section(study, "drug", config) or None
+        check_config(options, drug, source=str(config))  # before its keys become arguments
     if method is not None:
         options["method"] = method
     paths = in_folder(out, FILES)
@@ -112,10 +130,61 @@ def convert_with_config(*, network: PathLike, out: PathLike, method: str | None 
         return convert(network=network, measurements=measurements, experiments=experiments, drug=drug,
                        **paths, **options)
     except ConfigError as err:
-        if config is None or err.source is not None:
+        if err.source is not None or not (err.key or "").startswith(("convert", "drug")):
             raise
+        if config is None:  # e.g. a dose: column and no drug
+            raise ConfigError(None, key=err.key, element=err.element, expected=err.expected, found=err.found,
+                              message="set it in a study config given with --config") from None
         raise ConfigError(config, key=err.key, element=err.element, expected=err.expected, found=err.found,
                           message=err.detail) from None
+
+
+def _read_config(path: Path) -> dict:
+    """A study config (YAML) as a mapping of known sections; errors name the line and column."""
+    expected = "a study configuration (YAML)"
+    if path.is_dir():
+        raise ConfigError(path, expected=expected, message="found a folder")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, expected=expected, message="the file does not exist") from None
+    except OSError as exc:
+        raise ConfigError(path, expected=expected, message=exc.strerror or str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, line=exc.object[:exc.start].count(b"\n") + 1, expected="UTF-8 text",
+                          message=f"found the byte 0x{exc.object[exc.start]:02x} at offset {exc.start} "
+                                  "(save the file as UTF-8)") from None
+    try:
+        study = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = {"line": mark.line + 1, "col": mark.column + 1} if mark else {}
+        tag = re.search(r"the tag '([^']+)'", exc.problem or "")
+        if isinstance(exc, yaml.constructor.ConstructorError) and tag:
+            raise ConfigError(path, **where, expected="plain YAML data (no tags)",
+                              found=tag.group(1).replace("tag:yaml.org,2002:", "!!")) from None
+        raise ConfigError(path, **where, expected="valid YAML", message=f"PyYAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, expected="valid YAML", message=" ".join(str(exc).split())) from None
+    if study is None:
+        return {}
+    if not isinstance(study, dict):
+        raise ConfigError(path, expected=f"a mapping of the sections {', '.join(STUDY_SECTIONS)}",
+                          found=f"a {type(study).__name__}" if isinstance(study, list) else study)
+    unknown = sorted(str(key) for key in study if key not in STUDY_SECTIONS)
+    if unknown:
+        raise ConfigError(path, key=unknown[0], expected=f"one of the sections {', '.join(STUDY_SECTIONS)}")
+    return study
+
+
+def _section(study: Mapping, name: str, config: PathLike) -> Mapping:
+    """A section of the study config: a mapping, or absent (empty)."""
+    section = study.get(name)
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(config, key=name, expected="a mapping of keys", found=section)
+    return section
 
 
 def _check_problem_paths(problem: PathLike | None, beside: Mapping[str, PathLike | None],
@@ -142,9 +211,20 @@ def _check_problem_paths(problem: PathLike | None, beside: Mapping[str, PathLike
 
 def _read_study(measurements: PathLike, experiments: PathLike | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The tidy measurement table, the experiment table, and the name of the experiment file."""
+    from qspflow.data import read_experiments, read_measurements
+
     table, design = read_measurements(measurements)
     if experiments is None:
         if design is None:
-            raise DataError(None, key="experiments", expected="an experiment table for tidy measurements")
+            raise DataError(measurements, expected="an experiment table (--experiments) with tidy measurements; "
+                            "only MIDAS carries its own")
         return table, design, str(measurements)
-    return table, read_experiments(experiments), str(experiments)
+    if design is not None:
+        raise DataError(experiments, message=f"{measurements} is MIDAS, which carries its own treatments; "
+                                             "give no experiment table")
+    design = read_experiments(experiments)
+    unlisted = sorted(set(table["experiment"]) - set(design["experiment"]))
+    if unlisted:
+        raise DataError(experiments, column="experiment", expected=f"a row for experiment '{unlisted[0]}'",
+                        message=f"{measurements} measures it")
+    return table, design, str(experiments)
