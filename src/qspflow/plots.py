@@ -118,3 +118,98 @@ def profile_figure(profiles: pd.DataFrame, threshold: float) -> Figure:
         ax.set_ylabel("Δ log-likelihood", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def vpop_figure(vp: pd.DataFrame, target: pd.DataFrame, outputs: list[str]) -> Figure:
+    """Virtual population against the target cohort: each output's histogram on the diagonal (VP
+    and target, as densities), each pair of outputs as a scatter below it."""
+    k = len(outputs)
+    figure = Figure(figsize=(2.8 * k, 2.6 * k))
+    for a, name_a in enumerate(outputs):
+        for b, name_b in enumerate(outputs[: a + 1]):
+            ax = figure.add_subplot(k, k, a * k + b + 1)
+            if a == b:
+                both = pd.concat([vp[name_a], target[name_a]]).astype(float).dropna()
+                bins = np.linspace(float(both.min()), float(both.max()), 25) if len(both) else 10
+                ax.hist(target[name_a].dropna(), bins=bins, density=True, alpha=0.5, color="tab:gray",
+                        label="target")
+                ax.hist(vp[name_a].dropna(), bins=bins, density=True, histtype="step", color="tab:blue",
+                        label="VP")
+                ax.set_title(name_a, fontsize=9)
+                if a == 0:
+                    ax.legend(fontsize=7, frameon=False)
+            else:
+                ax.scatter(target[name_b], target[name_a], s=4, color="tab:gray", alpha=0.6)
+                ax.scatter(vp[name_b], vp[name_a], s=3, color="tab:blue", alpha=0.4)
+            if a == k - 1:
+                ax.set_xlabel(name_b, fontsize=8)
+            if b == 0 and a != b:
+                ax.set_ylabel(name_a, fontsize=8)
+            ax.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def sobol_figure(table: pd.DataFrame) -> Figure:
+    """Sobol S1 and ST with their CIs, one panel per output (a `qspflow.sensitivity` table)."""
+    rows = table[table["index"].isin(["S1", "ST"])]
+    outputs = sorted(rows["output"].unique())
+    figure = Figure(figsize=(4.2 * max(1, min(3, len(outputs))), 0.9 + 2.6 * max(1, math.ceil(len(outputs) / 3))),
+                    layout="constrained")
+    FigureCanvasAgg(figure)
+    if not outputs:
+        figure.text(0.5, 0.5, "Sobol analysis not run", ha="center", va="center")
+        return figure
+    axes = figure.subplots(math.ceil(len(outputs) / 3), min(3, len(outputs)), squeeze=False)
+    for ax, output in zip(axes.flat, outputs):
+        here = rows[rows["output"] == output]
+        parameters = sorted(here["parameter"].unique())
+        y = np.arange(len(parameters))
+        for shift, (index, colour) in zip((-0.18, 0.18), (("S1", "tab:blue"), ("ST", "tab:orange"))):
+            part = here[here["index"] == index].set_index("parameter").reindex(parameters)
+            value = part["value"].to_numpy(dtype=float)
+            error = np.vstack([value - part["ci_low"].to_numpy(dtype=float),
+                               part["ci_high"].to_numpy(dtype=float) - value])
+            ax.barh(y + shift, value, height=0.36, color=colour, label=index)
+            ax.errorbar(value, y + shift, xerr=np.abs(np.nan_to_num(error)), fmt="none", ecolor="0.2", linewidth=0.8)
+        ax.set_yticks(y, parameters, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(output, fontsize=9)
+        ax.set_xlabel("Sobol index", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, frameon=False)
+    for ax in axes.flat[len(outputs):]:
+        ax.set_visible(False)
+    return figure
+
+
+def morris_figure(table: pd.DataFrame) -> Figure:
+    """Morris μ* (with its CI) against σ, one panel per output, points labelled by parameter."""
+    outputs = sorted(table["output"].unique())
+    figure = Figure(figsize=(4.0 * max(1, min(3, len(outputs))), 0.6 + 3.2 * max(1, math.ceil(len(outputs) / 3))),
+                    layout="constrained")
+    FigureCanvasAgg(figure)
+    if not outputs:
+        figure.text(0.5, 0.5, "Morris screening not run", ha="center", va="center")
+        return figure
+    axes = figure.subplots(math.ceil(len(outputs) / 3), min(3, len(outputs)), squeeze=False)
+    for ax, output in zip(axes.flat, outputs):
+        here = table[table["output"] == output]
+        star = here[here["index"] == "mu_star"].set_index("parameter").sort_index()
+        sigma = here[here["index"] == "sigma"].set_index("parameter")["value"].reindex(star.index)
+        x = star["value"].to_numpy(dtype=float)
+        ax.errorbar(x, sigma.to_numpy(dtype=float),
+                    xerr=np.abs(np.nan_to_num(np.vstack([x - star["ci_low"].to_numpy(dtype=float),
+                                                         star["ci_high"].to_numpy(dtype=float) - x]))),
+                    fmt="o", markersize=3, color="tab:blue", ecolor="0.6", linewidth=0.8)
+        for name, xi, yi in zip(star.index, x, sigma.to_numpy(dtype=float)):
+            ax.annotate(name, (xi, yi), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_title(output, fontsize=9)
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("μ*", fontsize=8)
+        ax.set_ylabel("σ", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(outputs):]:
+        ax.set_visible(False)
+    return figure

@@ -17,8 +17,8 @@ LAYERS = [
     {"io", "options", "logs", "seeds", "plots"},
     {"model"},
     {"boolean", "data", "petab", "simulate", "example"},
-    {"infer", "convert"},
-    {"calibrate"},
+    {"infer", "convert", "outputs"},
+    {"calibrate", "sensitivity", "vpop"},
     {"steps"},
     {"cli"},
 ]
