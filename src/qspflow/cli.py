@@ -193,14 +193,14 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _as_flag(err: QspflowError, parser: argparse.ArgumentParser, command: str) -> str:
-    """The error's message, naming a config key as the command's flag when it has one (`--starts`, not
+    """The error's message, naming a config key as the command's flag when it has one (`--starts`, then
     `calibrate.starts`): on the command line the user wrote the flag."""
     message = str(err)
     if isinstance(err, ConfigError) and err.key and not err.source:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
         flag = "--" + err.key.rsplit(".", 1)[-1].replace("_", "-")
         if any(flag in action.option_strings for action in sub._actions):
-            message = message.replace(f"key '{err.key}'", f"option {flag}", 1)
+            message = message.replace(f"key '{err.key}'", f"option {flag} (config key {err.key})", 1)
     return message
 
 
