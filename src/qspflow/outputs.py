@@ -11,8 +11,9 @@ API (used by `qspflow.sensitivity` and `qspflow.vpop`):
     time_above    the time within `window` (required) during which `of` > `threshold` (required)
     steady_state  `of` at the steady state under the condition (no time, no window)
   `of`: an observable id of the problem (without placeholders), a state id, an observable of the
-  model itself (`OdeModel.observables`, e.g. `C_drug` of `qspflow.convert.couple_pkpd`) or a
-  model expression id (SBML assignment rule, PySB expression). `condition`: a condition id of the
+  model itself (`OdeModel.observables`, e.g. `C_drug` of `qspflow.convert.couple_pkpd`), a
+  model expression id (SBML assignment rule, PySB expression), or a formula over the model's
+  states, parameters and `time` (e.g. `A_c / pk_vc`). `condition`: a condition id of the
   problem's condition table, or a mapping {model parameter or state id: number or parameter id}
   of overrides (e.g. `{dose_drug: 300, input_EGF: 1}`); omitted: the model as it is.
 - `check_outputs(problem, outputs)`: the ids and conditions checked against the problem, without
@@ -219,8 +220,34 @@ def _target(problem: PetabProblem, o: Output) -> sympy.Expr:
                 break
             expr = expr.xreplace(names)
         return expr
-    raise ConfigError(None, key=f"{o.key}.of", found=o.of,
-                      expected="an observable id of the problem, or a state, observable or expression id of its model")
+    return _formula(problem, o)
+
+
+def _formula(problem: PetabProblem, o: Output) -> sympy.Expr:
+    """`o.of` as a formula over the model's states, parameters, expressions and `time` (e.g. a drug's
+    concentration `A_c / pk_vc`, which the model folds into its rates and so does not name)."""
+    model = problem.model
+    names = {*model.states, *model.parameters, *problem.parameters, *model.expressions, "time"}
+    expected = ("an observable id of the problem, a state, observable or expression id of its model, or a "
+                "formula over its states, parameters and time")
+    try:
+        expr = sympy.sympify(o.of, locals={n: symbol(n) for n in names} | {"time": TIME})
+    except (sympy.SympifyError, SyntaxError, TypeError):
+        raise ConfigError(None, key=f"{o.key}.of", found=o.of, expected=expected) from None
+    unknown = sorted(str(x) for x in getattr(expr, "free_symbols", set()) if x.name not in names)
+    if not isinstance(expr, sympy.Expr) or unknown:
+        raise ConfigError(None, key=f"{o.key}.of", found=o.of, expected=expected)
+    expressions = {symbol(k): sympy.sympify(v) for k, v in model.expressions.items()}
+    for _ in range(len(expressions) + 1):
+        if not expr.free_symbols & set(expressions):
+            break
+        expr = expr.xreplace(expressions)
+    return expr
+
+
+def _slug(text: str) -> str:
+    """An identifier made of `text` (an id, or a formula's characters) for the names of derived quantities."""
+    return re.sub(r"\W+", "_", text).strip("_") or "q"
 
 
 def _cells(problem: PetabProblem, o: Output) -> list[tuple[str, float | str]]:
@@ -311,7 +338,7 @@ class OutputModel:
         for o in self.outputs:
             key = (o.kind, o.of, o.threshold)
             if o.kind in ("auc", "time_above") and key not in quad_states:
-                name = unique_name(f"q_{o.kind}_{o.of}", taken)
+                name = unique_name(f"q_{o.kind}_{_slug(o.of)}", taken)
                 quad_states[key] = name
                 y = targets[o.of]
                 quad_rhs[name] = y if o.kind == "auc" else sympy.Piecewise(
@@ -330,9 +357,9 @@ class OutputModel:
                 y = targets[o.of]
                 slopes[o.of] = sum((sympy.diff(y, symbol(s)) * sympy.sympify(model.rhs[s]) for s in model.states),
                                    sympy.diff(y, TIME))
-        observed = {unique_name(f"y_{k}", taken): e for k, e in targets.items()}
+        observed = {unique_name(f"y_{_slug(k)}", taken): e for k, e in targets.items()}
         observed.update({unique_name(f"y_{q}", taken): symbol(q) for q in quad_states.values()})
-        observed.update({unique_name(f"dy_{k}", taken): e for k, e in slopes.items()})
+        observed.update({unique_name(f"dy_{_slug(k)}", taken): e for k, e in slopes.items()})
         self._observed = {name: i for i, name in enumerate([*targets, *quad_states.values()])}
         self._slope = {k: len(self._observed) + i for i, k in enumerate(slopes)}
         simulated = OdeModel(model.name, states, parameters, {**dict(model.rhs), **quad_rhs}, initial,

@@ -138,3 +138,24 @@ def test_unknown_ids_name_the_key(item, key, tmp_path):
 
 def re_key(key: str) -> str:
     return "key '" + key.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.") + "'"
+
+
+def test_a_formula_over_states_and_parameters_is_an_output(tmp_path):
+    # x / V under `decay` is the model expression `conc`: 5 e^{-2k} at 2 h; its AUC over [1, 3] is the
+    # analytic AUC of x over V. The formula's own name never reaches the compiled model's identifiers.
+    spec = [{"name": "c_2h", "kind": "value", "of": "x / V", "condition": "decay", "time": 2.0},
+            {"name": "c_auc", "kind": "auc", "of": "x/V", "condition": "decay", "window": [1.0, 3.0]},
+            {"name": "c_max", "kind": "cmax", "of": "x / V", "condition": "decay", "window": [1.0, 3.0]}]
+    formula = OutputModel(one_compartment_problem(), parse_outputs(spec), ["k"], cache_dir=str(tmp_path))
+    values, failed = formula.evaluate(np.array([[0.5], [1.2]]), base={"x0": 10.0})
+    assert not failed.any()
+    for row, k in zip(values, (0.5, 1.2)):
+        np.testing.assert_allclose(row, [5 * math.exp(-2 * k), 5 / k * (math.exp(-k) - math.exp(-3 * k)),
+                                         5 * math.exp(-k)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["x / nope", "x +* V", "x < V"])
+def test_a_formula_with_unknown_names_or_bad_syntax_names_the_key(formula, tmp_path):
+    item = {"name": "a", "kind": "value", "of": formula, "time": 1}
+    with pytest.raises(ConfigError, match=re_key("sensitivity.outputs[0].of")):
+        OutputModel(one_compartment_problem(), parse_outputs([item]), ["k"], cache_dir=str(tmp_path))
