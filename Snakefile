@@ -39,6 +39,16 @@ if not config["data"]["petab"]:
 include: "rules/calibrate.smk"
 
 
+if config["sensitivity"]["outputs"]:
+
+    include: "rules/sensitivity.smk"
+
+
+if config["vpop"]["target"]:
+
+    include: "rules/vpop.smk"
+
+
 rule all:
     default_target: True
     input:

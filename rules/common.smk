@@ -6,6 +6,7 @@ from pathlib import Path
 from qspflow.seeds import derive_seed
 
 STUDY = config["study"]
+SENSITIVITY_FILES = ("morris.tsv", "sobol.tsv", "summary.tsv", "sobol.png", "morris.png")
 
 # One study per config: {study} matches only the configured study's name, whose inputs the rules read.
 wildcard_constraints:
@@ -52,6 +53,10 @@ def final_targets():
     targets = [f"results/{STUDY}/selection/{name}" for name in ("ranking.tsv", "best.txt")]
     if config["calibrate"]["profile"]:
         targets += [f"results/{STUDY}/selection/{name}" for name in ("estimates.tsv", "profiles.tsv", "profiles.png")]
+    if config["sensitivity"]["outputs"]:
+        targets += [f"results/{STUDY}/sensitivity/{name}" for name in SENSITIVITY_FILES]
+    if config["vpop"]["target"]:
+        targets += [f"results/{STUDY}/vpop/{name}" for name in ("plausible.tsv", "vpop.tsv", "fit.tsv", "vpop.png")]
     if not config["data"]["petab"]:
         prepared = f"results/{STUDY}/prepared"
         targets += [f"{prepared}/{name}" for name in ("measurements.tsv", "binarized.tsv", "thresholds.tsv", "experiments.tsv", "qc.png")]
@@ -112,3 +117,32 @@ def profile_candidates(wildcards):
     if not options["profile"] or not options["profile_parameters"]:
         return []
     return [calibration_problem({"study": wildcards.study, "net": net}) for net in model_ids(wildcards.study)]
+
+
+def selected_model(wildcards):
+    """The selected model's PEtab problem and estimates (with the profile's intervals when profiled): what
+    the sensitivity and vpop steps analyse."""
+    chosen = best_model(wildcards)
+    net = Path(chosen["starts_table"]).parent.name
+    if config["calibrate"]["profile"]:
+        estimates = f"results/{wildcards.study}/selection/estimates.tsv"
+    else:
+        estimates = f"results/{wildcards.study}/calibration/{net}/estimates.tsv"
+    return {"problem": chosen["problem"], "estimates": estimates}
+
+
+def sensitivity_chunks(wildcards):
+    """The simulated chunks of the sensitivity samples (rule `sensitivity_simulate`, one job each)."""
+    folder = f"results/{wildcards.study}/sensitivity/chunks"
+    return [f"{folder}/{k}.tsv" for k in range(config["sensitivity"]["chunks"])]
+
+
+def vpop_chunks(wildcards):
+    """The candidate chunks of the virtual population (rule `vpop_candidates`, one job each)."""
+    folder = f"results/{wildcards.study}/vpop/chunks"
+    return [f"{folder}/{k}.tsv" for k in range(config["vpop"]["chunks"])]
+
+
+def vpop_options():
+    """The `vpop:` section without `target`, which the rules give as an input file."""
+    return {key: value for key, value in config["vpop"].items() if key != "target"}

@@ -64,6 +64,18 @@ def _calibrate(args: argparse.Namespace) -> None:
     print(format(best, EXACT_FORMAT))
 
 
+def _sensitivity(args: argparse.Namespace) -> None:
+    with output_folder(args.out, force=args.force) as out:
+        steps.sensitivity_folder(problem=args.problem, spec=args.spec, out=out, estimates=args.estimates,
+                                 seed=args.seed, threads=args.threads)
+
+
+def _vpop(args: argparse.Namespace) -> None:
+    with output_folder(args.out, force=args.force) as out:
+        steps.vpop_folder(problem=args.problem, spec=args.spec, out=out, estimates=args.estimates, seed=args.seed,
+                          threads=args.threads)
+
+
 def _attractors(args: argparse.Namespace) -> None:
     sys.stdout.write(steps.attractors(network=args.network, update=args.update))
 
@@ -172,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="profile only this parameter (repeatable; default: every estimated parameter)")
     p.add_argument("--threads", type=int, default=1, help="worker processes for starts and profiles")
     p.add_argument("--out", required=True, help="output folder (estimates.tsv, starts.tsv, profiles.tsv, plots)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    p = command("sensitivity", _sensitivity, "global sensitivity analysis of a PEtab problem's outputs: SALib "
+                "Morris screening and Sobol indices with confidence intervals (the `sensitivity` step)")
+    p.add_argument("problem", help="PEtab problem (YAML)")
+    p.add_argument("--spec", required=True, help="YAML file with a `sensitivity:` section (outputs, ranges, method, "
+                                                 "…; keys as in the study config)")
+    p.add_argument("--estimates", help="estimates.tsv of a calibration (parameter, estimate[, lower_95, upper_95]): "
+                                       "the centre of the ranges (default: the problem's nominal values)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the bootstrap")
+    p.add_argument("--threads", type=int, default=1, help="simulator threads (the result does not depend on it)")
+    p.add_argument("--out", required=True, help="output folder (morris.tsv, sobol.tsv, summary.tsv, samples.tsv, "
+                                                "results.tsv, sobol.png, morris.png)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+    p = command("vpop", _vpop, "virtual population of a PEtab problem matched to a clinical cohort: plausible "
+                "patients, then Allen/Rieger selection (the `vpop` step)")
+    p.add_argument("problem", help="PEtab problem (YAML)")
+    p.add_argument("--spec", required=True, help="YAML file with a `vpop:` section (target cohort relative to it, "
+                                                 "outputs, ranges, parameters, …; keys as in the study config)")
+    p.add_argument("--estimates", help="estimates.tsv of a calibration: the values of the parameters that do not "
+                                       "vary (default: the problem's nominal values)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the candidates and the selection")
+    p.add_argument("--threads", type=int, default=1, help="simulator threads (the result does not depend on it)")
+    p.add_argument("--out", required=True, help="output folder (plausible.tsv, vpop.tsv, fit.tsv, vpop.png)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     p = command("petab-simulate", _petab_simulate, "PEtab simulation table at the nominal parameters")

@@ -239,5 +239,5 @@ def output_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         with atomic_path(target) as staged:
             yield staged
-    except OSError as exc:
-        raise OutputError(exc.filename or target, expected="a writable output path", message=_reason(exc)) from exc
+    except OSError as exc:  # named by the path the user gave, not the temporary file beside it
+        raise OutputError(target, expected="a writable output path", message=_reason(exc)) from exc

@@ -34,6 +34,13 @@ _MODULES = {
     "select": "calibration",
     "profile": "calibration",
     "calibrate_folder": "calibration",
+    "sensitivity_sample": "sensitivity",
+    "sensitivity_simulate": "sensitivity",
+    "sensitivity_analyze": "sensitivity",
+    "sensitivity_folder": "sensitivity",
+    "vpop_candidates": "vpop",
+    "vpop_select": "vpop",
+    "vpop_folder": "vpop",
 }
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from qspflow.errors import ConfigError, DataError
-from qspflow.io import EXACT_FORMAT, output_folder, read_table, read_user_text, write_bytes, write_table
+from qspflow.io import EXACT_FORMAT, read_table, read_user_text, write_bytes, write_table
 from qspflow.outputs import OutputModel, check_outputs
 from qspflow.petab import PetabProblem, load_problem
 from qspflow.plots import morris_figure, png_bytes, sobol_figure
@@ -110,11 +110,10 @@ def sensitivity_folder(*, problem: FilePath, spec: FilePath, out: FilePath, esti
     model = OutputModel(loaded, opts.outputs, [r.name for r in ranges])
     results = _simulate(model, Xs, keys, ranges, table, chunk=0, n_chunks=1, threads=threads)
     tables = _analyze(frame, results, [r.name for r in ranges], [o.name for o in opts.outputs], opts, seed)
-    with output_folder(out) as staging:
-        paths = in_folder(staging, FILES)
-        write_table(frame, paths["samples"], float_format=EXACT_FORMAT)
-        write_table(results, paths["results"], float_format=EXACT_FORMAT)
-        _write(tables, **{k: paths[k] for k in ("morris", "sobol", "summary", "sobol_plot", "morris_plot")})
+    paths = in_folder(out, FILES)
+    write_table(frame, paths["samples"], float_format=EXACT_FORMAT)
+    write_table(results, paths["results"], float_format=EXACT_FORMAT)
+    _write(tables, **{k: paths[k] for k in ("morris", "sobol", "summary", "sobol_plot", "morris_plot")})
 
 
 # ------------------------------------------------------------------------------ reading, writing
