@@ -56,6 +56,7 @@ from qspflow.outputs import Output, OutputModel, parse_outputs
 from qspflow.petab import PetabProblem
 from qspflow.seeds import derive_seed
 
+FLAT = 1e-7  # outputs are integrated at rtol 1e-8: a smaller relative spread is indistinguishable from noise
 log = logging.getLogger("qspflow.sensitivity")
 
 COLUMNS = ["output", "parameter", "index", "value", "ci_low", "ci_high", "converged"]
@@ -382,8 +383,9 @@ def analyze_sobol(names: Sequence[str], Y: np.ndarray, output_names: Sequence[st
     rows: list[tuple] = []
     for k, output in enumerate(output_names):
         y = Y[:, k]
-        if not np.std(y) > 0:
-            log.warning("sobol: %s does not vary over the ranges: its indices are undefined (empty)", output)
+        if is_flat(y):
+            log.warning("sobol: %s does not vary over the ranges beyond integration noise: its indices are "
+                        "undefined (empty)", output)
             nan = np.full(d, np.nan)
             rows += _rows(output, names, "S1", nan, nan, nan, nan) + _rows(output, names, "ST", nan, nan, nan, nan)
             continue
@@ -421,6 +423,14 @@ def analyze_morris(names: Sequence[str], X: np.ndarray, Y: np.ndarray, output_na
     problem = {"num_vars": d, "names": list(names), "bounds": [[0.0, 1.0]] * d}
     rows: list[tuple] = []
     for k, output in enumerate(output_names):
+        if is_flat(Y[:, k]):
+            log.warning("morris: %s does not vary over the ranges beyond integration noise: its effects are "
+                        "undefined (empty)", output)
+            nan = np.full(d, np.nan)
+            rows += _rows(output, names, "mu_star", nan, nan, nan, nan)
+            rows += _rows(output, names, "mu", nan, None, None, None)
+            rows += _rows(output, names, "sigma", nan, None, None, None)
+            continue
         s = derive_seed(seed, "morris", output)
         full, part = (morris_analyze.analyze(problem, X[:m], np.ascontiguousarray(Y[:m, k]),
                                              num_resamples=options.bootstrap, conf_level=options.confidence,
@@ -430,6 +440,13 @@ def analyze_morris(names: Sequence[str], X: np.ndarray, Y: np.ndarray, output_na
         rows += _rows(output, names, "mu", np.asarray(full["mu"]), None, None, None)
         rows += _rows(output, names, "sigma", np.asarray(full["sigma"]), None, None, None)
     return _table(rows, "morris")
+
+
+def is_flat(y: np.ndarray) -> bool:
+    """Whether output values `y` are constant up to integration noise: their spread is at most `FLAT`
+    times their magnitude. Indices of such an output would apportion rounding errors (a steady state
+    that no parameter moves gives S_T of order 1 for parameters it cannot depend on)."""
+    return not np.std(y) > FLAT * max(float(np.max(np.abs(y))), np.finfo(float).tiny)
 
 
 def empty_table() -> pd.DataFrame:

@@ -275,3 +275,15 @@ def test_chunked_steps_give_the_bytes_of_one_process(tmp_path):
     assert st["steady", "k"] > 0.9
     summary = pd.read_csv(rules / "summary.tsv", sep="\t")
     assert summary["failed"].sum() == 0 and set(summary["samples"]) == {64 * 4, 8 * 3}
+
+
+def test_an_output_flat_up_to_integration_noise_gets_no_indices(caplog):
+    # A steady state no parameter moves comes back as 1 ± 1e-16: indices of it would apportion rounding.
+    rng = np.random.default_rng(3)
+    names = ["a", "b"]
+    opts = sensitivity_options({"outputs": [{"name": "flat", "kind": "value", "of": "x", "time": 1}],
+                                "sobol_n": 64, "bootstrap": 20})
+    y = 1.0 + 1e-16 * rng.standard_normal(64 * 4)
+    table = analyze_sobol(names, y[:, None], ["flat"], opts, seed=1)
+    assert table["value"].isna().all() and len(table) == 4
+    assert "does not vary over the ranges beyond integration noise" in caplog.text
