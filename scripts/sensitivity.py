@@ -1,4 +1,4 @@
-"""Morris and Sobol indices with confidence intervals from the gathered chunks, and their figures (rule `sensitivity`)."""
+"""Morris and Sobol indices with their intervals from the gathered chunks, and figures (rule `sensitivity`)."""
 from qspflow import steps
 from qspflow.logs import to_rule_log
 

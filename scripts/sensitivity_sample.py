@@ -1,4 +1,4 @@
-"""The sensitivity samples (Morris trajectories, Saltelli matrix) around the selected model's estimates (rule `sensitivity_sample`)."""
+"""Morris trajectories and the Saltelli matrix around the selected model's estimates (rule `sensitivity_sample`)."""
 from qspflow import steps
 from qspflow.logs import to_rule_log
 

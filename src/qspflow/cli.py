@@ -1,7 +1,8 @@
 """The `qspflow` command: the workflow's steps and tools, usable without Snakemake.
 
 Every command calls the same `qspflow.steps` function as the workflow's rule; `--out DIR` places
-that step's named outputs in DIR under their default file names. User errors (`QspflowError`) are printed on one line and exit with status 2.
+that step's named outputs in DIR under their default file names (the output contract of
+`qspflow.io.output_folder`). User errors (`QspflowError`) are printed on one line and exit with status 2.
 """
 
 from __future__ import annotations

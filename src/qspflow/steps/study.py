@@ -29,7 +29,8 @@ def study_config(config: Mapping[str, object], schema: Mapping[str, object], sou
     else:
         if not data["measurements"]:
             raise ConfigError(source, key="data.measurements",
-                              expected="the measurements the Boolean route infers its networks from (data.pkn is given)")
+                              expected="the measurements the Boolean route infers its networks from "
+                                       "(data.pkn is given)")
         check_config(checked["convert"], checked["drug"], source=source)
         _check_drug_target(checked, source)
     return checked
