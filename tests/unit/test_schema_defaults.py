@@ -66,3 +66,20 @@ def test_pkpd_parameter_defaults_are_the_schema_defaults() -> None:
 def test_a_drug_section_of_schema_defaults_equals_one_that_gives_only_the_target() -> None:
     filled = {**_defaults("drug"), "target": "MEK"}
     assert drug_options(filled) == drug_options({"target": "MEK"})
+
+
+def test_sensitivity_defaults_are_the_schema_defaults() -> None:
+    from qspflow.sensitivity import DEFAULTS
+
+    schema = _defaults("sensitivity")
+    assert set(schema) == {"outputs", *DEFAULTS}
+    assert {key: schema[key] for key in DEFAULTS} == DEFAULTS
+
+
+def test_vpop_defaults_are_the_schema_defaults() -> None:
+    from qspflow.steps.vpop import KEYS
+
+    schema = _defaults("vpop")
+    assert set(schema) == set(KEYS)
+    library = {key: default for key, (default, _) in KEYS.items() if default is not None}
+    assert {key: schema[key] for key in library} == library

@@ -60,6 +60,19 @@ def test_example_true_network_is_selected_and_its_intervals_hold_the_true_values
     for name in ("waterfall.png", "fit.png", "simulation.tsv", "summary.tsv", "estimates.tsv"):
         assert (workflow_copy / RESULTS / "calibration/net_2" / name).is_file(), name
 
+    # Sensitivity and the virtual population of the selected model (the example config defines both).
+    summary = pd.read_csv(workflow_copy / RESULTS / "sensitivity/summary.tsv", sep="\t")
+    assert summary["failed"].eq(0).all() and set(summary["method"]) == {"morris", "sobol"}
+    sobol = pd.read_csv(workflow_copy / RESULTS / "sensitivity/sobol.tsv", sep="\t")
+    total = sobol[(sobol["output"] == "erk_8h") & (sobol["index"] == "ST")].set_index("parameter")["value"]
+    # ERK at 8 h under the MEK inhibitor is driven by the drug's effect and the MEK→ERK edge, not by NFkB's
+    assert total.nlargest(4).index.isin(["pd_emax", "pd_ec50", "pd_hill", "k_MEK_ERK", "n_MEK_ERK"]).all()
+    assert total.filter(like="NFkB").max() < 1e-6
+    fit = pd.read_csv(workflow_copy / RESULTS / "vpop/fit.tsv", sep="\t").dropna(subset=["ks_p"])
+    assert set(fit["output"]) == {"erk_8h", "casp3_1h", "ctrough_12h"}
+    assert (fit["ks_p"] >= 0.05).all() and fit["matches"].eq("yes").all()
+    assert len(pd.read_csv(workflow_copy / RESULTS / "vpop/vpop.tsv", sep="\t")) >= 900
+
 
 @pytest.mark.slow
 def test_mechanistic_route_calibrates_boehm_to_the_published_optimum(workflow_copy: Path, cases: Path) -> None:
@@ -80,7 +93,7 @@ def test_mechanistic_route_calibrates_boehm_to_the_published_optimum(workflow_co
 
 
 @pytest.mark.slow
-def test_a_problem_that_fails_the_petab_linter_stops_calibration_with_the_lint_message(workflow_copy: Path,
+def test_a_problem_that_fails_the_petab_linter_stops_the_workflow_at_start_up_with_the_lint_message(workflow_copy: Path,
                                                                                       cases: Path) -> None:
     source = cases / "petab/Boehm_JProteomeRes2014"
     broken = workflow_copy / "broken"
@@ -92,7 +105,7 @@ def test_a_problem_that_fails_the_petab_linter_stops_calibration_with_the_lint_m
     _configure(workflow_copy, "boehm.yaml", data={"petab": str(broken / "Boehm_JProteomeRes2014.yaml")})
     proc = run_snakemake(workflow_copy, "--cores", "1", "--configfile", "config/boehm.yaml", check=False)
     assert proc.returncode != 0
-    log = (workflow_copy / "logs/calibrate_global/boehm/model.log").read_text()
-    assert "parameters_Boehm_JProteomeRes2014.tsv" in log or "parameterScale" in log, log
-    assert "Traceback" not in log
-    assert not (workflow_copy / "results/boehm/calibration/model/global.tsv").exists()
+    said = proc.stdout + proc.stderr  # the study is checked at start-up: no job runs
+    assert "parameters_Boehm_JProteomeRes2014.tsv" in said or "parameterScale" in said, said
+    assert "Traceback" not in said
+    assert not (workflow_copy / "results").exists()
