@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,12 @@ def _command(case: dict, places: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("case", [pytest.param(c, id=c["id"], marks=[pytest.mark.slow] if c["kind"] == "workflow"
                                                else []) for c in CASES])
 def test_bad_input_is_named_and_leaves_nothing_behind(case: dict, tmp_path: Path, cases: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     request: pytest.FixtureRequest) -> None:
+    readonly_case = bool(case.get("readonly"))
+    if readonly_case:
+        tmp_path = _world_readable_folder(tmp_path)
+        request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     work = tmp_path / "work"
     if case["kind"] == "workflow":
         work.mkdir()
@@ -114,12 +120,11 @@ def test_bad_input_is_named_and_leaves_nothing_behind(case: dict, tmp_path: Path
     command = _command(case, places)
     readonly = [work / _expand(p, places) for p in case.get("readonly", [])]
     if readonly:
-        os.chmod(tmp_path, 0o755)
         for path in [work, *(p for p in work.rglob("*"))]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         for path in readonly:
             os.chmod(path, 0o555)
-        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+        command = [*AS_NOBODY, *command]
     if case["kind"] == "cli" and not readonly:
         proc = _in_process(command[3:], work, capsys)
     else:
@@ -151,6 +156,22 @@ def test_bad_input_is_named_and_leaves_nothing_behind(case: dict, tmp_path: Path
     stray = [name for name in touched if not any(fnmatch.fnmatch(name, p) for p in allowed)
              and not (case["kind"] == "workflow" and name.split("/")[0] in ("logs", "benchmarks"))]
     assert stray == [], f"files touched outside the expected outputs: {stray}\n{report}"
+
+
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def _world_readable_folder(tmp_path: Path) -> Path:
+    """A folder user `nobody` can reach (pytest's own are private to root), or a skip where `nobody`
+    cannot run qspflow at all (a checkout or interpreter in a private folder)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("read-only cases run the command as user nobody, which needs root and setpriv")
+    probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", "import qspflow.cli"], cwd="/", capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("user nobody cannot import qspflow from this checkout (it lies in a private folder)")
+    folder = Path(tempfile.mkdtemp(prefix="qspflow-badinput-", dir="/tmp"))
+    folder.chmod(0o755)
+    return folder
 
 
 def _in_process(argv: list[str], work: Path, capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess:
