@@ -30,9 +30,10 @@ trajectories); `converged` is true when the full-sample value lies within the ha
 of 0 is not a disagreement). The log names every index that did not converge.
 
 Failed simulations: counted per output in `summary_table`. Neither estimator takes gaps (Sobol's
-are built from fixed blocks of the Saltelli design, Morris' from whole trajectories), so
-`analyze_*` refuses an output with any failed simulation: a one-line `ModelError` naming the
-method, the output and how many of how many failed, before any table is written. No imputation: narrow the ranges, or fix the model, and run again.
+are built from fixed blocks of the Saltelli design, Morris' from whole trajectories), and imputing
+would invent data, so an output with any failed simulation gets empty indices and a warning naming
+how many of how many failed; the other outputs are analysed as usual. The same holds for an output
+that does not vary beyond integration noise (`is_flat`).
 """
 
 from __future__ import annotations
@@ -323,13 +324,17 @@ def evaluate_chunk(model: OutputModel, X: np.ndarray, ranges: Sequence[Parameter
 # -------------------------------------------------------------------------------- analysis
 
 
-def _check_complete(method: str, Y: np.ndarray, output_names: Sequence[str]) -> None:
-    failed = ~np.isfinite(Y)
-    for k, name in enumerate(output_names):
-        count = int(failed[:, k].sum())
-        if count:
-            raise ModelError(None, element=name, message=f"{count} of {len(Y)} {method} simulations failed; the "
-                             f"{method} estimators cannot take gaps (narrow sensitivity.ranges or fix the model)")
+def _undefined(method: str, output: str, y: np.ndarray) -> str | None:
+    """Why `method`'s indices of `output` cannot be estimated from `y`, or None when they can: failed
+    simulations (the estimators cannot take gaps, and imputing would invent data) or an output that
+    does not vary beyond integration noise (indices would apportion rounding errors)."""
+    failed = int((~np.isfinite(y)).sum())
+    if failed:
+        return (f"{failed} of {len(y)} {method} simulations of {output} failed: its indices are left empty "
+                f"(the estimators cannot take gaps; narrow sensitivity.ranges or fix the model)")
+    if is_flat(y):
+        return f"{method}: {output} does not vary over the ranges beyond integration noise: its indices are empty"
+    return None
 
 
 def summary_table(Ys: Mapping[str, np.ndarray], output_names: Sequence[str]) -> pd.DataFrame:
@@ -372,7 +377,6 @@ def analyze_sobol(names: Sequence[str], Y: np.ndarray, output_names: Sequence[st
                   seed: int) -> pd.DataFrame:
     """Sobol S1, ST (and S2) per output from Y (rows of the Saltelli design `sample` made)."""
     Y = np.asarray(Y, dtype=float).reshape(len(Y), -1)
-    _check_complete("sobol", Y, output_names)
     d = len(names)
     block = 2 * d + 2 if options.second_order else d + 2
     if len(Y) % block or (len(Y) // block) % 2:
@@ -383,9 +387,9 @@ def analyze_sobol(names: Sequence[str], Y: np.ndarray, output_names: Sequence[st
     rows: list[tuple] = []
     for k, output in enumerate(output_names):
         y = Y[:, k]
-        if is_flat(y):
-            log.warning("sobol: %s does not vary over the ranges beyond integration noise: its indices are "
-                        "undefined (empty)", output)
+        reason = _undefined("sobol", output, y)
+        if reason:
+            log.warning("%s", reason)
             nan = np.full(d, np.nan)
             rows += _rows(output, names, "S1", nan, nan, nan, nan) + _rows(output, names, "ST", nan, nan, nan, nan)
             continue
@@ -414,7 +418,6 @@ def analyze_morris(names: Sequence[str], X: np.ndarray, Y: np.ndarray, output_na
     """Morris mu_star (with CI), mu and sigma per output from the trajectories X and outputs Y."""
     X = np.asarray(X, dtype=float)
     Y = np.asarray(Y, dtype=float).reshape(len(Y), -1)
-    _check_complete("morris", Y, output_names)
     d = len(names)
     if len(X) != len(Y) or len(Y) % (d + 1) or (len(Y) // (d + 1)) < 4:
         raise ModelError(None, element="morris", expected=f"at least 4 trajectories of {d + 1} rows in X and Y",
@@ -423,9 +426,9 @@ def analyze_morris(names: Sequence[str], X: np.ndarray, Y: np.ndarray, output_na
     problem = {"num_vars": d, "names": list(names), "bounds": [[0.0, 1.0]] * d}
     rows: list[tuple] = []
     for k, output in enumerate(output_names):
-        if is_flat(Y[:, k]):
-            log.warning("morris: %s does not vary over the ranges beyond integration noise: its effects are "
-                        "undefined (empty)", output)
+        reason = _undefined("morris", output, Y[:, k])
+        if reason:
+            log.warning("%s", reason)
             nan = np.full(d, np.nan)
             rows += _rows(output, names, "mu_star", nan, nan, nan, nan)
             rows += _rows(output, names, "mu", nan, None, None, None)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qspflow.errors import ConfigError, ModelError
+from qspflow.errors import ConfigError
 from qspflow.sensitivity import (
     COLUMNS,
     ParameterRange,
@@ -126,14 +126,16 @@ def test_convergence_flag_is_false_for_a_too_small_sample_and_the_log_says_which
     assert large["converged"].all()
 
 
-def test_analysis_refuses_failed_simulations_naming_the_output():
+def test_an_output_with_failed_simulations_gets_no_indices_and_the_others_do(caplog):
     ranges = lin_ranges([(0.0, 1.0)] * 2)
     opts = options(method="sobol", sobol_n=16)
     X = sample(ranges, opts, seed=1)["sobol"]
     Y = np.column_stack([X[:, 0], X[:, 1]])
     Y[[3, 7], 1] = np.nan
-    with pytest.raises(ModelError, match=r"element 'b'.*2 of 64 sobol simulations failed"):
-        analyze_sobol(["x1", "x2"], Y, ["a", "b"], opts, seed=1)
+    table = analyze_sobol(["x1", "x2"], Y, ["a", "b"], opts, seed=1)
+    assert table[table["output"] == "b"]["value"].isna().all()
+    assert table[table["output"] == "a"]["value"].notna().all()
+    assert "2 of 64 sobol simulations of b failed" in caplog.text
     summary = summary_table({"sobol": Y}, ["a", "b"])
     assert summary.to_dict("list") == {"method": ["sobol", "sobol"], "output": ["a", "b"], "samples": [64, 64],
                                        "failed": [0, 2]}
