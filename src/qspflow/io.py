@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from qspflow.errors import DataError, OutputError, QspflowError
 
@@ -49,6 +51,23 @@ def read_user_text(path: str | os.PathLike[str], error: type[QspflowError], plac
         before = text[:text.index("\0")].replace("\r\n", "\n").replace("\r", "\n")
         raise error(path, **{place: before.count("\n") + 1}, expected="text", found="a NUL byte")
     return text
+
+
+def parse_user_yaml(text: str, path: str | os.PathLike[str], error: type[QspflowError]) -> object:
+    """A user's YAML file (already read as `text`) as plain data, or `error` naming the file, the line
+    and column and what is wrong; tags such as `!!python/object` are refused (safe loading), by name."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = {"line": mark.line + 1, "col": mark.column + 1} if mark else {}
+        tag = re.search(r"the tag '([^']+)'", exc.problem or "")
+        if isinstance(exc, yaml.constructor.ConstructorError) and tag:
+            raise error(path, **where, expected="plain YAML data (no tags)",
+                        found=tag.group(1).replace("tag:yaml.org,2002:", "!!")) from None
+        raise error(path, **where, expected="valid YAML", message=f"PyYAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(path, expected="valid YAML", message=" ".join(str(exc).split())) from None
 
 
 def format_float(x: float, fmt: str = FLOAT_FORMAT) -> str:

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import sympy
+
 from qspflow.errors import ConfigError, ModelError
 from qspflow.model import TIME, OdeModel, Parameter, symbol, unique_name
 from qspflow.petab import PetabProblem, condition_cells, is_missing
@@ -213,14 +214,18 @@ def _target(problem: PetabProblem, o: Output) -> sympy.Expr:
     if o.of in model.observables:
         return sympy.sympify(model.observables[o.of])
     if o.of in model.expressions:
-        expr = sympy.sympify(model.expressions[o.of])
-        names = {symbol(k): sympy.sympify(v) for k, v in model.expressions.items()}
-        for _ in range(len(names) + 1):
-            if not expr.free_symbols & set(names):
-                break
-            expr = expr.xreplace(names)
-        return expr
+        return _expanded(model, sympy.sympify(model.expressions[o.of]))
     return _formula(problem, o)
+
+
+def _expanded(model: OdeModel, expr: sympy.Expr) -> sympy.Expr:
+    """`expr` with the model's named expressions (which may name each other) replaced by their formulas."""
+    expressions = {symbol(k): sympy.sympify(v) for k, v in model.expressions.items()}
+    for _ in range(len(expressions) + 1):
+        if not expr.free_symbols & set(expressions):
+            break
+        expr = expr.xreplace(expressions)
+    return expr
 
 
 def _formula(problem: PetabProblem, o: Output) -> sympy.Expr:
@@ -237,12 +242,7 @@ def _formula(problem: PetabProblem, o: Output) -> sympy.Expr:
     unknown = sorted(str(x) for x in getattr(expr, "free_symbols", set()) if x.name not in names)
     if not isinstance(expr, sympy.Expr) or unknown:
         raise ConfigError(None, key=f"{o.key}.of", found=o.of, expected=expected)
-    expressions = {symbol(k): sympy.sympify(v) for k, v in model.expressions.items()}
-    for _ in range(len(expressions) + 1):
-        if not expr.free_symbols & set(expressions):
-            break
-        expr = expr.xreplace(expressions)
-    return expr
+    return _expanded(model, expr)
 
 
 def _slug(text: str) -> str:

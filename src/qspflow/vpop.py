@@ -312,7 +312,8 @@ def _reflect(X: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return lo + np.where(Y > span, 2 * span - Y, Y)
 
 
-def anneal(tracker: _Tracker, X: np.ndarray, rng: np.random.Generator, options: Options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def anneal(tracker: _Tracker, X: np.ndarray, rng: np.random.Generator,
+           options: Options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vectorized simulated annealing of g from each row of X (scaled) until g = 0 or the step budget.
 
     Returns (X, M, g) at the end: rows with g == 0 are plausible. Every iteration draws the same

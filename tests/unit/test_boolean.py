@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from qspflow import steps
 from qspflow.boolean import (
+    MAX_DEPTH,
     And,
     Attractor,
     BooleanNetwork,
     Const,
     Not,
     Or,
-    MAX_DEPTH,
     Var,
     attractors,
     attractors_table,

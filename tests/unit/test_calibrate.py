@@ -21,11 +21,11 @@ from qspflow.calibrate import transcription as calibrate_pyomo
 from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import PyomoProblem, check_solver, conservation_laws
-from qspflow.steps import calibration as steps
 from qspflow.errors import ConfigError, DataError, PetabError, SolverError
 from qspflow.model import TIME, OdeModel, Parameter
-from qspflow.petab import load_problem, log_likelihood
 from qspflow.model.sbml import write_sbml
+from qspflow.petab import load_problem, log_likelihood
+from qspflow.steps import calibration as steps
 
 K_TRUE, SIGMA = 0.5, 0.05
 TIMES = (0.5, 1.0, 2.0, 4.0)

@@ -247,7 +247,7 @@ def test_productions_and_hill_functions_are_named_expressions_of_the_rates():
 def test_inhibitor_switches_a_production_off_and_an_input_to_zero():
     net = BooleanNetwork.from_rules({"u": "u", "T": "u", "Y": "T"})
     model = add_inhibitors(couple_pkpd(boolean_to_ode(net), target="T", doses=[(0.0, 10.0)]), ["T", "u"])
-    inh_t, inh_u = model.parameters["inh_T"], model.parameters["inh_u"]
+    inh_t = model.parameters["inh_T"]
     assert (inh_t.value, inh_t.lower, inh_t.upper, inh_t.estimate) == (0.0, 0.0, 1.0, False)
     assert model.initial["u"] == model.symbol("input_u") * (1 - model.symbol("inh_u"))
     at = {"u": 0.6, "T": 0.2, "Y": 0.1, "A_c": 5.0}

@@ -26,7 +26,6 @@ from qspflow.model.sbml import read_sbml
 from qspflow.petab import load_problem, log_likelihood, simulate_condition
 from qspflow.steps import in_folder
 from qspflow.steps.models import FILES, convert, convert_with_config
-
 from test_convert import assert_same_odes  # tests/unit is on sys.path (pytest prepend import mode)
 
 # The example study's `drug:` config section: the dosing of dosing.tsv; PK known (fixed at the

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qspflow import steps
-
 from qspflow import example as ex
+from qspflow import steps
 from qspflow.errors import DataError, ModelError
 
 # Readouts Akt, Raf, ERK, IKK, NFkB, Casp3 at the fixpoint, by hand from the rules

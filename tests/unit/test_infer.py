@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qspflow import steps
 from qspflow.boolean import (
     BooleanNetwork,
     Pkn,
@@ -23,7 +24,6 @@ from qspflow.boolean import (
     sign_of,
     truth_table,
 )
-from qspflow import steps
 from qspflow.data import prepare
 from qspflow.errors import ConfigError, DataError, NetworkError
 from qspflow.infer import (
@@ -41,7 +41,6 @@ from qspflow.infer import (
     time_series_data,
 )
 from qspflow.io import table_text
-
 
 # --- helpers -----------------------------------------------------------------------------------
 

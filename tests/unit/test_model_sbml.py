@@ -10,8 +10,8 @@ import sympy
 
 from qspflow.errors import ModelError
 from qspflow.model import TIME, OdeModel, Parameter, symbol
-from qspflow.petab import simulate_condition
 from qspflow.model.sbml import read_sbml, sbml_text, write_sbml
+from qspflow.petab import simulate_condition
 
 DATA = "tests/unit/data/sbml"
 # Tight absolute tolerance on both sides: Boehm has states of order 1e-8, where atol 1e-12 alone

@@ -19,8 +19,8 @@ from qspflow.boolean import read_bnet
 from qspflow.convert import add_inhibitors, boolean_to_ode, couple_pkpd
 from qspflow.data import read_experiments, read_measurements
 from qspflow.errors import PetabError
-from qspflow.model import OdeModel
 from qspflow.io import atomic_folder
+from qspflow.model import OdeModel
 from qspflow.petab import NumericModel, load_problem, log_likelihood, simulate_condition, simulate_problem
 from qspflow.petab.export import build_problem, problem_files, write_problem
 

@@ -23,7 +23,6 @@ from qspflow.sensitivity import (
     sensitivity_options,
     summary_table,
 )
-
 from test_outputs import one_compartment_problem  # tests/unit is on sys.path (pytest prepend import mode)
 
 OUTPUT = [{"name": "y", "kind": "value", "of": "x", "time": 1.0}]

@@ -12,7 +12,6 @@ import operator
 import os
 import re
 from collections.abc import Collection, Mapping
-from pathlib import Path
 
 import libsbml
 

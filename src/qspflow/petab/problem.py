@@ -32,11 +32,11 @@ from pathlib import Path
 import pandas as pd
 import petab.v1 as petab_v1
 import sympy
-import yaml
 from petab.v1 import C
 from petab.v1.math import sympify_petab
 
 from qspflow.errors import PetabError
+from qspflow.io import parse_user_yaml
 from qspflow.model import SCALES, TIME, OdeModel, Parameter, symbol
 from qspflow.model.sbml import read_sbml
 
@@ -182,18 +182,7 @@ def _read_text(path: Path, expected: str) -> str:
 def _read_config(path: Path) -> dict:
     """The problem YAML as a mapping; YAML errors name the line and column."""
     text = _read_text(path, "a PEtab problem (YAML)")
-    try:
-        config = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = {"line": mark.line + 1, "col": mark.column + 1} if mark else {}
-        tag = re.search(r"the tag '([^']+)'", exc.problem or "")
-        if isinstance(exc, yaml.constructor.ConstructorError) and tag:
-            raise PetabError(path, **where, expected="plain YAML data (no tags)",
-                             found=tag.group(1).replace("tag:yaml.org,2002:", "!!")) from None
-        raise PetabError(path, **where, expected="valid YAML", message=f"PyYAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise PetabError(path, expected="valid YAML", message=_one_line(str(exc))) from None
+    config = parse_user_yaml(text, path, PetabError)
     if not isinstance(config, dict):
         raise PetabError(path, expected=f"a mapping with the keys {C.FORMAT_VERSION}, {C.PARAMETER_FILE} and "
                                         f"{C.PROBLEMS}", message=f"found {_describe(config)}")

@@ -11,17 +11,14 @@ model and before libSBML and petab are loaded, so a bad input is refused within 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from qspflow import options as check
 from qspflow.convert.options import CONVERT_KEYS, check_config
 from qspflow.errors import ConfigError, DataError, OutputError
-from qspflow.io import atomic_folder, write_text
+from qspflow.io import atomic_folder, parse_user_yaml, write_text
 from qspflow.steps import in_folder
 
 if TYPE_CHECKING:
@@ -154,18 +151,7 @@ def _read_config(path: Path) -> dict:
         raise ConfigError(path, line=exc.object[:exc.start].count(b"\n") + 1, expected="UTF-8 text",
                           message=f"found the byte 0x{exc.object[exc.start]:02x} at offset {exc.start} "
                                   "(save the file as UTF-8)") from None
-    try:
-        study = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = {"line": mark.line + 1, "col": mark.column + 1} if mark else {}
-        tag = re.search(r"the tag '([^']+)'", exc.problem or "")
-        if isinstance(exc, yaml.constructor.ConstructorError) and tag:
-            raise ConfigError(path, **where, expected="plain YAML data (no tags)",
-                              found=tag.group(1).replace("tag:yaml.org,2002:", "!!")) from None
-        raise ConfigError(path, **where, expected="valid YAML", message=f"PyYAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, expected="valid YAML", message=" ".join(str(exc).split())) from None
+    study = parse_user_yaml(text, path, ConfigError)
     if study is None:
         return {}
     if not isinstance(study, dict):

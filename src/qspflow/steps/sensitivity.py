@@ -18,10 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from qspflow.errors import ConfigError, DataError
-from qspflow.io import EXACT_FORMAT, read_table, read_user_text, write_bytes, write_table
+from qspflow.io import EXACT_FORMAT, parse_user_yaml, read_table, read_user_text, write_bytes, write_table
 from qspflow.outputs import OutputModel, check_outputs
 from qspflow.petab import PetabProblem, load_problem
 from qspflow.plots import morris_figure, png_bytes, sobol_figure
@@ -121,11 +120,7 @@ def sensitivity_folder(*, problem: FilePath, spec: FilePath, out: FilePath, esti
 
 def read_spec(path: FilePath) -> dict:
     """The `sensitivity:` section of a YAML spec (a study config or a file with that section only)."""
-    text = read_user_text(path, ConfigError)
-    try:
-        spec = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, expected="valid YAML", message=" ".join(str(exc).split())) from None
+    spec = parse_user_yaml(read_user_text(path, ConfigError), path, ConfigError)
     if not isinstance(spec, Mapping) or not isinstance(spec.get("sensitivity"), Mapping):
         raise ConfigError(path, key="sensitivity", expected="a mapping of the sensitivity options (with outputs)")
     return dict(spec["sensitivity"])

@@ -19,12 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from qspflow import options as opt
 from qspflow import vpop as lib
 from qspflow.errors import ConfigError, DataError
-from qspflow.io import EXACT_FORMAT, read_table, table_text, write_bytes, write_table, write_text
+from qspflow.io import (
+    EXACT_FORMAT,
+    parse_user_yaml,
+    read_table,
+    read_user_text,
+    table_text,
+    write_bytes,
+    write_table,
+    write_text,
+)
 from qspflow.plots import png_bytes, vpop_figure
 from qspflow.steps import in_folder
 
@@ -240,11 +248,7 @@ def vpop_folder(*, problem: FilePath, spec: FilePath, out: FilePath, estimates: 
                 seed: int = 0, threads: int = 1) -> dict[str, float]:
     """`qspflow vpop PROBLEM.yaml --spec SPEC.yaml --out DIR`: every chunk in one process, then the
     selection; the `FILES` outputs in `out`. `spec`: YAML with a `vpop:` section (`target` relative to it)."""
-    try:
-        config = yaml.safe_load(Path(spec).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(spec, expected="a readable YAML file with a `vpop:` section",
-                          message=str(exc).splitlines()[0]) from None
+    config = parse_user_yaml(read_user_text(spec, ConfigError), spec, ConfigError) or {}
     options = dict(config.get("vpop") or {}) if isinstance(config, Mapping) else {}
     if "target" not in options:
         raise ConfigError(spec, key="vpop.target", expected="the cohort TSV")
