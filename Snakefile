@@ -49,12 +49,19 @@ if config["vpop"]["target"]:
     include: "rules/vpop.smk"
 
 
+include: "rules/report.smk"
+include: "rules/package.smk"
+
+
 rule all:
+    # Everything, ending with the reports and the submission package (whose SHA-256 the package job prints).
     default_target: True
     input:
         final_targets(),
         inferred_bnets,
         converted_problems,
+        report_targets,
+        package_targets(),
 
 
 rule models:

@@ -2,8 +2,13 @@
 import csv
 import re
 from pathlib import Path
+from types import SimpleNamespace as Namespace
 
+from snakemake.logging import logger
+
+from qspflow.errors import AuditError
 from qspflow.seeds import derive_seed
+from qspflow.steps.submission import study_inputs
 
 STUDY = config["study"]
 SENSITIVITY_FILES = ("morris.tsv", "sobol.tsv", "summary.tsv", "sobol.png", "morris.png")
@@ -146,3 +151,112 @@ def vpop_chunks(wildcards):
 def vpop_options():
     """The `vpop:` section without `target`, which the rules give as an input file."""
     return {key: value for key, value in config["vpop"].items() if key != "target"}
+
+
+def report_steps():
+    """The report notebooks the study gets: one per step it runs, and the summary last."""
+    names = [] if config["data"]["petab"] else ["data", "networks"]
+    names += ["models", "calibration"]
+    names += ["sensitivity"] if config["sensitivity"]["outputs"] else []
+    names += ["vpop"] if config["vpop"]["target"] else []
+    return names + ["summary"]
+
+
+def report_targets(wildcards):
+    """Every report notebook and its HTML: `rule all` asks for them."""
+    return [f"results/{STUDY}/reports/{step}.{ext}" for step in report_steps() for ext in ("ipynb", "html")]
+
+
+def report_files(study, step):
+    """The files one report notebook shows, named as its `files` parameter expects (nested by model)."""
+    r = f"results/{study}"
+    prepared = {name: f"{r}/prepared/{name}.tsv" for name in ("measurements", "binarized", "thresholds", "experiments")}
+    if step == "data":
+        return prepared
+    if step == "networks":
+        return {"index": f"{r}/networks/index.tsv", "pkn": config["data"]["pkn"],
+                "networks": {net: f"{r}/networks/{net}.bnet" for net in network_ids(study)},
+                "binarized": prepared["binarized"], "experiments": prepared["experiments"]}
+    if step == "models":
+        if config["data"]["petab"]:
+            return {"models": {"model": {"problem": config["data"]["petab"]}}}
+        return {"models": {net: {"equations": f"{r}/models/{net}/equations.md", "sbml": f"{r}/models/{net}/model.sbml",
+                                 "problem": f"{r}/models/{net}/petab/problem.yaml"} for net in network_ids(study)}}
+    selection = {"ranking": f"{r}/selection/ranking.tsv", "best": f"{r}/selection/best.txt"}
+    if step == "calibration":
+        models = {net: {**{name: f"{r}/calibration/{net}/{name}.tsv" for name in ("summary", "starts", "estimates",
+                                                                                  "simulation")},
+                        "problem": calibration_problem({"study": study, "net": net})} for net in model_ids(study)}
+        files = {**selection, "models": models}
+        if config["calibrate"]["profile"]:
+            files["selected"] = {name: f"{r}/selection/{name}.tsv" for name in ("estimates", "profiles")}
+        return files
+    if step == "sensitivity":
+        return {name: f"{r}/sensitivity/{name}.tsv" for name in ("morris", "sobol", "summary")}
+    if step == "vpop":
+        return {**{name: f"{r}/vpop/{name}.tsv" for name in ("plausible", "vpop", "fit")},
+                "target": config["vpop"]["target"]}
+    files = {**selection, "estimates": selected_model(Namespace(study=study))["estimates"],
+             "reports": {other: f"{r}/reports/{other}.html" for other in report_steps() if other != "summary"}}
+    if not config["data"]["petab"]:
+        files["measurements"] = prepared["measurements"]
+    if config["sensitivity"]["outputs"]:
+        files |= {"sobol": f"{r}/sensitivity/sobol.tsv", "sensitivity_summary": f"{r}/sensitivity/summary.tsv"}
+    if config["vpop"]["target"]:
+        files["vpop_fit"] = f"{r}/vpop/fit.tsv"
+    return files
+
+
+def _paths(files):
+    """The paths of a nested `files` mapping, flat."""
+    if isinstance(files, dict):
+        return [path for value in files.values() for path in _paths(value)]
+    return [files]
+
+
+def report_inputs(wildcards):
+    """A report's notebook and every file it shows (flat, for Snakemake)."""
+    return {"notebook": f"notebooks/{wildcards.step}.ipynb", "files": _paths(report_files(wildcards.study, wildcards.step))}
+
+
+def report_parameters(wildcards):
+    """The papermill parameters of a report notebook: the study, its files and the config sections it explains."""
+    sections = {"data": ["prepare"], "networks": ["infer", "drug"], "models": ["convert", "drug"], "calibration": ["calibrate"],
+                "sensitivity": ["sensitivity"], "vpop": ["vpop"], "summary": list(config)}[wildcards.step]
+    return {"study": wildcards.study, "files": report_files(wildcards.study, wildcards.step),
+            "options": {section: config[section] for section in sections}}
+
+
+MODEL_FILES = ("model.py", "model.sbml", "equations.md", "petab/problem.yaml", "petab/model.sbml", "petab/conditions.tsv",
+               "petab/measurements.tsv", "petab/observables.tsv", "petab/parameters.tsv")
+CALIBRATION_FILES = ("global.tsv", "estimates.tsv", "starts.tsv", "simulation.tsv", "summary.tsv", "waterfall.png", "fit.png")
+
+
+def study_outputs(wildcards):
+    """Every file the study's jobs write under results/ (the infer checkpoint's folder as a folder): what the
+    package hashes and bundles. Snakemake checks each name against the rules, so none can be misspelt."""
+    r = f"results/{STUDY}"
+    files = [*final_targets(), *report_targets(wildcards)]
+    if not config["data"]["petab"]:
+        files.append(f"{r}/networks")
+        files += [f"{r}/models/{net}/{name}" for net in network_ids(STUDY) for name in MODEL_FILES]
+    for net in model_ids(STUDY):
+        files += [f"{r}/calibration/{net}/{name}" for name in CALIBRATION_FILES]
+        files += [f"{r}/calibration/{net}/starts/{k}.tsv" for k in range(config["calibrate"]["starts"])]
+    if config["sensitivity"]["outputs"]:
+        files.append(f"{r}/sensitivity/samples.tsv")
+        files += [f"{r}/sensitivity/chunks/{k}.tsv" for k in range(config["sensitivity"]["chunks"])]
+    if config["vpop"]["target"]:
+        files += [f"{r}/vpop/chunks/{k}.tsv" for k in range(config["vpop"]["chunks"])]
+    return sorted(set(files))
+
+
+def package_targets():
+    """The submission package's files; none, with a warning, when an input lies outside the workflow folder
+    (a bundle re-runs with the same paths, so it can hold only inputs under the folder)."""
+    try:
+        study_inputs(config, Path.cwd())
+    except AuditError as err:
+        logger.warning(f"qspflow: no submission package for this study: {err}")
+        return []
+    return [f"package/{name}" for name in ("MANIFEST.sha256", "ro-crate-metadata.json", f"{STUDY}-submission.tar.gz")]

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from qspflow import steps
@@ -81,6 +82,30 @@ def _attractors(args: argparse.Namespace) -> None:
     sys.stdout.write(steps.attractors(network=args.network, update=args.update))
 
 
+def _report_checks(checks: Sequence[object]) -> int:
+    """Each file that is not identical on a line (status, path); 1 when there is one, else 0."""
+    bad = [c for c in checks if c.status != "identical"]
+    for check in bad:
+        print(f"{check.status}: {check.path}")
+    return 1 if bad else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    checks = steps.verify_bundle(args.bundle)
+    status = _report_checks(checks)
+    verdict = "FAILED" if status else "verified"
+    print(f"{args.bundle}: {verdict}, {sum(c.status == 'identical' for c in checks)} of {len(checks)} files "
+          "identical to the manifest")
+    return status
+
+
+def _audit(args: argparse.Namespace) -> int:
+    out = args.out or Path(args.bundle).name.removesuffix(".tar.gz") + "-audit"
+    passed = steps.audit(bundle=args.bundle, out=out, cores=args.cores, force=args.force)
+    print(f"{args.bundle}: audit {'PASSED' if passed else 'FAILED'}: see {Path(out) / 'audit.md'}")
+    return 0 if passed else 1
+
+
 FORCE_HELP = ("write into --out even when it holds files qspflow did not write there (those are left alone; "
               "without --force such a folder is refused)")
 
@@ -103,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qspflow", description=__doc__.splitlines()[0], parents=[logging_flags])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+    def command(name: str, func: Callable[[argparse.Namespace], int | None], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, parents=[logging_flags])
         p.set_defaults(func=func)
         return p
@@ -218,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("petab-llh", _petab_llh, "log-likelihood of a PEtab problem at the nominal parameters (last line)")
     p.add_argument("problem", help="PEtab problem (YAML)")
+
+    p = command("verify", _verify, "check every file of a submission bundle against its MANIFEST.sha256 (exit 1 if "
+                                   "one differs, is missing or unexpected)")
+    p.add_argument("bundle", help="submission bundle (package/STUDY-submission.tar.gz) or its unpacked folder")
+
+    p = command("audit", _audit, "unpack and verify a submission bundle, re-run its workflow from its own inputs and "
+                                 "code, and compare every output byte for byte (exit 1 on any difference)")
+    p.add_argument("bundle", help="submission bundle (package/STUDY-submission.tar.gz)")
+    p.add_argument("--cores", type=int, default=2, help="cores of the re-run (the outputs do not depend on it)")
+    p.add_argument("--out", help="audit folder: the unpacked bundle, the re-run, audit.json and audit.md "
+                                 "(default: BUNDLE-NAME-audit in the current folder)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     return parser
 
 
@@ -253,11 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except QspflowError as err:
         print(f"qspflow: error: {_as_flag(err, parser, args.command)}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

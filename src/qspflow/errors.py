@@ -90,3 +90,7 @@ class SolverError(QspflowError):
 
 class OutputError(QspflowError):
     """An output path that qspflow may not write (it holds a user's files) or cannot write (permissions)."""
+
+
+class AuditError(QspflowError):
+    """A submission bundle or manifest that cannot be read, unpacked safely or verified."""

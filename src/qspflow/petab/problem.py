@@ -152,6 +152,18 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
 # ------------------------------------------------------------------------- files and the YAML
 
 
+def problem_files(yaml_path: str | Path) -> list[Path]:
+    """Every file a PEtab problem consists of: its YAML, then the parameter table, the SBML model, the
+    other tables and any visualization tables, as the YAML names them (what a submission package bundles)."""
+    yaml_path = Path(yaml_path)
+    config = _read_config(yaml_path)
+    entry = _problem_entry(config, yaml_path)
+    names = [config[C.PARAMETER_FILE], *entry[C.SBML_FILES], *(n for kind in TABLE_KINDS for n in entry[kind]),
+             *(entry.get(C.VISUALIZATION_FILES) or ())]
+    return [yaml_path, *(yaml_path.parent / name for name in names)]
+
+
+
 def _check_file(path: Path, expected: str, named_by: Path, key: str) -> None:
     """A file the problem YAML names exists and is a file."""
     if path.is_dir():

@@ -41,6 +41,10 @@ _MODULES = {
     "vpop_candidates": "vpop",
     "vpop_select": "vpop",
     "vpop_folder": "vpop",
+    "report": "reports",
+    "package": "submission",
+    "verify_bundle": "submission",
+    "audit": "submission",
 }
 
 

@@ -39,7 +39,8 @@ PROBLEM_FOLDER_FILES = {
     "parameters": "parameters.tsv",
 }
 #: the top-level sections of a study config (`config/schema.yaml`; a test keeps them equal)
-STUDY_SECTIONS = ("study", "seed", "data", "prepare", "drug", "infer", "convert", "calibrate", "sensitivity", "vpop")
+STUDY_SECTIONS = ("study", "seed", "data", "prepare", "drug", "infer", "convert", "calibrate", "sensitivity", "vpop",
+                  "package")
 
 
 def convert(*, network: PathLike, pysb: PathLike, sbml: PathLike, equations: PathLike,
