@@ -95,14 +95,15 @@ def _verify(args: argparse.Namespace) -> int:
     status = _report_checks(checks)
     verdict = "FAILED" if status else "verified"
     print(f"{args.bundle}: {verdict}, {sum(c.status == 'identical' for c in checks)} of {len(checks)} files "
-          "identical to the manifest")
+          "identical to the manifest", file=sys.stderr if status else sys.stdout)
     return status
 
 
 def _audit(args: argparse.Namespace) -> int:
     out = args.out or Path(args.bundle).name.removesuffix(".tar.gz") + "-audit"
     passed = steps.audit(bundle=args.bundle, out=out, cores=args.cores, force=args.force)
-    print(f"{args.bundle}: audit {'PASSED' if passed else 'FAILED'}: see {Path(out) / 'audit.md'}")
+    print(f"{args.bundle}: audit {'PASSED' if passed else 'FAILED'}: see {Path(out) / 'audit.md'}",
+          file=sys.stdout if passed else sys.stderr)
     return 0 if passed else 1
 
 

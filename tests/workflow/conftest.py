@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "report", "envs", "profiles", "notebooks", "resources")
@@ -37,6 +38,15 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def configure(workdir: Path, config: str, **sections: dict) -> None:
+    """Update sections of the workflow copy's config file `config/CONFIG` (keys given replace the file's)."""
+    path = workdir / "config" / config
+    data = yaml.safe_load(path.read_text())
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture
