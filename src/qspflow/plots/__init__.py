@@ -150,18 +150,28 @@ def vpop_figure(vp: pd.DataFrame, target: pd.DataFrame, outputs: list[str]) -> F
     return figure
 
 
+def _output_panels(outputs: list[str], size: tuple[float, float, float], empty: str) -> tuple[Figure, list]:
+    """A figure of one panel per output, three to a row (`size`: panel width, base height, row height), and
+    the (axes, output) pairs; panels left over are hidden, and without outputs the figure says `empty`."""
+    width, base, height = size
+    figure = Figure(figsize=(width * max(1, min(3, len(outputs))), base + height * max(1, math.ceil(len(outputs) / 3))),
+                    layout="constrained")
+    FigureCanvasAgg(figure)
+    if not outputs:
+        figure.text(0.5, 0.5, empty, ha="center", va="center")
+        return figure, []
+    axes = figure.subplots(math.ceil(len(outputs) / 3), min(3, len(outputs)), squeeze=False)
+    for ax in axes.flat[len(outputs):]:
+        ax.set_visible(False)
+    return figure, list(zip(axes.flat, outputs))
+
+
 def sobol_figure(table: pd.DataFrame) -> Figure:
     """Sobol S1 and ST with their CIs, one panel per output (a `qspflow.sensitivity` table)."""
     rows = table[table["index"].isin(["S1", "ST"])]
     outputs = sorted(rows["output"].unique())
-    figure = Figure(figsize=(4.2 * max(1, min(3, len(outputs))), 0.9 + 2.6 * max(1, math.ceil(len(outputs) / 3))),
-                    layout="constrained")
-    FigureCanvasAgg(figure)
-    if not outputs:
-        figure.text(0.5, 0.5, "Sobol analysis not run", ha="center", va="center")
-        return figure
-    axes = figure.subplots(math.ceil(len(outputs) / 3), min(3, len(outputs)), squeeze=False)
-    for ax, output in zip(axes.flat, outputs):
+    figure, panels = _output_panels(outputs, (4.2, 0.9, 2.6), "Sobol analysis not run")
+    for ax, output in panels:
         here = rows[rows["output"] == output]
         parameters = sorted(here["parameter"].unique())
         y = np.arange(len(parameters))
@@ -178,22 +188,14 @@ def sobol_figure(table: pd.DataFrame) -> Figure:
         ax.set_xlabel("Sobol index", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, frameon=False)
-    for ax in axes.flat[len(outputs):]:
-        ax.set_visible(False)
     return figure
 
 
 def morris_figure(table: pd.DataFrame) -> Figure:
     """Morris μ* (with its CI) against σ, one panel per output, points labelled by parameter."""
     outputs = sorted(table["output"].unique())
-    figure = Figure(figsize=(4.0 * max(1, min(3, len(outputs))), 0.6 + 3.2 * max(1, math.ceil(len(outputs) / 3))),
-                    layout="constrained")
-    FigureCanvasAgg(figure)
-    if not outputs:
-        figure.text(0.5, 0.5, "Morris screening not run", ha="center", va="center")
-        return figure
-    axes = figure.subplots(math.ceil(len(outputs) / 3), min(3, len(outputs)), squeeze=False)
-    for ax, output in zip(axes.flat, outputs):
+    figure, panels = _output_panels(outputs, (4.0, 0.6, 3.2), "Morris screening not run")
+    for ax, output in panels:
         here = table[table["output"] == output]
         star = here[here["index"] == "mu_star"].set_index("parameter").sort_index()
         sigma = here[here["index"] == "sigma"].set_index("parameter")["value"].reindex(star.index)
@@ -210,6 +212,4 @@ def morris_figure(table: pd.DataFrame) -> Figure:
         ax.set_xlabel("μ*", fontsize=8)
         ax.set_ylabel("σ", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes.flat[len(outputs):]:
-        ax.set_visible(False)
     return figure
