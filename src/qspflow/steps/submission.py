@@ -110,8 +110,10 @@ def software_versions(requirements: Path) -> dict[str, str]:
 
 
 def _resolved_config(config: Mapping[str, object]) -> str:
+    """The config as YAML in its own key order: the re-run reads it back in that order, which reaches the
+    reports (their options tables), so sorting it here would change them."""
     return "# The study config as the workflow ran it: every key explicit (defaults of config/schema.yaml filled).\n" \
-        + yaml.safe_dump(_plain(config), sort_keys=True, allow_unicode=True)
+        + yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
 
 
 def _plain(value: object) -> object:
