@@ -4,6 +4,7 @@ bytes, and the audit re-runs the toy from the bundle alone — identical, or nam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from qspflow import steps
 from qspflow.errors import AuditError
 from qspflow.provenance.bundle import safe_extract, write_bundle
 from qspflow.provenance.manifest import manifest_text, read_manifest
-from qspflow.steps.submission import study_inputs, workflow_files
+from qspflow.steps.submission import library_files, study_inputs, workflow_files
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY_SNAKEFILE = '''
@@ -65,9 +66,13 @@ def test_the_bundle_holds_workflow_inputs_config_and_outputs_and_verifies(toy: P
     assert (toy / "results/toy/out.tsv").read_text() == "a\t2\nb\t21\n"
     top = safe_extract(toy / "package/toy-submission.tar.gz", tmp_path / "x")
     assert top.name == "toy-submission"
-    assert sorted(read_manifest(top / "MANIFEST.sha256")) == [
+    entries = read_manifest(top / "MANIFEST.sha256")
+    assert sorted(p for p in entries if not p.startswith("src/")) == [
         "Snakefile", "config/config.yaml", "envs/requirements.in", "resources/toy/in.tsv", "results/toy/out.tsv",
         "ro-crate-metadata.json", "study.yaml"]
+    # the library that ran (the toy folder has none of its own), file for file
+    assert {p for p in entries if p.startswith("src/")} == set(library_files())
+    assert entries["src/qspflow/cli.py"] == hashlib.sha256((ROOT / "src/qspflow/cli.py").read_bytes()).hexdigest()
     assert (top / "MANIFEST.sha256").read_bytes() == (toy / "package/MANIFEST.sha256").read_bytes()
     assert yaml.safe_load((top / "study.yaml").read_text()) == CONFIG
     crate = json.loads((top / "ro-crate-metadata.json").read_text())
@@ -128,7 +133,7 @@ def test_an_input_outside_the_workflow_folder_is_refused_naming_the_key(tmp_path
 
 
 def test_the_workflow_files_are_the_code_configs_and_environments_without_caches() -> None:
-    files = workflow_files(ROOT)
+    files = [*workflow_files(ROOT), *library_files()]
     for name in ("Snakefile", "rules/package.smk", "scripts/report.py", "notebooks/summary.ipynb",
                  "src/qspflow/cli.py", "src/qspflow/report/templates/qspflow/index.html.j2", "envs/requirements.lock",
                  "config/schema.yaml", "profiles/default/config.yaml", "bin/setup", "pyproject.toml"):

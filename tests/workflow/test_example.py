@@ -170,7 +170,7 @@ def test_the_audit_rebuilds_the_bundle_bit_for_bit_with_one_core(example: Path, 
     said = audit.stdout + audit.stderr + (folder / "audit.md").read_text(encoding="utf-8")
     assert audit.returncode == 0, said
     report = json.loads((folder / "audit.json").read_text(encoding="utf-8"))
-    assert report["passed"] and report["summary"]["identical"] == len(report["files"]) > 100
+    assert report["passed"] and report["summary"]["identical"] == len(report["files"]) > 80
     assert {"package/example-submission.tar.gz", "package/MANIFEST.sha256"} <= {f["path"] for f in report["files"]}
     with tarfile.open(bundle) as archive:
         assert all(m.mtime == 0 and m.uid == 0 for m in archive.getmembers())

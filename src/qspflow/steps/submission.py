@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+import qspflow
 from qspflow.errors import AuditError
 from qspflow.io import output_file, output_folder, write_text
 from qspflow.provenance.audit import FileCheck, audit_json, audit_markdown, compare, passed
@@ -39,7 +40,7 @@ FILES = {"manifest": MANIFEST, "crate": CRATE, "bundle": "{study}-submission.tar
 
 #: the workflow's own files, as globs from the working directory
 WORKFLOW_GLOBS = ("Snakefile", "pyproject.toml", "README.md", "bin/*", "rules/*.smk", "scripts/*.py",
-                  "notebooks/*.ipynb", "report/*", "config/*", "profiles/*/*", "envs/*", "src/qspflow/**/*")
+                  "notebooks/*.ipynb", "report/*", "config/*", "profiles/*/*", "envs/*")
 #: config keys that name input files (data.petab: the problem's YAML and every file it names)
 INPUT_KEYS = (("data", "measurements"), ("data", "experiments"), ("data", "pkn"), ("data", "petab"),
               ("vpop", "target"))
@@ -55,6 +56,14 @@ def workflow_files(root: Path) -> list[str]:
                     and not rel.name.endswith((".pyc", "~")) and not any(p.endswith(".egg-info") for p in rel.parts):
                 found.add(rel.as_posix())
     return sorted(found)
+
+
+def library_files() -> dict[str, Path]:
+    """The qspflow library that runs this step, bundle path (`src/qspflow/…`) → file: the package holds the code
+    that ran, wherever it is installed (in a clone, its own src/)."""
+    package = Path(qspflow.__file__).parent
+    return {f"src/qspflow/{path.relative_to(package).as_posix()}": path for path in sorted(package.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc")}
 
 
 def _inside(root: Path, path: str, key: str) -> str:
@@ -131,15 +140,18 @@ def package(*, study: str, config: Mapping[str, object], outputs: Sequence[FileP
     from qspflow.provenance.crate import crate_json  # rocrate only where a crate is written
 
     root = Path(root)
-    workflow = workflow_files(root)
-    inputs = [p for p in study_inputs(config, root) if p not in workflow]
+    library = library_files()
+    sources = {rel: root / rel for rel in workflow_files(root)} | library
+    workflow = sorted(sources)
+    inputs = [p for p in study_inputs(config, root) if p not in sources]
     results = expand_outputs(outputs, root)
+    sources |= {rel: root / rel for rel in (*inputs, *results)}
     with tempfile.TemporaryDirectory(prefix=".qspflow-package.", dir=Path(bundle).parent) as tmp:
         tree = Path(tmp) / "tree"
-        for rel in (*workflow, *inputs, *results):
+        for rel, source in sources.items():
             (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / rel, tree / rel)
-            shutil.copymode(root / rel, tree / rel)
+            shutil.copyfile(source, tree / rel)
+            shutil.copymode(source, tree / rel)
         write_text(_resolved_config(config), tree / STUDY_CONFIG)
         hashes = {rel: sha256_file(tree / rel) for rel in (*workflow, *inputs, *results, STUDY_CONFIG)}
         jobs = snakemake_jobs(root, results)
