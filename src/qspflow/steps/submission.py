@@ -167,9 +167,7 @@ def package(*, study: str, config: Mapping[str, object], outputs: Sequence[FileP
             shutil.copyfile(tree / MANIFEST, out)
         with output_file(crate) as out:
             shutil.copyfile(tree / CRATE, out)
-        with output_file(bundle) as out:
-            digest = write_bundle(tree, [*members, MANIFEST], out, f"{study}-submission")
-    return digest
+        return write_bundle(tree, [*members, MANIFEST], Path(bundle), f"{study}-submission")  # atomic itself
 
 
 # ---------------------------------------------------------------------------------------- verify, audit
