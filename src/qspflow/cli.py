@@ -61,6 +61,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     with output_folder(args.out, force=args.force) as out:
         best = steps.calibrate_folder(problem=args.problem, out=out, starts=args.starts, seed=args.seed,
                                       solver=args.solver, global_method=args.global_method,
+                                      local_method=args.local_method, polish=not args.no_polish,
                                       profile=not args.no_profile, profile_parameters=args.profile or [],
                                       threads=args.threads)
     print(format(best, EXACT_FORMAT))
@@ -196,12 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (model.py, model.sbml, equations.md[, petab/])")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    p = command("calibrate", _calibrate, "calibrate a PEtab problem: global search, Pyomo polish, profiles "
-                "(prints the best log-likelihood last)")
+    p = command("calibrate", _calibrate, "calibrate a PEtab problem: global search, local starts, Pyomo polish, "
+                "profiles (prints the best log-likelihood last)")
     p.add_argument("problem", help="PEtab problem (YAML)")
-    p.add_argument("--starts", type=int, default=5, help="local Pyomo solves")
+    p.add_argument("--starts", type=int, default=5, help="local starts")
     p.add_argument("--seed", type=int, default=0, help="seed of the global search and the start points")
-    p.add_argument("--solver", choices=["ipopt", "ripopt"], default="ipopt", help="NLP solver of the local solves")
+    p.add_argument("--local", dest="local_method", choices=["shooting", "transcription"], default="shooting",
+                   help="local method: fides on the simulated likelihood with forward sensitivities (default), or "
+                        "the Pyomo transcription from the start")
+    p.add_argument("--no-polish", action="store_true", help="keep the shooting optimum without the Pyomo re-solve")
+    p.add_argument("--solver", choices=["ipopt", "ripopt"], default="ipopt", help="NLP solver of the Pyomo solves")
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
                    help="global stage before the local solves: scatter search (default), differential evolution, "
                         "or none (Latin-hypercube multi-start)")

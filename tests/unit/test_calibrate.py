@@ -104,6 +104,17 @@ def test_pyomo_estimate_is_the_least_squares_estimate_and_collocation_matches_si
     assert result.best_llh == pytest.approx(_normal_llh(expected), abs=1e-6)
 
 
+def test_each_local_method_alone_gives_the_least_squares_estimate(tmp_path):
+    path = decay_problem(tmp_path)
+    for options, method, statuses in ((dict(local_method="transcription"), "transcription", {"optimal"}),
+                                      (dict(polish=False), "shooting", {"FTOL", "GTOL", "XTOL"})):
+        result = calibrate_problem(path, n_elements=8, **options, **FAST)
+        assert math.log10(result.best["k"]) == pytest.approx(_least_squares(), abs=1e-5)
+        assert (result.starts["method"] == method).all() and set(result.starts["status"]) <= statuses
+        assert result.best_llh == pytest.approx(_normal_llh(_least_squares()), abs=1e-6)
+        assert result.reached and result.starts_at_best == 2
+
+
 def test_laplace_noise_gives_the_least_absolute_deviation_estimate(tmp_path):
     result = calibrate_problem(decay_problem(tmp_path, distribution="laplace"), n_elements=8, **FAST)
     expected = minimize_scalar(lambda p: np.sum(np.abs(_residuals(p))), bounds=(-3, 2), method="bounded",
@@ -373,7 +384,8 @@ def test_outputs_are_written_and_byte_stable(tmp_path):
     estimates = pd.read_csv(tmp_path / "a" / "estimates.tsv", sep="\t")
     assert list(estimates.columns) == ["parameter", "estimate", "lower_95", "upper_95", "identifiable"]
     starts = pd.read_csv(tmp_path / "a" / "starts.tsv", sep="\t")
-    assert list(starts.columns[:6]) == ["start", "origin", "status", "objective", "llh", "n_elements"]
+    assert list(starts.columns[:7]) == ["start", "origin", "method", "status", "objective", "llh", "n_elements"]
+    assert (starts["method"] == "shooting+transcription").all()
     assert {"initial:k", "final:k"} <= set(starts.columns)
     simulation = pd.read_csv(tmp_path / "a" / "simulation.tsv", sep="\t")
     assert len(simulation) == 2 * len(TIMES) and simulation["simulation"].notna().all()

@@ -28,7 +28,7 @@ def _install(monkeypatch, n_states, rhs, jac, initial, n_parameters=1):
     def observe(t, y, q, out):
         out[0] = 2.0 * y[0]
 
-    names = dict(N_STATES=n_states, N_OBSERVABLES=1, N_DERIVED=n_parameters, derive=derive, rhs=rhs, jac=jac,
+    names = dict(N_STATES=n_states, BLOCK=n_states, N_ERROR=n_states, N_OBSERVABLES=1, N_DERIVED=n_parameters, derive=derive, rhs=rhs, jac=jac,
                  initial=initial, observe=observe)
     for name, value in names.items():
         monkeypatch.setattr(kernel, name, value)

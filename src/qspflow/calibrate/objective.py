@@ -101,8 +101,10 @@ class BatchProblem:
         parameters = {n: Parameter(n, float(conditions[0][n]) if n not in varying else 0.0) for n in model.parameters}
         parameters.update({n: Parameter(n, 0.0) for n in starts})
         initial = {s: symbol(n) for s, n in zip(spec.states, starts)}
-        simulated = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial)
-        self.compiled = compile_model(simulated, varying=[*varying, *starts], cache_dir=cache_dir)
+        self.model = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial)
+        self.cache_dir = cache_dir
+        self.compiled = compile_model(self.model, varying=[*varying, *starts], cache_dir=cache_dir)
+        self.varying = varying
         self._experiments = [_Compiled(e, spec, varying) for e in spec.experiments]
 
     # ---------------------------------------------------------------------------- simulation
@@ -152,14 +154,14 @@ class BatchProblem:
         columns, x0 = compiled.columns(L), compiled.initial(L)
         pre = steady = None
         if compiled.experiment.preequilibration:
-            pre, ok = self._steady(compiled.pre_columns(L), compiled.pre_initial(L), rtol, atol)
+            pre, ok = self.steady(np.hstack([compiled.pre_columns(L), compiled.pre_initial(L)]), rtol, atol)
             x0 = np.where(compiled.from_pre, pre, x0)
         states = np.empty((n, 0, len(self.spec.states)))
         if len(times):
             states, ok_run = self._run(np.hstack([columns, x0]), times, rtol, atol)
             ok &= ok_run
         if compiled.experiment.steady_state_measured:
-            steady, ok_steady = self._steady(columns, x0, rtol, atol)
+            steady, ok_steady = self.steady(np.hstack([columns, x0]), rtol, atol)
             ok &= ok_steady
         return {"states": states, "pre": pre, "steady": steady, "ok": ok}
 
@@ -171,10 +173,10 @@ class BatchProblem:
                                         what="states", threads=self.threads)
         return result.values, finite & (result.status == 0)
 
-    def _steady(self, columns: np.ndarray, x0: np.ndarray, rtol: float,
-                atol: float) -> tuple[np.ndarray, np.ndarray]:
-        """Steady states from x0 (N × states) and whether each was reached."""
-        v, ok = self._run(np.hstack([columns, x0]), STEADY_TIMES, rtol, atol)
+    def steady(self, params: np.ndarray, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
+        """Steady states for rows of simulator parameters (condition columns, x0) and whether each
+        was reached."""
+        v, ok = self._run(params, STEADY_TIMES, rtol, atol)
         settled = np.all(np.abs(v[:, 1:] - v[:, :-1]) <= 10 * (rtol * np.abs(v[:, 1:]) + atol), axis=2)
         first = np.argmax(settled, axis=1)
         return v[np.arange(len(v)), first + 1], ok & settled.any(axis=1)

@@ -14,16 +14,20 @@ from qspflow.options import check_keys, choice, flag, integer, names, number
 SECTION = "calibrate"
 GLOBAL_METHODS = ("ess", "de", "none")
 SOLVERS = ("ipopt", "ripopt")
+LOCAL_METHODS = ("shooting", "transcription")
 
 
 @dataclass(frozen=True)
 class CalibrationOptions:
     """Every option of a calibration, in the order `summary.tsv` lists them.
 
-    starts: local (Pyomo) starts — the best distinct global candidates, or Latin-hypercube points
+    starts: local starts — the best distinct global candidates, or Latin-hypercube points
     with global_method "none". seed: seeds the global search and the Latin hypercube.
-    solver: "ipopt" (cyipopt) or "ripopt". global_method: "ess" (scatter search), "de"
-    (differential evolution) or "none". global_evaluations, global_time: budget of the global
+    local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
+    sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
+    start). polish: after shooting, re-solve its optimum by the Pyomo transcription and keep that
+    where it converges and is verified. solver: "ipopt" (cyipopt) or "ripopt". global_method: "ess"
+    (scatter search), "de" (differential evolution) or "none". global_evaluations, global_time: budget of the global
     search (batch-objective evaluations; seconds). n_elements: collocation elements per
     measurement interval. local_box: half-width of the moving box of a local solve, as a fraction
     of each bound width. max_iter: solver iterations per solve. max_cpu_time: solver seconds per
@@ -39,6 +43,8 @@ class CalibrationOptions:
 
     starts: int = 5
     seed: int = 0
+    local_method: str = "shooting"
+    polish: bool = True
     solver: str = "ipopt"
     global_method: str = "ess"
     global_evaluations: int = 100_000
@@ -64,6 +70,8 @@ class CalibrationOptions:
         for key in ("global_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance", "profile_step"):
             number(_key(key), getattr(self, key), positive=True)
         choice(_key("solver"), self.solver, SOLVERS)
+        choice(_key("local_method"), self.local_method, LOCAL_METHODS)
+        flag(_key("polish"), self.polish)
         choice(_key("global_method"), self.global_method, GLOBAL_METHODS)
         flag(_key("profile"), self.profile)
         object.__setattr__(self, "profile_parameters", names(_key("profile_parameters"), self.profile_parameters))

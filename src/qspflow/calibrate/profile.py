@@ -10,83 +10,80 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
 from qspflow.calibrate.spec import CalibrationSpec, to_linear
-from qspflow.calibrate.transcription import PyomoProblem
 
 THRESHOLD = float(chi2.ppf(0.95, 1)) / 2  # profile drop that ends a 95 % confidence interval
 CI_SECANT_STEPS = 3  # extra solves that place each CI end on the threshold crossing
 
 
-def profile_path(nlp: PyomoProblem, i: int, x_best: float, optimum: Sequence[float | None], top: float, *,
+# Re-optimizes the other parameters with the profiled one fixed at a value, warm-started from a
+# previous point's state: returns (converged, log-likelihood, state to warm-start the next from).
+Reoptimize = Callable[[float, object], tuple[bool, float, object]]
+
+
+def profile_path(solve: Reoptimize, lower: float, upper: float, x_best: float, optimum: object, top: float, *,
                  first_step: float, max_steps: int) -> list[tuple[float, float]]:
-    """The profile of parameter i: [(scaled value, llh)] sorted by value, from the NLP's solution
-    `optimum` (a snapshot, log-likelihood `top`) down both sides; `first_step` is a fraction of the
-    bound width, adapted along the path, and each side takes at most `max_steps` steps."""
-    spec = nlp.spec
+    """The profile of one parameter (bounds `lower`, `upper` on its scale): [(scaled value, llh)]
+    sorted by value, from the optimum (warm state `optimum`, log-likelihood `top`) down both sides;
+    `first_step` is a fraction of the bound width, adapted along the path, and each side takes at
+    most `max_steps` steps."""
     target = top - THRESHOLD
-    width = spec.upper[i] - spec.lower[i]
+    width = upper - lower
     points = [(x_best, top)]
     for direction in (-1.0, 1.0):
-        nlp.restore(optimum)
-        bound = spec.lower[i] if direction < 0 else spec.upper[i]
-        value, llh, snapshot = x_best, top, optimum
+        bound = lower if direction < 0 else upper
+        value, llh, warm = x_best, top, optimum
         step = first_step * width
         smallest, largest = step / 16, step * 16
         for _ in range(max_steps):
             if value == bound:
                 break
-            trial = float(np.clip(value + direction * step, spec.lower[i], spec.upper[i]))
-            solution = nlp.solve({i: trial})
-            if not solution.converged:
+            trial = float(np.clip(value + direction * step, lower, upper))
+            converged, new, state = solve(trial, warm)
+            if not converged:
                 if step <= smallest:
                     break
                 step = max(step / 2, smallest)
-                nlp.restore(snapshot)
                 continue
-            new = -solution.nll
             if new < top - 2 * THRESHOLD and step > smallest:  # overshot: resolve the profile finer
                 step = max(step / 2, smallest)
-                nlp.restore(snapshot)
                 continue
             points.append((trial, new))
             if new < target:
-                points += _secant(nlp, i, (value, llh, snapshot), (trial, new), target)
+                points += _secant(solve, (value, llh, warm), (trial, new), target)
                 break
             drop = llh - new
             if drop < THRESHOLD / 8:
                 step = min(step * 2, largest)
             elif drop > THRESHOLD / 2:
                 step = max(step / 2, smallest)
-            value, llh, snapshot = trial, new, nlp.snapshot()
+            value, llh, warm = trial, new, state
     return sorted(points)
 
 
-def _secant(nlp: PyomoProblem, i: int, inside: tuple, outside: tuple[float, float],
-            target: float) -> list[tuple[float, float]]:
+def _secant(solve: Reoptimize, inside: tuple, outside: tuple[float, float], target: float) -> list[tuple[float, float]]:
     """Extra profile points closing in on where the profile crosses `target` (Illinois method:
     regula falsi that halves the weight of an end kept twice, so neither end stagnates)."""
-    (a, fa, snapshot), (c, fc) = inside, outside
+    (a, fa, warm), (c, fc) = inside, outside
     ga, gc = fa - target, fc - target
     replaced = None
     points = []
     for _ in range(CI_SECANT_STEPS):
         trial = a - ga * (c - a) / (gc - ga)
-        nlp.restore(snapshot)
-        solution = nlp.solve({i: trial})
-        if not solution.converged:
+        converged, new, state = solve(trial, warm)
+        if not converged:
             break
-        new = -solution.nll
         points.append((trial, new))
         if abs(new - target) < 1e-4:
             break
         if new >= target:
-            a, ga, snapshot = trial, new - target, nlp.snapshot()
+            a, ga, warm = trial, new - target, state
             gc = gc / 2 if replaced == "inside" else gc
             replaced = "inside"
         else:

@@ -29,26 +29,38 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from petab.v1 import C
 
+from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.options import CalibrationOptions, calibration_options
 from qspflow.calibrate.profile import confidence_interval, estimates_table, profile_path, profiles_table
 from qspflow.calibrate.search import differential_evolution_search, distinct_best, latin_hypercube, scatter_search
+from qspflow.calibrate.shooting import CONVERGED_FLAGS, shoot
 from qspflow.calibrate.spec import CalibrationSpec
-from qspflow.calibrate.transcription import CONVERGED, PyomoProblem, check_solver
+from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
+from qspflow.calibrate.transcription import PyomoProblem, check_solver
 from qspflow.errors import ConfigError, SolverError
 from qspflow.petab import load_problem, simulate_problem
 
 log = logging.getLogger("qspflow.calibrate")
 
 GLOBAL_COLUMNS = ("start", "origin", "objective")  # then initial:<parameter>
-STARTS_COLUMNS = ("start", "origin", "status", "objective", "llh", "n_elements")  # then initial:, final:
+STARTS_COLUMNS = ("start", "origin", "method", "status", "objective", "llh", "n_elements")  # then initial:, final:
+# Local-start statuses that count as converged: Ipopt's termination conditions, fides' exit flags.
+CONVERGED = TRANSCRIPTION_CONVERGED + CONVERGED_FLAGS
+# The best optimum counts as reached when this many converged starts end within REACHED_LLH of it
+# (with one start: that one): a calibration cannot know the true optimum, but an optimum found
+# from several distinct starts is the field's working evidence (the waterfall's first plateau).
+REACHED_STARTS, REACHED_LLH = 2, 0.1
+# Ipopt iterations of a polish: from an optimum, a well-scaled transcription converges in tens; one
+# that has not within this many will not soon (a badly scaled one: Fujita_SciSignal2010).
+POLISH_ITERATIONS = 200
 
 
 @dataclass
@@ -59,13 +71,14 @@ class StartResult:
     origin: str
     x0: np.ndarray
     x: np.ndarray
-    nll: float  # the collocation objective (−log-likelihood) at the end
+    nll: float  # the local method's objective (−log-likelihood) at the end
     llh: float  # the log-likelihood at x by independent simulation
     status: str
     converged: bool
     seconds: float
     n_elements: int
     notes: list[str] = field(default_factory=list)
+    method: str = "transcription"  # the local method that found x: transcription, shooting, shooting+transcription
 
 
 @dataclass
@@ -87,6 +100,8 @@ class CalibrationResult:
     n_params: int
     n_data: int
     options: CalibrationOptions
+    reached: bool = True  # the best optimum was found by REACHED_STARTS converged starts
+    starts_at_best: int = 1
 
     @property
     def simulation(self) -> pd.DataFrame:
@@ -95,10 +110,12 @@ class CalibrationResult:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """key, value (text): best_llh, n_params, n_data and every option but `threads`, which
-        changes no result."""
+        """key, value (text): best_llh, reached, starts_at_best, n_params, n_data and every option
+        but `threads`, which changes no result."""
         options = {k: v for k, v in asdict(self.options).items() if k != "threads"}
-        summary = {"best_llh": self.best_llh, "n_params": self.n_params, "n_data": self.n_data, **options}
+        summary = {"best_llh": self.best_llh, "reached": str(self.reached).lower(),
+                   "starts_at_best": self.starts_at_best, "n_params": self.n_params, "n_data": self.n_data,
+                   **options}
         return pd.DataFrame({"key": list(summary), "value": [_text(v) for v in summary.values()]})
 
 
@@ -121,7 +138,12 @@ class CalibrationSession:
         self.spec = CalibrationSpec(load_problem(problem_yaml))
         self._threads = threads
         self._nlps: dict[int, PyomoProblem] = {}
-        self._optimum: tuple[bytes, int, list, float] | None = None
+        self._optimum: tuple | None = None  # (best, n_elements, method, warm state, llh) of `profile`
+
+    @functools.cached_property
+    def gradient(self) -> GradientProblem:
+        """The likelihood with its gradient by forward sensitivities (compiled on first use)."""
+        return GradientProblem(self.batch)
 
     @functools.cached_property
     def batch(self) -> BatchProblem:
@@ -139,6 +161,46 @@ class CalibrationSession:
         return self._nlps[n_elements]
 
     def local(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
+        """One local start from x0 by the `local_method` of the options."""
+        if self.options.local_method == "shooting":
+            return self._shooting(start, origin, x0)
+        return self._transcription(start, origin, x0)
+
+    def _shooting(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
+        """Single shooting (fides) from x0, verified by independent simulation; with `polish`, the
+        Pyomo transcription re-solves from its optimum and is kept where it converges, agrees with
+        the simulation and is not worse."""
+        o, spec = self.options, self.spec
+        began = time.perf_counter()
+        x0 = np.asarray(x0, dtype=float)
+        shot = shoot(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter, max_time=o.max_cpu_time)
+        converged = shot.status in CONVERGED_FLAGS
+        llh = spec.simulated_llh(shot.x) if math.isfinite(shot.nll) else -math.inf
+        result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, converged,
+                             time.perf_counter() - began, o.n_elements, [], "shooting")
+        if not (o.polish and converged and math.isfinite(llh)):
+            return result
+        nlp = self.nlp(o.n_elements)
+        if not nlp.initialize(shot.x):
+            return result
+        polished = nlp.solve_local(o.local_box, max_iter=POLISH_ITERATIONS)
+        if not polished.converged:
+            result.notes.append(f"start {start}: the transcription did not converge from the shooting optimum "
+                                f"({polished.status}); the shooting optimum stands")
+        else:
+            llh_polished = spec.simulated_llh(polished.x)
+            gap = abs(-polished.nll - llh_polished)
+            if gap <= o.verify_tolerance and llh_polished >= llh - o.verify_tolerance:
+                result = replace(result, x=polished.x, nll=polished.nll, llh=llh_polished,
+                                             status=polished.status, method="shooting+transcription")
+            else:
+                result.notes.append(f"start {start}: the transcription's optimum (llh {llh_polished:.8g}, "
+                                    f"collocation {-polished.nll:.8g}) does not improve on shooting's "
+                                    f"({llh:.8g}); the shooting optimum stands")
+        result.seconds = time.perf_counter() - began
+        return result
+
+    def _transcription(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
         """Solve from x0, verify the optimum by simulation, refine the discretization if needed."""
         o, spec = self.options, self.spec
         n = o.n_elements
@@ -171,17 +233,37 @@ class CalibrationSession:
                            solution.status, solution.converged, time.perf_counter() - began, n, notes)
 
     def profile(self, i: int, best: np.ndarray, n_elements: int) -> tuple[list[tuple[float, float]], float]:
-        """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum."""
-        nlp = self.nlp(n_elements)
-        key = (np.asarray(best, dtype=float).tobytes(), n_elements)
-        if self._optimum is None or self._optimum[:2] != key:
-            # Re-solved from the same point in every process: the profiles do not depend on `threads`.
-            nlp.initialize(best)
-            solution = nlp.solve()
-            self._optimum = (*key, nlp.snapshot(), -solution.nll)
-        _, _, optimum, top = self._optimum
-        points = profile_path(nlp, i, float(best[i]), optimum, top, first_step=self.options.profile_step,
-                              max_steps=self.options.profile_max_steps)
+        """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum.
+
+        The optimum is re-solved from `best` first, the same way in every process, so the profiles
+        do not depend on `threads`.
+        """
+        o, spec = self.options, self.spec
+        key = (np.asarray(best, dtype=float).tobytes(), n_elements, o.local_method)
+        if o.local_method == "shooting":
+            if self._optimum is None or self._optimum[:3] != key:
+                shot = shoot(self.gradient, np.asarray(best, dtype=float), spec.lower, spec.upper,
+                             max_iter=o.max_iter, max_time=o.max_cpu_time)
+                self._optimum = (*key, shot.x, -shot.nll)
+
+            def solve(value: float, warm: np.ndarray) -> tuple[bool, float, np.ndarray]:
+                shot = shoot(self.gradient, warm, spec.lower, spec.upper, max_iter=o.max_iter,
+                             max_time=o.max_cpu_time, fixed={i: value})
+                return shot.converged, -shot.nll, shot.x
+        else:
+            nlp = self.nlp(n_elements)
+            if self._optimum is None or self._optimum[:3] != key:
+                nlp.initialize(best)
+                solution = nlp.solve()
+                self._optimum = (*key, nlp.snapshot(), -solution.nll)
+
+            def solve(value: float, warm: list) -> tuple[bool, float, list]:
+                nlp.restore(warm)
+                solution = nlp.solve({i: value})
+                return solution.converged, -solution.nll, nlp.snapshot()
+        *_, optimum, top = self._optimum
+        points = profile_path(solve, float(spec.lower[i]), float(spec.upper[i]), float(best[i]), optimum, top,
+                              first_step=o.profile_step, max_steps=o.profile_max_steps)
         return points, top
 
     # ------------------------------------------------------------------ stages on tables
@@ -242,8 +324,8 @@ class CalibrationSession:
         the same table (the log has the times)."""
         rows = []
         for s in starts:
-            row = {"start": s.start, "origin": s.origin, "status": s.status, "objective": float(s.nll),
-                   "llh": float(s.llh), "n_elements": s.n_elements}
+            row = {"start": s.start, "origin": s.origin, "method": s.method, "status": s.status,
+                   "objective": float(s.nll), "llh": float(s.llh), "n_elements": s.n_elements}
             row.update(zip(self.columns("initial"), map(float, s.x0)))
             row.update(zip(self.columns("final"), map(float, s.x)))
             rows.append(row)
@@ -264,7 +346,7 @@ class CalibrationSession:
             llh = -math.inf if pd.isna(row["llh"]) else float(row["llh"])
             results.append(StartResult(int(row["start"]), str(row["origin"]), x0, x, float(row["objective"]), llh,
                                        str(row["status"]), str(row["status"]) in CONVERGED, math.nan,
-                                       int(row["n_elements"])))
+                                       int(row["n_elements"]), method=str(row["method"])))
         return sorted(results, key=lambda r: r.start)
 
     def _conclude(self, starts: Sequence[StartResult]) -> CalibrationResult:
@@ -276,10 +358,15 @@ class CalibrationSession:
                               message=f"no local start converged (statuses: {statuses}); "
                                       "try more starts, a larger max_iter or max_cpu_time")
         best = max(converged, key=lambda s: (s.llh, -s.start))
-        at_best = sum(1 for s in converged if best.llh - s.llh < 0.1)
-        log.info("best optimum: start %d, llh %.10g (simulated; collocation %.10g, %d elements per interval); "
-                 "%d of %d starts converged, %d within 0.1 of it", best.start, best.llh, -best.nll,
-                 best.n_elements, len(converged), len(starts), at_best)
+        at_best = sum(1 for s in converged if best.llh - s.llh < REACHED_LLH)
+        reached = at_best >= min(REACHED_STARTS, len(starts))
+        log.info("best optimum: start %d (%s), llh %.10g (simulated; the local method's %.10g); "
+                 "%d of %d starts converged, %d within %g of it", best.start, best.method, best.llh, -best.nll,
+                 len(converged), len(starts), at_best, REACHED_LLH)
+        if not reached:
+            log.warning("reached: false — only one of %d starts ended at the best optimum (llh %.8g): it may not be "
+                        "the global one; more starts or a larger global budget may find a better one",
+                        len(starts), best.llh)
 
         profiles: dict[int, tuple[list[tuple[float, float]], float]] = {}
         if o.profile:
@@ -304,7 +391,7 @@ class CalibrationSession:
         fit.insert(fit.columns.get_loc(C.SIMULATION), C.MEASUREMENT, spec.problem.measurement_table[C.MEASUREMENT])
         return CalibrationResult(estimates_table(spec, best.x, profiles), self.starts_table(starts),
                                  profiles_table(spec, profiles), fit, best.llh, spec.linear(best.x), spec.dimension,
-                                 spec.n_data, o)
+                                 spec.n_data, o, reached, at_best)
 
 
 def _profiled(spec: CalibrationSpec, o: CalibrationOptions) -> list[int]:
@@ -348,8 +435,8 @@ def _report_start(result: StartResult, total: int, best_so_far: float | None = N
     for note in result.notes:
         log.warning("%s", note)
     best = "" if best_so_far is None else f"; best so far {best_so_far:.8g}"
-    log.info("local start %d/%d (%s): %s, llh %.8g (collocation %.8g), %.1f s%s", result.start + 1, total,
-             result.origin, result.status, result.llh, -result.nll, result.seconds, best)
+    log.info("local start %d/%d (from %s, by %s): %s, llh %.8g (the method's own %.8g), %.1f s%s", result.start + 1,
+             total, result.origin, result.method, result.status, result.llh, -result.nll, result.seconds, best)
 
 
 # ---------------------------------------------------------------------- worker processes

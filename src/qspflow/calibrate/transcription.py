@@ -447,11 +447,12 @@ class PyomoProblem:
                 v.set_value(value, skip_validation=True)
 
     def solve(self, fixed: Mapping[int, float] | None = None, box: tuple[np.ndarray, np.ndarray] | None = None,
-              time_limit: float | None = None) -> LocalSolution:
+              time_limit: float | None = None, max_iter: int | None = None) -> LocalSolution:
         """Run the local solver from the current values; parameters in `fixed` (index → scaled
         value) are held there, the others kept within `box` (scaled lower, upper) if given. The
-        solver stops after `time_limit` seconds (default: the `max_cpu_time` of the problem). The
-        solver's termination condition is checked and reported.
+        solver stops after `time_limit` seconds (default: the `max_cpu_time` of the problem) or
+        `max_iter` iterations (default: the problem's). The solver's termination condition is checked
+        and reported.
         """
         m = self.model
         for i, v in (fixed or {}).items():
@@ -463,6 +464,8 @@ class PyomoProblem:
         options = dict(self.options)
         if time_limit is not None:
             options["max_cpu_time"] = max(1.0, min(time_limit, options["max_cpu_time"]))
+        if max_iter is not None:
+            options["max_iter"] = min(max_iter, options["max_iter"])
         started = time.perf_counter()
         try:
             status = self._run(options)
@@ -505,7 +508,7 @@ class PyomoProblem:
         return dataclasses.replace(solution, seconds=seconds + solution.seconds)
 
     def solve_local(self, half_width: float, fixed: Mapping[int, float] | None = None,
-                    time_limit: float | None = None, max_moves: int = 10) -> LocalSolution:
+                    time_limit: float | None = None, max_moves: int = 10, max_iter: int | None = None) -> LocalSolution:
         """Solve from the current values within a box of `half_width` (a fraction of each bound
         width) around the current parameters; while the optimum sits on a face of the box that is
         not a bound, move the box there and solve again (warm-started). All solves together stop
@@ -521,7 +524,7 @@ class PyomoProblem:
             centre = self.parameters()
             lower = np.maximum(self.spec.lower, centre - half_width * width)
             upper = np.minimum(self.spec.upper, centre + half_width * width)
-            solution = self.solve(fixed, box=(lower, upper), time_limit=time_limit - seconds)
+            solution = self.solve(fixed, box=(lower, upper), time_limit=time_limit - seconds, max_iter=max_iter)
             seconds += solution.seconds
             tight = 1e-6 * width
             on_face = ((solution.x <= lower + tight) & (lower > self.spec.lower)) | \

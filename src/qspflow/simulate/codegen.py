@@ -140,11 +140,34 @@ def _function(name: str, args: str, doc: str, body: list[str]) -> str:
     return "\n".join(header + (body or ["    pass"])) + "\n"
 
 
-def generate(model: OdeModel, varying: Sequence[str]) -> Generated:
+def _check_blocks(jac: Sequence[tuple[str, sympy.Expr]], n: int, block: int, name: str) -> None:
+    """The Jacobian is block lower-triangular with `block`-sized blocks, nonzero only in the first
+    block column and on the diagonal, and every diagonal block equals the first (a sensitivity system)."""
+    entries = {(i, j): e for (i, j), e in jac}
+    if n % block:
+        raise ModelError(None, element=name, expected=f"a number of states divisible by the block size {block}",
+                         found=n)
+    for (i, j), e in entries.items():
+        if j >= block and i // block != j // block:
+            raise ModelError(None, element=name, expected="the Jacobian structure of a sensitivity system",
+                             found=f"df[{i}]/dy[{j}] = {e}")
+    for bi in range(1, n // block):
+        for r in range(block):
+            for c in range(block):
+                if entries.get((bi * block + r, bi * block + c), 0) != entries.get((r, c), 0):
+                    raise ModelError(None, element=name, expected="equal diagonal blocks of the Jacobian",
+                                     found=f"block {bi}, entry ({r}, {c})")
+
+
+def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
+             error_states: int | None = None) -> Generated:
     """The simulator source for `model` with `varying` read from a parameter vector.
 
     Every other parameter is substituted by its value before differentiation and code
     generation, so sympy folds it into constants (kⁿ computed once, integer n unrolled).
+    `block`: the state block size of a sensitivity system (`qspflow.simulate.sensitivity`), whose
+    structure the implicit method then uses (checked here). `error_states`: the leading states that
+    the step size control sees (default all).
     """
     model.validate()
     varying = tuple(varying)
@@ -169,7 +192,11 @@ def generate(model: OdeModel, varying: Sequence[str]) -> Generated:
     f = [folded[s].xreplace(rename) for s in states]
     ys = list(y.values())
     # powsimp turns sympy's d(xⁿ)/dx = n·xⁿ/x into n·xⁿ⁻¹, which is finite at x = 0.
-    jac = [(f"J[{i}, {j}]", sympy.powsimp(sympy.diff(fi, yj))) for i, fi in enumerate(f) for j, yj in enumerate(ys)]
+    entries = [((i, j), sympy.powsimp(sympy.diff(fi, yj))) for i, fi in enumerate(f) for j, yj in enumerate(ys)]
+    entries = [(ij, e) for ij, e in entries if e != 0]
+    if block is not None:
+        _check_blocks(entries, len(states), block, model.name)
+    jac = [(f"J[{i}, {j}]", e) for (i, j), e in entries if j < (block or len(states))]
     jac += [(f"ft[{i}]", sympy.powsimp(sympy.diff(fi, t))) for i, fi in enumerate(f)]
 
     initial = [sympy.sympify(model.initial[s]).xreplace(fixed).xreplace({TIME: sympy.Integer(0)}) for s in states]
@@ -204,7 +231,7 @@ def generate(model: OdeModel, varying: Sequence[str]) -> Generated:
                   _block(printer, derive, "parameters", loads)),
         _function("rhs", "t, y, q, dy", "dy = f(t, y, p)",
                   _block(printer, [(f"dy[{i}]", e) for i, e in enumerate(f)], "rhs", q_loads)),
-        _function("jac", "t, y, q, J, ft", "J = df/dy, ft = df/dt",
+        _function("jac", "t, y, q, J, ft", "J = df/dy (its first BLOCK columns), ft = df/dt",
                   ["    J[:, :] = 0.0", "    ft[:] = 0.0"] + _block(printer, jac, "jacobian", q_loads)),
         _function("initial", "p, y", "y = x(0)",
                   _block(printer, [(f"y[{i}]", e) for i, e in enumerate(initial)], "initial", loads)),
@@ -220,6 +247,8 @@ def generate(model: OdeModel, varying: Sequence[str]) -> Generated:
         f"N_STATES = {len(states)}",
         f"N_OBSERVABLES = {len(observe)}",
         f"N_DERIVED = {len(p) + len(hoist.derived)}",
+        f"BLOCK = {block or len(states)}",
+        f"N_ERROR = {error_states or len(states)}",
         "",
         "",
         "def jit(**options):",

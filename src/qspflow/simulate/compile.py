@@ -125,8 +125,9 @@ class CompiledModel:
         return dy
 
     def jacobian(self, t: float, y: np.ndarray, params: np.ndarray) -> np.ndarray:
-        """The compiled analytic Jacobian df/dy at one point for one parameter set."""
-        jac = np.empty((len(self.states), len(self.states)))
+        """The compiled analytic Jacobian df/dy at one point for one parameter set (of a sensitivity
+        system, its first block column: the rest repeats the states' block on the diagonal)."""
+        jac = np.empty((len(self.states), self._module.BLOCK))
         self._module.jac(float(t), _vector(y), self._derived(params), jac, np.empty(len(self.states)))
         return jac
 
@@ -216,14 +217,17 @@ def _reload(path: Path, *metadata: tuple) -> CompiledModel:
     return CompiledModel(_module(path), path, *metadata)
 
 
-def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | Path | None = None) -> CompiledModel:
+def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | Path | None = None,
+                  block: int | None = None, error_states: int | None = None) -> CompiledModel:
     """Generate, compile (or load from the cache) and return the simulator of `model`.
 
     `varying`: the parameters that `simulate` takes per set, in that order; every other
     parameter is folded in at its value. The module is written to `cache_dir` (default
     `default_cache_dir()`) as `<sha256 of its text>.py`; numba caches the machine code beside it.
+    `block`: the state block size of a sensitivity system (`qspflow.simulate.sensitivity`);
+    `error_states`: the leading states the step size control sees (default all).
     """
-    generated = generate(model, varying)
+    generated = generate(model, varying, block, error_states)
     digest = hashlib.sha256(generated.source.encode()).hexdigest()
     path = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / f"{digest}.py"
     compiled = CompiledModel(_module(path, generated.source), path, generated.states, generated.varying,

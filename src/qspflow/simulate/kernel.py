@@ -27,6 +27,8 @@ from numba.extending import intrinsic
 N_STATES = 0  # length of y
 N_OBSERVABLES = 0  # length of a row of observables
 N_DERIVED = 0  # length of q: the varying parameters, then their parameter-only subexpressions
+BLOCK = 0  # Jacobian block size: N_STATES, or n of a sensitivity system (see _solve_w)
+N_ERROR = 0  # the first N_ERROR states are error-controlled: all, or a sensitivity system's states
 
 
 def jit(**options):
@@ -45,7 +47,7 @@ def rhs(t, y, q, dy):
 
 
 def jac(t, y, q, J, ft):
-    """J = df/dy, ft = df/dt (both fully overwritten)."""
+    """J = df/dy (its first BLOCK columns), ft = df/dt (both fully overwritten)."""
     raise NotImplementedError("the model's jac is generated (or assigned by a test)")
 
 
@@ -125,7 +127,7 @@ def _hinit(q, t, b, tl, y, f0, rtol, atol, order, f1, y1):
     """Hairer's initial step: from |f| and a difference estimate of the second derivative."""
     dnf = 0.0
     dny = 0.0
-    for i in range(N_STATES):
+    for i in range(N_ERROR):
         sk = atol + rtol * abs(y[i])
         dnf += (f0[i] / sk) ** 2
         dny += (y[i] / sk) ** 2
@@ -136,7 +138,7 @@ def _hinit(q, t, b, tl, y, f0, rtol, atol, order, f1, y1):
         y1[i] = y[i] + h * f0[i]
     rhs(min(t + h, tl), y1, q, f1)
     der2 = 0.0
-    for i in range(N_STATES):
+    for i in range(N_ERROR):
         sk = atol + rtol * abs(y[i])
         der2 += ((f1[i] - f0[i]) / sk) ** 2
     der12 = max(math.sqrt(der2) / h, math.sqrt(dnf))
@@ -194,11 +196,11 @@ def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_ou
         rhs(te, y1, q, k7)
         steps += 1
         err = 0.0
-        for i in range(n):
+        for i in range(N_ERROR):
             sk = atol + rtol * max(abs(y[i]), abs(y1[i]))
             e = h * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i])
             err += (e / sk) ** 2
-        err = math.sqrt(err / n)
+        err = math.sqrt(err / N_ERROR)
         if not err <= 1e300:  # NaN or inf somewhere: retry with a much smaller step
             bad = True
             reject = True
@@ -263,11 +265,10 @@ def _finite_or_zero(jm, fx):
     E.g. d(x^h)/dx with h < 1 at x = 0. The step is then a W-method step with an approximate
     Jacobian, still judged by the error estimate, instead of a failure.
     """
-    n = fx.size
-    for r in range(n):
+    for r in range(jm.shape[0]):
         if not math.isfinite(fx[r]):
             fx[r] = 0.0
-        for c in range(n):
+        for c in range(jm.shape[1]):
             if not math.isfinite(jm[r, c]):
                 jm[r, c] = 0.0
 
@@ -319,6 +320,38 @@ def _lu_solve(a, piv, x):
 
 
 @jit()
+def _lu_w(e, piv):
+    """LU of the iteration matrix, or of its first diagonal block when it is block-structured."""
+    if BLOCK == N_STATES:
+        return _lu(e, piv)
+    return _lu(e[:BLOCK, :BLOCK], piv)
+
+
+@jit()
+def _solve_w(e, piv, x):
+    """x = W⁻¹x with W factored by _lu_w.
+
+    A sensitivity system (states, then one block of BLOCK sensitivities per parameter) has a block
+    lower-triangular Jacobian whose diagonal blocks all equal the states' J: block k of W z = b is
+    W₀ z_k = b_k − W_k0 z_0, so one LU of BLOCK × BLOCK serves all (CVODES's simultaneous corrector
+    with the same structure), instead of one of the whole system, and W is stored by its first block
+    column (N_STATES × BLOCK) only.
+    """
+    if BLOCK == N_STATES:
+        _lu_solve(e, piv, x)
+        return
+    d = e[:BLOCK, :BLOCK]
+    _lu_solve(d, piv, x[:BLOCK])
+    for k in range(BLOCK, N_STATES, BLOCK):
+        for r in range(k, k + BLOCK):
+            s = x[r]
+            for c in range(BLOCK):
+                s -= e[r, c] * x[c]
+            x[r] = s
+        _lu_solve(d, piv, x[k:k + BLOCK])
+
+
+@jit()
 def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, out, w):
     """Rodas4 with the analytic Jacobian from t to the breakpoint b, stepping onto each output time.
 
@@ -327,9 +360,9 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
     n = N_STATES
     dy1, dy, fx, yn = w[1], w[2], w[3], w[4]
     ak1, ak2, ak3, ak4, ak5, ak6 = w[5], w[6], w[7], w[8], w[9], w[10]
-    jm = np.empty((n, n))
-    e = np.empty((n, n))
-    piv = np.empty(n, dtype=np.int64)
+    jm = np.empty((n, BLOCK))  # a sensitivity system's J: its first block column is all it needs
+    e = np.empty((n, BLOCK))
+    piv = np.empty(BLOCK, dtype=np.int64)
     tl = np.nextafter(b, -np.inf)
     if h <= 0.0:
         rhs(t, y, q, dy1)
@@ -355,10 +388,11 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
             _finite_or_zero(jm, fx)
         fac = 1.0 / (hh * R_GAMMA)
         for r in range(n):
-            for c in range(n):
+            for c in range(BLOCK):
                 e[r, c] = -jm[r, c]
+        for r in range(BLOCK):
             e[r, r] += fac
-        if not _lu(e, piv):
+        if not _lu_w(e, piv):
             singular += 1
             if singular >= 5:
                 return SINGULAR, t, j, h, steps
@@ -368,45 +402,46 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
         hd1, hd2, hd3, hd4 = hh * R_D1, hh * R_D2, hh * R_D3, hh * R_D4
         for i in range(n):
             ak1[i] = dy1[i] + hd1 * fx[i]
-        _lu_solve(e, piv, ak1)
+        _solve_w(e, piv, ak1)
         for i in range(n):
             yn[i] = y[i] + R_A21 * ak1[i]
         rhs(t + R_C2 * hh, yn, q, dy)
         for i in range(n):
             ak2[i] = dy[i] + hd2 * fx[i] + R_C21 / hh * ak1[i]
-        _lu_solve(e, piv, ak2)
+        _solve_w(e, piv, ak2)
         for i in range(n):
             yn[i] = y[i] + R_A31 * ak1[i] + R_A32 * ak2[i]
         rhs(t + R_C3 * hh, yn, q, dy)
         for i in range(n):
             ak3[i] = dy[i] + hd3 * fx[i] + (R_C31 * ak1[i] + R_C32 * ak2[i]) / hh
-        _lu_solve(e, piv, ak3)
+        _solve_w(e, piv, ak3)
         for i in range(n):
             yn[i] = y[i] + R_A41 * ak1[i] + R_A42 * ak2[i] + R_A43 * ak3[i]
         rhs(t + R_C4 * hh, yn, q, dy)
         for i in range(n):
             ak4[i] = dy[i] + hd4 * fx[i] + (R_C41 * ak1[i] + R_C42 * ak2[i] + R_C43 * ak3[i]) / hh
-        _lu_solve(e, piv, ak4)
+        _solve_w(e, piv, ak4)
         for i in range(n):
             yn[i] = y[i] + R_A51 * ak1[i] + R_A52 * ak2[i] + R_A53 * ak3[i] + R_A54 * ak4[i]
         rhs(te, yn, q, dy)
         for i in range(n):
             ak5[i] = dy[i] + (R_C51 * ak1[i] + R_C52 * ak2[i] + R_C53 * ak3[i] + R_C54 * ak4[i]) / hh
-        _lu_solve(e, piv, ak5)
+        _solve_w(e, piv, ak5)
         for i in range(n):
             yn[i] += ak5[i]  # the embedded solution
         rhs(te, yn, q, dy)
         for i in range(n):
             ak6[i] = dy[i] + (R_C61 * ak1[i] + R_C62 * ak2[i] + R_C63 * ak3[i] + R_C64 * ak4[i]
                               + R_C65 * ak5[i]) / hh
-        _lu_solve(e, piv, ak6)
+        _solve_w(e, piv, ak6)
         steps += 1
-        err = 0.0
         for i in range(n):
             yn[i] += ak6[i]  # ak6 is the difference to the embedded solution
+        err = 0.0
+        for i in range(N_ERROR):
             sk = atol + rtol * max(abs(y[i]), abs(yn[i]))
             err += (ak6[i] / sk) ** 2
-        err = math.sqrt(err / n)
+        err = math.sqrt(err / N_ERROR)
         if not err <= 1e300:
             bad = True
             reject = True

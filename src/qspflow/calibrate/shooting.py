@@ -1,0 +1,74 @@
+"""Single shooting: a trust-region Newton method on the simulated likelihood.
+
+fides (Fröhlich & Sorger 2022; the optimizer pyPESTO uses with AMICI) minimizes the negative
+log-likelihood within the bounds by an interior trust-region reflective method, with the gradient
+and the Fisher information from forward sensitivities (`GradientProblem`) as its Hessian. It needs
+no discretization and no good initial trajectory, so it converges from starts where the Pyomo
+transcription cannot (badly scaled states, far starts); the transcription then polishes what it
+finds (`qspflow.calibrate.session`). Parameters can be held fixed (a profile's steps).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from qspflow.calibrate.derivatives import GradientProblem
+
+CONVERGED_FLAGS = ("FTOL", "XTOL", "GTOL")
+
+
+@dataclass
+class ShootingResult:
+    """Where a run ended (scaled, full vector), its negative log-likelihood and fides' exit flag."""
+
+    x: np.ndarray
+    nll: float
+    status: str
+    converged: bool
+    iterations: int
+
+
+def shoot(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, max_iter: int,
+          max_time: float = math.inf, fixed: Mapping[int, float] | None = None) -> ShootingResult:
+    """Minimize from x0 within [lower, upper] (scaled), the parameters in `fixed` held at their values.
+
+    A start where the model cannot be simulated ends at once with the reason as its status.
+    """
+    import fides  # imported here: only the calibration steps need it (and h5py, which it loads)
+
+    fixed = dict(fixed or {})
+    free = np.array([i for i in range(len(x0)) if i not in fixed], dtype=int)
+    base = np.array(x0, dtype=float)
+    for i, value in fixed.items():
+        base[i] = value
+
+    def full(z: np.ndarray) -> np.ndarray:
+        x = base.copy()
+        x[free] = z
+        return x
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        e = problem.evaluate(full(z))
+        return e.nll, e.gradient[free], e.fim[np.ix_(free, free)]
+
+    z0 = np.clip(base[free], lower[free], upper[free])
+    start = problem.evaluate(full(z0))
+    if not math.isfinite(start.nll):
+        return ShootingResult(full(z0), math.inf, f"simulation failed at the start: {start.reason}", False, 0)
+    if not len(free):
+        return ShootingResult(full(z0), start.nll, "FTOL", True, 0)
+    optimizer = fides.Optimizer(fun, ub=upper[free], lb=lower[free], verbose=logging.ERROR,
+                                options={fides.Options.MAXITER: max_iter, fides.Options.MAXTIME: max_time})
+    try:
+        nll, z, _, _ = optimizer.minimize(z0)
+    except RuntimeError as error:  # a non-finite gradient or Hessian at an accepted point
+        best = optimizer.x_min if math.isfinite(optimizer.fval_min) else z0
+        return ShootingResult(full(best), float(min(optimizer.fval_min, start.nll)), f"NOT_FINITE: {error}", False,
+                              optimizer.iteration)
+    flag = optimizer.exitflag.name
+    return ShootingResult(full(z), float(nll), flag, flag in CONVERGED_FLAGS, optimizer.iteration)

@@ -1,0 +1,149 @@
+"""Forward sensitivities, the likelihood's gradient and Fisher information, and single shooting:
+against the analytic solution of first-order decay, central finite differences of the compiled
+simulator at tight tolerances (Boehm_JProteomeRes2014, a preequilibrated problem of the collection),
+and the published optimum of Boehm_JProteomeRes2014.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy
+
+from qspflow.calibrate.derivatives import GradientProblem
+from qspflow.calibrate.objective import BatchProblem
+from qspflow.calibrate.shooting import shoot
+from qspflow.calibrate.spec import CalibrationSpec
+from qspflow.errors import ModelError
+from qspflow.model import OdeModel, Parameter, symbol
+from qspflow.petab import load_problem
+from qspflow.simulate import compile_model
+from qspflow.simulate.sensitivity import compile_sensitivities, sensitivity_model
+
+BOEHM_LLH = -138.22199693517703  # AMICI's reference at the nominal (published) parameters
+
+
+def _decay() -> OdeModel:
+    x, k, x0 = symbol("x"), symbol("k"), symbol("x0")
+    return OdeModel("decay", ["x"], {"k": Parameter("k", 1.0), "x0": Parameter("x0", 1.0)}, {"x": -k * x},
+                    {"x": x0})
+
+
+def test_sensitivities_of_decay_are_the_analytic_derivatives(tmp_path):
+    compiled = compile_sensitivities(_decay(), varying=["k", "x0"], cache_dir=tmp_path)
+    times = np.array([0.0, 0.5, 1.0, 3.0])
+    k, x0 = 0.7, 2.0
+    result = compiled.simulate(np.array([[k, x0]]), times, rtol=1e-10, atol=1e-12)
+    assert result.status[0] == 0
+    np.testing.assert_allclose(result.states[0, :, 0], x0 * np.exp(-k * times), rtol=1e-8)
+    np.testing.assert_allclose(result.sensitivities[0, :, 0, 0], -times * x0 * np.exp(-k * times), rtol=1e-7,
+                               atol=1e-12)
+    np.testing.assert_allclose(result.sensitivities[0, :, 0, 1], np.exp(-k * times), rtol=1e-8)
+
+
+def test_sensitivities_to_a_subset_and_the_system_they_solve():
+    model, names = sensitivity_model(_decay(), ["k"])
+    assert names == [["s_x_k"]]
+    s, x, k = symbol("s_x_k"), symbol("x"), symbol("k")
+    assert sympy.simplify(model.rhs["s_x_k"] - (-k * s - x)) == 0
+    assert model.initial["s_x_k"] == 0
+    with pytest.raises(ModelError, match="varying"):
+        compile_sensitivities(_decay(), varying=["k"], wrt=["x0"])
+
+
+def test_a_model_without_the_sensitivity_structure_is_refused_for_block_solves(tmp_path):
+    x, y = symbol("x"), symbol("y")
+    coupled = OdeModel("coupled", ["x", "y"], {"k": Parameter("k", 1.0)}, {"x": -y, "y": x * y}, {"x": 1, "y": 1})
+    with pytest.raises(ModelError, match="sensitivity system"):
+        compile_model(coupled, varying=["k"], cache_dir=tmp_path, block=1)
+
+
+def _finite_differences(compiled, params: np.ndarray, times: np.ndarray, k: int) -> np.ndarray:
+    step = 1e-6 * abs(params[k])
+    up, down = params.copy(), params.copy()
+    up[k] += step
+    down[k] -= step
+    values = compiled.simulate(np.array([up, down]), times, rtol=1e-12, atol=1e-14, what="states").values
+    return (values[0] - values[1]) / (2 * step)
+
+
+@pytest.mark.parametrize("method", ["auto", "implicit"])
+def test_sensitivities_of_boehm_agree_with_finite_differences(cases, tmp_path, method):
+    model = OdeModel.from_sbml(cases / "petab-collection" / "Boehm_JProteomeRes2014" /
+                               "model_Boehm_JProteomeRes2014.xml")
+    varying = ["k_exp_hetero", "k_exp_homo", "k_imp_hetero", "k_imp_homo", "k_phos"]
+    params = np.array([model.parameters[p].value for p in varying])
+    times = np.linspace(0.0, 240.0, 17)
+    plain = compile_model(model, varying=varying, cache_dir=tmp_path)
+    result = compile_sensitivities(model, varying=varying, cache_dir=tmp_path).simulate(
+        params[None, :], times, rtol=1e-10, atol=1e-12, method=method)
+    references = np.stack([_finite_differences(plain, params, times, k) for k in range(len(varying))], axis=-1)
+    # Relative to the largest sensitivity: below that, the differences' own rounding (1e-12 of states
+    # of 100, over steps of 1e-6·p) is what would be compared.
+    np.testing.assert_allclose(result.sensitivities[0], references, rtol=1e-5, atol=1e-5 * np.abs(references).max())
+
+
+def _central_gradient(problem: GradientProblem, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    gradient = np.empty_like(x)
+    for i in range(len(x)):
+        up, down = x.copy(), x.copy()
+        up[i] += step
+        down[i] -= step
+        gradient[i] = (problem.evaluate(up).nll - problem.evaluate(down).nll) / (2 * step)
+    return gradient
+
+
+@pytest.fixture(scope="module")
+def boehm(cases):
+    spec = CalibrationSpec(load_problem(cases / "petab-collection" / "Boehm_JProteomeRes2014" /
+                                        "Boehm_JProteomeRes2014.yaml"))
+    return GradientProblem(BatchProblem(spec))
+
+
+def test_gradient_and_fisher_information_of_boehm(boehm):
+    spec = boehm.spec
+    x = spec.nominal + 0.1 * (spec.upper - spec.lower) * np.sin(np.arange(spec.dimension))  # away from the optimum
+    e = boehm.evaluate(x)
+    assert e.nll == pytest.approx(-spec.simulated_llh(x), rel=1e-7)
+    np.testing.assert_allclose(e.gradient, _central_gradient(boehm, x), rtol=1e-5, atol=1e-4)
+    assert np.allclose(e.fim, e.fim.T) and np.linalg.eigvalsh(e.fim).min() > -1e-8
+    at_optimum = boehm.evaluate(spec.nominal)
+    assert -at_optimum.nll == pytest.approx(BOEHM_LLH, abs=1e-5)
+    np.testing.assert_allclose(at_optimum.gradient, _central_gradient(boehm, spec.nominal), rtol=1e-4, atol=1e-4)
+
+
+def test_gradient_through_a_preequilibration_agrees_with_finite_differences(cases):
+    spec = CalibrationSpec(load_problem(cases / "petab-collection" / "Weber_BMC2015" / "Weber_BMC2015.yaml"))
+    assert any(e.preequilibration for e in spec.experiments)
+    problem = GradientProblem(BatchProblem(spec))
+    x = spec.nominal
+    e = problem.evaluate(x)
+    assert -e.nll == pytest.approx(-296.2017922646865, abs=1e-3)  # AMICI's reference
+    reference = _central_gradient(problem, x)
+    # The differences see the simulated steady state, settled to 10·rtol: ~1e-3 noise over steps of 1e-5.
+    np.testing.assert_allclose(e.gradient, reference, rtol=1e-3, atol=1e-3 * np.abs(reference).max())
+
+
+def test_shooting_reaches_boehms_published_optimum_and_holds_fixed_parameters(boehm):
+    spec = boehm.spec
+    x0 = spec.nominal + 0.15 * (spec.upper - spec.lower) * np.cos(np.arange(spec.dimension))
+    x0 = np.clip(x0, spec.lower, spec.upper)
+    result = shoot(boehm, x0, spec.lower, spec.upper, max_iter=500)
+    assert result.converged and result.status in ("FTOL", "GTOL", "XTOL")
+    assert -result.nll >= BOEHM_LLH - 1e-3
+    assert spec.simulated_llh(result.x) == pytest.approx(-result.nll, abs=1e-5)
+    fixed = shoot(boehm, result.x, spec.lower, spec.upper, max_iter=500, fixed={0: result.x[0] + 0.05})
+    assert fixed.x[0] == result.x[0] + 0.05
+    assert -fixed.nll < -result.nll
+
+
+def test_a_start_that_cannot_be_simulated_ends_with_the_reason(boehm):
+    spec = boehm.spec
+    failing = GradientProblem.__new__(GradientProblem)
+    failing.__dict__.update(boehm.__dict__)
+    failing.evaluate = lambda x: type(boehm.evaluate(spec.nominal))(math.inf, x * np.nan, np.zeros((9, 9)),
+                                                                     "condition model1_data1: step size underflow")
+    result = shoot(failing, spec.nominal, spec.lower, spec.upper, max_iter=10)
+    assert not result.converged and result.status.startswith("simulation failed at the start: condition")
