@@ -55,7 +55,7 @@ def test_sensitivities_to_a_subset_and_the_system_they_solve():
 
 def test_a_model_without_the_sensitivity_structure_is_refused_for_block_solves(tmp_path):
     x, y = symbol("x"), symbol("y")
-    coupled = OdeModel("coupled", ["x", "y"], {"k": Parameter("k", 1.0)}, {"x": -y, "y": x * y}, {"x": 1, "y": 1})
+    coupled = OdeModel("coupled", ["x", "y"], {"k": Parameter("k", 1.0)}, {"x": -y * x, "y": x * y}, {"x": 1, "y": 1})
     with pytest.raises(ModelError, match="sensitivity system"):
         compile_model(coupled, varying=["k"], cache_dir=tmp_path, block=1)
 

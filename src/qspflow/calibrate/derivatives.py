@@ -28,6 +28,7 @@ from petab.v1 import C
 
 from qspflow.calibrate.objective import LN10, STEADY_TIMES, BatchProblem, measurement_term
 from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
+from qspflow.model import derivative
 from qspflow.simulate import STATUS_MESSAGES
 from qspflow.simulate.sensitivity import compile_sensitivities
 
@@ -56,9 +57,8 @@ class Evaluation:
 def _lambdify(theta: Sequence[sympy.Symbol], exprs: Sequence[sympy.Expr]) -> tuple:
     """(values, Jacobian) of `exprs` in θ as functions of the linear parameter vector."""
     exprs = list(exprs)
-    jacobian = sympy.Matrix(exprs).jacobian(theta) if exprs else sympy.zeros(0, len(theta))
-    return (sympy.lambdify([theta], exprs, "numpy"),
-            sympy.lambdify([theta], jacobian.tolist() if exprs else [], "numpy"))
+    jacobian = [[derivative(e, v) for v in theta] for e in exprs]
+    return sympy.lambdify([theta], exprs, "numpy"), sympy.lambdify([theta], jacobian, "numpy")
 
 
 def _matrix(function, L: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -70,7 +70,7 @@ class _Observation:
 
     def __init__(self, m: Measurement, states: Sequence[sympy.Symbol], theta: Sequence[sympy.Symbol]) -> None:
         exprs = [m.simulation, m.sigma]
-        exprs += [sympy.diff(e, v) for e in (m.simulation, m.sigma) for v in (*states, *theta)]
+        exprs += [derivative(e, v) for e in (m.simulation, m.sigma) for v in (*states, *theta)]
         self.function = sympy.lambdify([states, theta], exprs, "numpy")
         self.n, self.p = len(states), len(theta)
 

@@ -51,12 +51,9 @@ def profile_path(solve: Reoptimize, lower: float, upper: float, x_best: float, o
                     break
                 step = max(step / 2, smallest)
                 continue
-            if new < top - 2 * THRESHOLD and step > smallest:  # overshot: resolve the profile finer
-                step = max(step / 2, smallest)
-                continue
             points.append((trial, new))
             if new < target:
-                points += _secant(solve, (value, llh, warm), (trial, new), target)
+                points += _secant(solve, (value, llh, warm), (trial, new), top)
                 break
             drop = llh - new
             if drop < THRESHOLD / 8:
@@ -67,11 +64,19 @@ def profile_path(solve: Reoptimize, lower: float, upper: float, x_best: float, o
     return sorted(points)
 
 
-def _secant(solve: Reoptimize, inside: tuple, outside: tuple[float, float], target: float) -> list[tuple[float, float]]:
-    """Extra profile points closing in on where the profile crosses `target` (Illinois method:
-    regula falsi that halves the weight of an end kept twice, so neither end stagnates)."""
+def _root(llh: float, top: float) -> float:
+    """The signed-root likelihood ratio's size √(2·(top − llh)): nearly linear in the parameter where
+    the profile is nearly quadratic, so interpolating it finds the crossing of THRESHOLD in a step or
+    two where interpolating the log-likelihood itself needs several."""
+    return math.sqrt(2.0 * max(top - llh, 0.0))
+
+
+def _secant(solve: Reoptimize, inside: tuple, outside: tuple[float, float], top: float) -> list[tuple[float, float]]:
+    """Extra profile points closing in on where the profile crosses top − THRESHOLD (Illinois method
+    on the root `_root`: regula falsi that halves the weight of an end kept twice)."""
     (a, fa, warm), (c, fc) = inside, outside
-    ga, gc = fa - target, fc - target
+    crossing = _root(top - THRESHOLD, top)
+    ga, gc = _root(fa, top) - crossing, _root(fc, top) - crossing
     replaced = None
     points = []
     for _ in range(CI_SECANT_STEPS):
@@ -80,14 +85,15 @@ def _secant(solve: Reoptimize, inside: tuple, outside: tuple[float, float], targ
         if not converged:
             break
         points.append((trial, new))
-        if abs(new - target) < 1e-4:
+        g = _root(new, top) - crossing
+        if abs(new - (top - THRESHOLD)) < 1e-4:
             break
-        if new >= target:
-            a, ga, warm = trial, new - target, state
+        if g <= 0:
+            a, ga, warm = trial, g, state
             gc = gc / 2 if replaced == "inside" else gc
             replaced = "inside"
         else:
-            c, gc = trial, new - target
+            c, gc = trial, g
             ga = ga / 2 if replaced == "outside" else ga
             replaced = "outside"
     return points
@@ -96,16 +102,19 @@ def _secant(solve: Reoptimize, inside: tuple, outside: tuple[float, float], targ
 def confidence_interval(points: Sequence[tuple[float, float]], optimum: float,
                         top: float) -> tuple[float, float]:
     """Ends of the 95 % interval where a profile [(value, llh)] crosses top − 1.92 on either side of
-    the optimum (linear interpolation); NaN where it does not cross within the profiled range.
+    the optimum (interpolated linearly in the root √(2·(top − llh)), exact for a quadratic profile);
+    NaN where it does not cross within the profiled range.
     """
     target = top - THRESHOLD
+    crossing = _root(target, top)
     ends = []
     for side in (-1, 1):
         path = sorted((p for p in points if side * (p[0] - optimum) >= 0), key=lambda p: side * (p[0] - optimum))
         end = math.nan
         for (a, fa), (c, fc) in itertools.pairwise(path):
             if fa >= target > fc:
-                end = a + (target - fa) * (c - a) / (fc - fa)
+                ra, rc = _root(fa, top), _root(fc, top)
+                end = a + (crossing - ra) * (c - a) / (rc - ra)
                 break
         ends.append(end)
     return ends[0], ends[1]

@@ -61,6 +61,9 @@ REACHED_STARTS, REACHED_LLH = 2, 0.1
 # Ipopt iterations of a polish: from an optimum, a well-scaled transcription converges in tens; one
 # that has not within this many will not soon (a badly scaled one: Fujita_SciSignal2010).
 POLISH_ITERATIONS = 200
+# A profile point is re-optimized until an iteration gains less than this in log-likelihood: the
+# interval ends are read where the profile falls 1.92, so 1e-4 is far below what moves them.
+PROFILE_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -178,6 +181,8 @@ class CalibrationSession:
         llh = spec.simulated_llh(shot.x) if math.isfinite(shot.nll) else -math.inf
         result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, converged,
                              time.perf_counter() - began, o.n_elements, [], "shooting")
+        log.info("start %d: shooting %s after %d iterations, llh %.8g, %.1f s", start, shot.status, shot.iterations,
+                 llh, result.seconds)
         if not (o.polish and converged and math.isfinite(llh)):
             return result
         nlp = self.nlp(o.n_elements)
@@ -244,12 +249,13 @@ class CalibrationSession:
             if self._optimum is None or self._optimum[:3] != key:
                 shot = shoot(self.gradient, np.asarray(best, dtype=float), spec.lower, spec.upper,
                              max_iter=o.max_iter, max_time=o.max_cpu_time)
-                self._optimum = (*key, shot.x, -shot.nll)
+                self._optimum = (*key, (shot.x, shot.fim), -shot.nll)
 
-            def solve(value: float, warm: np.ndarray) -> tuple[bool, float, np.ndarray]:
-                shot = shoot(self.gradient, warm, spec.lower, spec.upper, max_iter=o.max_iter,
-                             max_time=o.max_cpu_time, fixed={i: value})
-                return shot.converged, -shot.nll, shot.x
+            def solve(value: float, warm: tuple) -> tuple[bool, float, tuple]:
+                x0 = _predicted(warm, i, value, spec.lower, spec.upper)
+                shot = shoot(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter,
+                             max_time=o.max_cpu_time, fixed={i: value}, tolerance=PROFILE_TOLERANCE)
+                return shot.converged, -shot.nll, (shot.x, shot.fim)
         else:
             nlp = self.nlp(n_elements)
             if self._optimum is None or self._optimum[:3] != key:
@@ -392,6 +398,22 @@ class CalibrationSession:
         return CalibrationResult(estimates_table(spec, best.x, profiles), self.starts_table(starts),
                                  profiles_table(spec, profiles), fit, best.llh, spec.linear(best.x), spec.dimension,
                                  spec.n_data, o, reached, at_best)
+
+
+def _predicted(warm: tuple[np.ndarray, np.ndarray | None], i: int, value: float, lower: np.ndarray,
+               upper: np.ndarray) -> np.ndarray:
+    """The start of a profile point: parameter i moved to `value` and the others moved along the
+    quadratic model of the previous point (H_oo·Δo = −H_oi·Δi, H its Fisher information), where the
+    re-optimized others would be if the likelihood were quadratic — a few iterations from there
+    instead of a dozen from the previous point (the predictor of integration-based profiles)."""
+    x, fim = warm
+    predicted = np.array(x, dtype=float)
+    predicted[i] = value
+    others = np.array([k for k in range(len(x)) if k != i], dtype=int)
+    if fim is not None and others.size and np.all(np.isfinite(fim)):
+        shift, *_ = np.linalg.lstsq(fim[np.ix_(others, others)], -fim[others, i] * (value - x[i]), rcond=1e-10)
+        predicted[others] = np.clip(predicted[others] + shift, lower[others], upper[others])
+    return predicted
 
 
 def _profiled(spec: CalibrationSpec, o: CalibrationOptions) -> list[int]:

@@ -33,6 +33,12 @@ def symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
+def derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """d expr / d variable where it exists: impulses (DiracDelta, the derivative of a step, of sign
+    or of |x|) are dropped, as every integrator and optimizer sees the function between its jumps."""
+    return sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
+
+
 def unique_name(base: str, taken: set[str], valid: Callable[[str], bool] | None = None) -> str:
     """`base`, or `base` with underscores appended, the first that is not taken (and is `valid`);
     marks it taken."""

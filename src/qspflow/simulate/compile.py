@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
+import json
 import os
 import sys
 import tempfile
@@ -21,10 +23,11 @@ from types import ModuleType
 
 import numba
 import numpy as np
+import sympy
 
 from qspflow.errors import ModelError
 from qspflow.model import OdeModel
-from qspflow.simulate import kernel
+from qspflow.simulate import codegen, kernel
 from qspflow.simulate.codegen import generate
 
 METHODS = {"auto": kernel.AUTO, "explicit": kernel.EXPLICIT, "implicit": kernel.IMPLICIT}
@@ -217,20 +220,43 @@ def _reload(path: Path, *metadata: tuple) -> CompiledModel:
     return CompiledModel(_module(path), path, *metadata)
 
 
+def _inputs_digest(model: OdeModel, varying: Sequence[str], block: int | None, error_states: int | None) -> str:
+    """sha256 of everything `generate` reads (the model, the options, kernel.py and codegen.py): the key
+    under which the generated module's name is remembered, so another process skips the sympy work."""
+    text = [inspect.getsource(kernel), inspect.getsource(codegen), model.name, repr(list(model.states)),
+            repr(sorted((n, p.value) for n, p in model.parameters.items())), repr(list(varying)), repr(block),
+            repr(error_states)]
+    for part in (model.rhs, model.initial, model.observables):
+        text += [f"{k}={sympy.srepr(sympy.sympify(v))}" for k, v in part.items()]
+    return hashlib.sha256("\n".join(text).encode()).hexdigest()
+
+
 def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | Path | None = None,
                   block: int | None = None, error_states: int | None = None) -> CompiledModel:
     """Generate, compile (or load from the cache) and return the simulator of `model`.
 
     `varying`: the parameters that `simulate` takes per set, in that order; every other
     parameter is folded in at its value. The module is written to `cache_dir` (default
-    `default_cache_dir()`) as `<sha256 of its text>.py`; numba caches the machine code beside it.
+    `default_cache_dir()`) as `<sha256 of its text>.py`; numba caches the machine code beside it,
+    and `inputs/<sha256 of the inputs>.json` names the module generated from the same inputs.
     `block`: the state block size of a sensitivity system (`qspflow.simulate.sensitivity`);
     `error_states`: the leading states the step size control sees (default all).
     """
-    generated = generate(model, varying, block, error_states)
-    digest = hashlib.sha256(generated.source.encode()).hexdigest()
-    path = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / f"{digest}.py"
-    compiled = CompiledModel(_module(path, generated.source), path, generated.states, generated.varying,
-                             generated.observables, generated.breakpoints)
+    folder = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser()
+    index = folder / "inputs" / f"{_inputs_digest(model, varying, block, error_states)}.json"
+    known = json.loads(index.read_text()) if index.exists() else None
+    if known is not None and (folder / f"{known['digest']}.py").exists():
+        path = folder / f"{known['digest']}.py"
+        metadata = tuple(tuple(known[k]) for k in ("states", "varying", "observables", "breakpoints"))
+        compiled = CompiledModel(_module(path), path, *metadata)
+    else:
+        generated = generate(model, varying, block, error_states)
+        digest = hashlib.sha256(generated.source.encode()).hexdigest()
+        path = folder / f"{digest}.py"
+        compiled = CompiledModel(_module(path, generated.source), path, generated.states, generated.varying,
+                                 generated.observables, generated.breakpoints)
+        _write_once(index, json.dumps({"digest": digest, "states": generated.states, "varying": generated.varying,
+                                       "observables": generated.observables,
+                                       "breakpoints": generated.breakpoints}))
     compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))  # compile (or load) now, not later
     return compiled

@@ -19,8 +19,10 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import OdeModel, Parameter, symbol, unique_name
+from qspflow.model import OdeModel, Parameter, derivative, symbol, unique_name
 from qspflow.simulate.compile import CompiledModel, compile_model
+
+LOG_FLOOR = sympy.Float(1e-300)
 
 
 def sensitivity_model(model: OdeModel, wrt: Sequence[str]) -> tuple[OdeModel, list[list[str]]]:
@@ -35,7 +37,8 @@ def sensitivity_model(model: OdeModel, wrt: Sequence[str]) -> tuple[OdeModel, li
     x = [model.symbol(s) for s in model.states]
     rhs = [sympy.sympify(model.rhs[s]) for s in model.states]
     initial = [sympy.sympify(model.initial[s]) for s in model.states]
-    jacobian = [[sympy.diff(f, xj) for xj in x] for f in rhs]
+    # powsimp: n·xⁿ/x becomes n·xⁿ⁻¹, finite at x = 0 (as the simulator's own Jacobian).
+    jacobian = [[sympy.powsimp(derivative(f, xj)) for xj in x] for f in rhs]
     taken = set(model.states) | set(model.parameters) | set(model.observables) | set(model.expressions)
     names = [[unique_name(f"s_{state}_{p}", taken) for state in model.states] for p in wrt]
     new_rhs = dict(model.rhs)
@@ -45,8 +48,12 @@ def sensitivity_model(model: OdeModel, wrt: Sequence[str]) -> tuple[OdeModel, li
         theta = model.symbol(p)
         for i, name in enumerate(column):
             new_rhs[name] = sum((jacobian[i][j] * s[j] for j in range(len(x)) if jacobian[i][j] != 0),
-                                sympy.Integer(0)) + sympy.diff(rhs[i], theta)
-            new_initial[name] = sympy.diff(initial[i], theta)
+                                sympy.Integer(0)) + derivative(rhs[i], theta)
+            new_initial[name] = derivative(initial[i], theta)
+    # d(xⁿ)/dn = xⁿ·log x is 0·(−∞) at x = 0, where its limit is 0: log(x + 1e-300) gives that 0,
+    # and differs from log x by less than rounding anywhere else.
+    for name in (n for column in names for n in column):
+        new_rhs[name] = new_rhs[name].replace(sympy.log, lambda a: sympy.log(a + LOG_FLOOR))
     parameters = {n: Parameter(n, p.value) for n, p in model.parameters.items()}
     states = list(model.states) + [name for column in names for name in column]
     return OdeModel(f"{model.name}_sensitivities", states, parameters, new_rhs, new_initial,

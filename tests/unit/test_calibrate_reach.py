@@ -1,0 +1,28 @@
+"""Calibration over the full PEtab bounds reaches the published fit of real benchmark problems (one
+seed each, the default options): the log-likelihood at the problem's nominal parameters (AMICI's
+reference), within 0.5. `benchmarks/calibrate_suite.py` runs six problems with three seeds each.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qspflow.calibrate import calibrate_problem
+
+pytestmark = pytest.mark.slow
+
+REFERENCES = {
+    "Boehm_JProteomeRes2014": -138.22199693517703,
+    "Fujita_SciSignal2010": 53.08377736998929,
+    "Bruno_JExpBot2016": 46.688176988431806,
+}
+
+
+@pytest.mark.parametrize("problem", list(REFERENCES))
+def test_calibration_reaches_the_published_fit(cases, problem):
+    result = calibrate_problem(cases / "petab-collection" / problem / f"{problem}.yaml", seed=0, profile=False,
+                               threads=2)
+    assert result.best_llh >= REFERENCES[problem] - 0.5
+    assert result.reached
+    best = result.starts.loc[result.starts["llh"].idxmax()]
+    assert best["method"] in ("shooting", "shooting+transcription")
