@@ -51,6 +51,9 @@ def profile_path(solve: Reoptimize, lower: float, upper: float, x_best: float, o
                     break
                 step = max(step / 2, smallest)
                 continue
+            if new < top - 2 * THRESHOLD and step > smallest:  # overshot: a bracket this wide misplaces the end
+                step = max(step / 2, smallest)
+                continue
             points.append((trial, new))
             if new < target:
                 points += _secant(solve, (value, llh, warm), (trial, new), top)

@@ -61,6 +61,7 @@ REACHED_STARTS, REACHED_LLH = 2, 0.1
 # Ipopt iterations of a polish: from an optimum, a well-scaled transcription converges in tens; one
 # that has not within this many will not soon (a badly scaled one: Fujita_SciSignal2010).
 POLISH_ITERATIONS = 200
+POLISH_SLACK = 1e-6  # simulated log-likelihood a polished optimum may lose and still replace shooting's
 # A profile point is re-optimized until an iteration gains less than this in log-likelihood: the
 # interval ends are read where the profile falls 1.92, so 1e-4 is far below what moves them.
 PROFILE_TOLERANCE = 1e-4
@@ -172,7 +173,7 @@ class CalibrationSession:
     def _shooting(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
         """Single shooting (fides) from x0, verified by independent simulation; with `polish`, the
         Pyomo transcription re-solves from its optimum and is kept where it converges, agrees with
-        the simulation and is not worse."""
+        the simulation within `verify_tolerance` and is not worse by the simulation."""
         o, spec = self.options, self.spec
         began = time.perf_counter()
         x0 = np.asarray(x0, dtype=float)
@@ -195,7 +196,9 @@ class CalibrationSession:
         else:
             llh_polished = spec.simulated_llh(polished.x)
             gap = abs(-polished.nll - llh_polished)
-            if gap <= o.verify_tolerance and llh_polished >= llh - o.verify_tolerance:
+            # Kept only where the simulation says it is at least as good: the collocation's own
+            # optimum can be a discretization error worse for the ODE than shooting's.
+            if gap <= o.verify_tolerance and llh_polished >= llh - POLISH_SLACK:
                 result = replace(result, x=polished.x, nll=polished.nll, llh=llh_polished,
                                              status=polished.status, method="shooting+transcription")
             else:
