@@ -82,10 +82,15 @@ def calibration_problem(wildcards):
     return f"results/{wildcards['study']}/models/{wildcards['net']}/petab/problem.yaml"
 
 
+def local_starts():
+    """The local starts of each model: the global search's, then the Latin-hypercube ones."""
+    return range(config["calibrate"]["starts"] + config["calibrate"]["random_starts"])
+
+
 def start_tables(wildcards):
     """One table per local start of a model's calibration (rule `calibrate_start`)."""
     folder = f"results/{wildcards['study']}/calibration/{wildcards['net']}/starts"
-    return [f"{folder}/{k}.tsv" for k in range(config["calibrate"]["starts"])]
+    return [f"{folder}/{k}.tsv" for k in local_starts()]
 
 
 def calibrate_options(profile):
@@ -242,7 +247,7 @@ def study_outputs(wildcards):
         files += [f"{r}/models/{net}/{name}" for net in network_ids(STUDY) for name in MODEL_FILES]
     for net in model_ids(STUDY):
         files += [f"{r}/calibration/{net}/{name}" for name in CALIBRATION_FILES]
-        files += [f"{r}/calibration/{net}/starts/{k}.tsv" for k in range(config["calibrate"]["starts"])]
+        files += [f"{r}/calibration/{net}/starts/{k}.tsv" for k in local_starts()]
     if config["sensitivity"]["outputs"]:
         files.append(f"{r}/sensitivity/samples.tsv")
         files += [f"{r}/sensitivity/chunks/{k}.tsv" for k in range(config["sensitivity"]["chunks"])]

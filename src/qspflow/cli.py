@@ -59,7 +59,8 @@ def _convert(args: argparse.Namespace) -> None:
 
 def _calibrate(args: argparse.Namespace) -> None:
     with output_folder(args.out, force=args.force) as out:
-        best = steps.calibrate_folder(problem=args.problem, out=out, starts=args.starts, seed=args.seed,
+        best = steps.calibrate_folder(problem=args.problem, out=out, starts=args.starts,
+                                      random_starts=args.random_starts, seed=args.seed,
                                       solver=args.solver, global_method=args.global_method,
                                       local_method=args.local_method, polish=not args.no_polish,
                                       profile=not args.no_profile, profile_parameters=args.profile or [],
@@ -200,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("calibrate", _calibrate, "calibrate a PEtab problem: global search, local starts, Pyomo polish, "
                 "profiles (prints the best log-likelihood last)")
     p.add_argument("problem", help="PEtab problem (YAML)")
-    p.add_argument("--starts", type=int, default=5, help="local starts")
+    p.add_argument("--starts", type=int, default=5, help="local starts from the global search's best points")
+    p.add_argument("--random-starts", type=int, default=5,
+                   help="further local starts from Latin-hypercube points over the bounds")
     p.add_argument("--seed", type=int, default=0, help="seed of the global search and the start points")
     p.add_argument("--local", dest="local_method", choices=["shooting", "transcription"], default="shooting",
                    help="local method: fides on the simulated likelihood with forward sensitivities (default), or "

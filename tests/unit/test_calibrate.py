@@ -30,7 +30,7 @@ from qspflow.steps import calibration as steps
 K_TRUE, SIGMA = 0.5, 0.05
 TIMES = (0.5, 1.0, 2.0, 4.0)
 STARTS = {"low": 1.0, "high": 2.0}  # x(0) per condition
-FAST = dict(starts=2, global_method="none", profile=False)
+FAST = dict(starts=2, random_starts=0, global_method="none", profile=False)
 
 
 def _write_problem(folder: Path, model: OdeModel, **tables: pd.DataFrame) -> Path:
@@ -126,13 +126,21 @@ def test_laplace_noise_gives_the_least_absolute_deviation_estimate(tmp_path):
     assert -_best_row(result)["objective"] == pytest.approx(result.best_llh, abs=1e-6)
 
 
+def test_random_starts_follow_the_global_starts(tmp_path):
+    session = open_session(decay_problem(tmp_path), starts=2, random_starts=3, global_evaluations=500, seed=2)
+    table = session.global_starts()
+    assert list(table["origin"]) == ["ess", "ess", "lhs", "lhs", "lhs"] and list(table["start"]) == [0, 1, 2, 3, 4]
+    pd.testing.assert_frame_equal(table, open_session(decay_problem(tmp_path), starts=2, random_starts=3,
+                                                      global_evaluations=500, seed=2).global_starts())
+
+
 def test_global_stages_find_the_same_optimum_and_are_seeded(tmp_path):
     path = decay_problem(tmp_path)
     expected = _least_squares()
     for method in ("de", "ess"):
-        first = calibrate_problem(path, global_method=method, starts=2, seed=3, profile=False,
+        first = calibrate_problem(path, global_method=method, starts=2, random_starts=0, seed=3, profile=False,
                                   global_evaluations=3000)
-        again = calibrate_problem(path, global_method=method, starts=2, seed=3, profile=False,
+        again = calibrate_problem(path, global_method=method, starts=2, random_starts=0, seed=3, profile=False,
                                   global_evaluations=3000)
         assert math.log10(first.best["k"]) == pytest.approx(expected, abs=1e-5)
         pd.testing.assert_frame_equal(first.starts, again.starts)
@@ -148,7 +156,7 @@ def test_ripopt_finds_the_same_estimate(tmp_path):
 
 
 def test_profile_interval_is_the_likelihood_ratio_interval(tmp_path):
-    result = calibrate_problem(decay_problem(tmp_path), starts=1, global_method="none", n_elements=8)
+    result = calibrate_problem(decay_problem(tmp_path), starts=1, random_starts=0, global_method="none", n_elements=8)
     optimum = _least_squares()
     target = _normal_llh(optimum) - THRESHOLD
     low = brentq(lambda p: _normal_llh(p) - target, optimum - 1, optimum, xtol=1e-14)
@@ -165,7 +173,7 @@ def test_profile_interval_is_the_likelihood_ratio_interval(tmp_path):
 
 def test_bounds_that_exclude_the_optimum_give_a_one_sided_interval(tmp_path):
     upper = 0.3  # the unconstrained estimate is ≈ 0.5
-    result = calibrate_problem(decay_problem(tmp_path, bounds=(1e-3, upper), nominal=0.1), starts=2,
+    result = calibrate_problem(decay_problem(tmp_path, bounds=(1e-3, upper), nominal=0.1), starts=2, random_starts=0,
                                global_method="none", n_elements=8)
     assert math.log10(result.best["k"]) == pytest.approx(_least_squares(upper=math.log10(upper)), abs=1e-6)
     row = result.estimates.iloc[0]
@@ -335,7 +343,7 @@ def test_global_stage_of_a_model_without_a_parameter_to_profile_runs(tmp_path):
     """The workflow's `calibrate_global` of a candidate that lacks a parameter the selected model will
     profile writes its starts; a parameter in no candidate fails it before the search, writing nothing."""
     own, other = decay_problem(tmp_path / "own"), decay_problem(tmp_path / "other", rate="k_other")
-    options = dict(starts=2, global_method="none", profile=False)
+    options = dict(starts=2, random_starts=0, global_method="none", profile=False)
     steps.calibrate_global(problem=own, global_starts=tmp_path / "global.tsv", seed=1, candidates=[own, other],
                            profile_parameters=["k_other"], **options)
     assert len(pd.read_csv(tmp_path / "global.tsv", sep="\t")) == 2
@@ -375,7 +383,7 @@ def test_missing_cyipopt_says_how_to_install_it(monkeypatch):
 
 def test_outputs_are_written_and_byte_stable(tmp_path):
     for folder in ("a", "b"):
-        steps.calibrate_folder(problem=decay_problem(tmp_path / "problem"), out=tmp_path / folder, starts=2,
+        steps.calibrate_folder(problem=decay_problem(tmp_path / "problem"), out=tmp_path / folder, starts=2, random_starts=0,
                                global_method="none")
     names = ["estimates.tsv", "starts.tsv", "profiles.tsv", "simulation.tsv", "summary.tsv", "waterfall.png",
              "profiles.png", "fit.png"]
@@ -396,7 +404,7 @@ def test_the_stages_as_separate_jobs_give_the_in_process_result(tmp_path):
     """calibrate_global → calibrate_start per start → calibrate (the Snakemake jobs) reproduce the
     one-process `calibrate_folder` byte for byte; `profile` then adds intervals around its optimum."""
     path = decay_problem(tmp_path / "problem")
-    options = dict(starts=3, global_evaluations=2000, n_elements=8, profile=False)
+    options = dict(starts=3, random_starts=0, global_evaluations=2000, n_elements=8, profile=False)
     best_llh = steps.calibrate_folder(problem=path, out=tmp_path / "whole", seed=5, **options)
     steps.calibrate_global(problem=path, global_starts=tmp_path / "global.tsv", seed=5, **options)
     tables = [tmp_path / "starts" / f"{k}.tsv" for k in range(3)]
@@ -459,7 +467,7 @@ def test_rank_models_by_aicc_and_bic_computed_by_hand(tmp_path):
 def test_worker_processes_give_the_same_result_as_one_process(tmp_path):
     """threads = 2 runs starts and profiles in spawned worker processes: the same tables, bit for bit."""
     path = decay_problem(tmp_path / "problem")
-    options = dict(starts=2, seed=4, global_evaluations=2000, n_elements=8)
+    options = dict(starts=2, random_starts=0, seed=4, global_evaluations=2000, n_elements=8)
     one, two = (calibrate_problem(path, threads=n, **options) for n in (1, 2))
     for name in ("starts", "estimates", "profiles", "fit"):
         pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name), check_exact=True)

@@ -22,7 +22,9 @@ class CalibrationOptions:
     """Every option of a calibration, in the order `summary.tsv` lists them.
 
     starts: local starts — the best distinct global candidates, or Latin-hypercube points
-    with global_method "none". seed: seeds the global search and the Latin hypercube.
+    with global_method "none". random_starts: further local starts from Latin-hypercube points
+    over the bounds (the global search's best points can all lie in one basin). seed: seeds the
+    global search and the Latin hypercube.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
     sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
     start). polish: after shooting, re-solve its optimum by the Pyomo transcription and keep that
@@ -42,6 +44,7 @@ class CalibrationOptions:
     """
 
     starts: int = 5
+    random_starts: int = 5
     seed: int = 0
     local_method: str = "shooting"
     polish: bool = True
@@ -65,7 +68,7 @@ class CalibrationOptions:
     def __post_init__(self) -> None:
         for key in ("starts", "global_evaluations", "n_elements", "max_iter", "profile_max_steps", "threads"):
             integer(_key(key), getattr(self, key), minimum=1)
-        for key in ("seed", "max_refinements"):
+        for key in ("seed", "max_refinements", "random_starts"):
             integer(_key(key), getattr(self, key), minimum=0)
         for key in ("global_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance", "profile_step"):
             number(_key(key), getattr(self, key), positive=True)

@@ -285,8 +285,8 @@ class CalibrationSession:
         """The initial points of the local starts (stage 1): start, origin, objective (−llh at the
         point, by the batch simulator), initial:<parameter> (scaled).
 
-        Always `starts` rows: if the global search found fewer distinct points, Latin-hypercube
-        points (origin "lhs") fill the rest.
+        `starts` rows from the global search (if it found fewer distinct points, Latin-hypercube
+        points, origin "lhs", fill the rest), then `random_starts` Latin-hypercube points.
         """
         o, spec = self.options, self.spec
         rng = np.random.default_rng(o.seed)
@@ -308,6 +308,11 @@ class CalibrationSession:
             points = np.vstack([points, extra])
             values = np.concatenate([values, self.batch.objective(extra)])
             origins += ["lhs"] * missing
+        if o.random_starts:
+            extra = latin_hypercube(o.random_starts, spec.lower, spec.upper, rng)
+            points = np.vstack([points, extra])
+            values = np.concatenate([values, self.batch.objective(extra)])
+            origins += ["lhs"] * o.random_starts
         frame = pd.DataFrame({"start": range(len(points)), "origin": origins, "objective": values})
         vectors = pd.DataFrame(points, columns=self.columns("initial"))
         return pd.concat([frame, vectors], axis=1)
