@@ -69,6 +69,7 @@ def _finite_differences(compiled, params: np.ndarray, times: np.ndarray, k: int)
     return (values[0] - values[1]) / (2 * step)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["auto", "implicit"])
 def test_sensitivities_of_boehm_agree_with_finite_differences(cases, tmp_path, method):
     model = OdeModel.from_sbml(cases / "petab-collection" / "Boehm_JProteomeRes2014" /
@@ -96,12 +97,13 @@ def _central_gradient(problem: GradientProblem, x: np.ndarray, step: float = 1e-
 
 
 @pytest.fixture(scope="module")
-def boehm(cases):
+def boehm(cases):  # compiles Boehm's sensitivity system: the tests using it are slow
     spec = CalibrationSpec(load_problem(cases / "petab-collection" / "Boehm_JProteomeRes2014" /
                                         "Boehm_JProteomeRes2014.yaml"))
     return GradientProblem(BatchProblem(spec))
 
 
+@pytest.mark.slow
 def test_gradient_and_fisher_information_of_boehm(boehm):
     spec = boehm.spec
     x = spec.nominal + 0.1 * (spec.upper - spec.lower) * np.sin(np.arange(spec.dimension))  # away from the optimum
@@ -114,6 +116,7 @@ def test_gradient_and_fisher_information_of_boehm(boehm):
     np.testing.assert_allclose(at_optimum.gradient, _central_gradient(boehm, spec.nominal), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_gradient_through_a_preequilibration_agrees_with_finite_differences(cases):
     spec = CalibrationSpec(load_problem(cases / "petab-collection" / "Weber_BMC2015" / "Weber_BMC2015.yaml"))
     assert any(e.preequilibration for e in spec.experiments)
@@ -126,6 +129,7 @@ def test_gradient_through_a_preequilibration_agrees_with_finite_differences(case
     np.testing.assert_allclose(e.gradient, reference, rtol=1e-3, atol=1e-3 * np.abs(reference).max())
 
 
+@pytest.mark.slow
 def test_shooting_reaches_boehms_published_optimum_and_holds_fixed_parameters(boehm):
     spec = boehm.spec
     x0 = spec.nominal + 0.15 * (spec.upper - spec.lower) * np.cos(np.arange(spec.dimension))
@@ -139,6 +143,7 @@ def test_shooting_reaches_boehms_published_optimum_and_holds_fixed_parameters(bo
     assert -fixed.nll < -result.nll
 
 
+@pytest.mark.slow
 def test_a_start_that_cannot_be_simulated_ends_with_the_reason(boehm):
     spec = boehm.spec
     failing = GradientProblem.__new__(GradientProblem)
