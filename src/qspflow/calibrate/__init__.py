@@ -1,4 +1,5 @@
-"""Calibration of a PEtab problem: global search on the fast simulator, exact local solves by Pyomo,
+"""Calibration of a PEtab problem: global search on the fast simulator, local solves by single shooting
+(fides, forward sensitivities) polished by Pyomo,
 verification by independent simulation, profile likelihoods, and selection among hypotheses.
 
 The modules, each importing only those above it:
@@ -7,7 +8,10 @@ The modules, each importing only those above it:
 - `spec`: `CalibrationSpec`, what is estimated and each experiment's equations (sympy).
 - `objective`: the negative log-likelihood, written once over a math namespace; `BatchProblem`,
   the compiled simulator evaluating it for batches of parameter vectors.
+- `derivatives`: `GradientProblem`, the likelihood's gradient and Fisher information by forward
+  sensitivities of the compiled simulator.
 - `search`: the global searches (scatter search, differential evolution, Latin hypercube).
+- `shooting`: single shooting, fides on `GradientProblem` (the default local method).
 - `transcription`: the Pyomo NLP (direct transcription) and its local solves; `solvers` tells
   Pyomo where its Ipopt interface lives.
 - `profile`: profile likelihoods and the confidence intervals they give.
@@ -25,13 +29,13 @@ from qspflow.calibrate.options import CalibrationOptions
 from qspflow.calibrate.profile import THRESHOLD, confidence_interval
 from qspflow.calibrate.selection import rank_models
 from qspflow.calibrate.session import (
+    CONVERGED,
     CalibrationResult,
     CalibrationSession,
     calibrate_problem,
     check_profile_candidates,
     open_session,
 )
-from qspflow.calibrate.transcription import CONVERGED
 
 __all__ = [
     "CONVERGED",

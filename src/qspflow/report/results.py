@@ -28,7 +28,7 @@ FilePath = str | os.PathLike[str]
 #: the profile drop that ends a 95 % interval, χ²₁(0.95)/2 (`qspflow.calibrate.THRESHOLD`)
 PROFILE_THRESHOLD = NormalDist().inv_cdf(0.975) ** 2 / 2
 #: local-start statuses that count as converged (`qspflow.calibrate.CONVERGED`)
-CONVERGED = ("optimal", "locallyOptimal", "globallyOptimal")
+CONVERGED = ("optimal", "locallyOptimal", "globallyOptimal", "FTOL", "XTOL", "GTOL")
 #: the most rows a notebook table shows
 MAX_ROWS = 40
 
