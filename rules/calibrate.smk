@@ -16,6 +16,9 @@ rule calibrate_global:
         "logs/calibrate_global/{study}/{net}.log",
     benchmark:
         "benchmarks/calibrate_global/{study}/{net}.tsv"
+    # First among ready jobs: it checks the calibration options against every candidate model, so a
+    # bad option stops the run before independent jobs (reports) write anything.
+    priority: 1
     threads: 2
     resources:
         runtime=30,
