@@ -125,7 +125,6 @@ class GradientProblem:
         self.rtol, self.atol = rtol, atol
         self.threads = 1
         self._batch = batch
-        self._starts = list(batch.compiled.varying[len(batch.varying):])  # the initial-state parameters
         cache: dict[tuple, _Observation] = {}
         self._experiments = [_Experiment(e, spec, batch.varying, cache) for e in spec.experiments]
         # Sensitivities only to the simulator parameters that some θ moves: the others' are never used.
@@ -133,6 +132,12 @@ class GradientProblem:
         self._moved = np.flatnonzero([any(e.moves(k) for e in self._experiments) for k in range(len(varying))])
         self.simulator = compile_sensitivities(batch.model, varying=varying, wrt=[varying[k] for k in self._moved],
                                                cache_dir=batch.cache_dir)
+        # ∂x(0)/∂p of the simulator: 1 where p is a state's initial-value parameter (after the columns).
+        n = len(spec.states)
+        self._initial_sensitivity = np.zeros((n, len(self._moved)))
+        for k, position in enumerate(self._moved):
+            if position >= len(batch.varying):
+                self._initial_sensitivity[position - len(batch.varying), k] = 1.0
         self._log_factor = np.array([LN10 if s == C.LOG10 else 1.0 if s == C.LOG else 0.0 for s in spec.scales])
 
     def evaluate(self, x: Sequence[float]) -> Evaluation:
@@ -221,12 +226,8 @@ class GradientProblem:
         f_p = rates[n:].reshape(p, n).T  # ds/dt at s = 0 is ∂f/∂p
         u, singular, _ = np.linalg.svd(jacobian)
         conserved = u[:, singular <= NULL_TOLERANCE * max(singular.max(), 1.0)].T
-        s0 = np.zeros((n, p))
-        for k, name in enumerate(self.simulator.wrt):
-            if name in self._starts:
-                s0[self._starts.index(name), k] = 1.0
-        solution, *_ = np.linalg.lstsq(np.vstack([jacobian, conserved]), np.vstack([-f_p, conserved @ s0]),
-                                       rcond=None)
+        solution, *_ = np.linalg.lstsq(np.vstack([jacobian, conserved]),
+                                       np.vstack([-f_p, conserved @ self._initial_sensitivity]), rcond=None)
         return x, solution
 
 

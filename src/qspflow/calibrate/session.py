@@ -178,13 +178,12 @@ class CalibrationSession:
         began = time.perf_counter()
         x0 = np.asarray(x0, dtype=float)
         shot = shoot(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter, max_time=o.max_cpu_time)
-        converged = shot.status in CONVERGED_FLAGS
         llh = spec.simulated_llh(shot.x) if math.isfinite(shot.nll) else -math.inf
-        result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, converged,
+        result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, shot.converged,
                              time.perf_counter() - began, o.n_elements, [], "shooting")
         log.info("start %d: shooting %s after %d iterations, llh %.8g, %.1f s", start, shot.status, shot.iterations,
                  llh, result.seconds)
-        if not (o.polish and converged and math.isfinite(llh)):
+        if not (o.polish and shot.converged and math.isfinite(llh)):
             return result
         nlp = self.nlp(o.n_elements)
         if not nlp.initialize(shot.x):
@@ -199,8 +198,8 @@ class CalibrationSession:
             # Kept only where the simulation says it is at least as good: the collocation's own
             # optimum can be a discretization error worse for the ODE than shooting's.
             if gap <= o.verify_tolerance and llh_polished >= llh - POLISH_SLACK:
-                result = replace(result, x=polished.x, nll=polished.nll, llh=llh_polished,
-                                             status=polished.status, method="shooting+transcription")
+                result = replace(result, x=polished.x, nll=polished.nll, llh=llh_polished, status=polished.status,
+                                 method="shooting+transcription")
             else:
                 result.notes.append(f"start {start}: the transcription's optimum (llh {llh_polished:.8g}, "
                                     f"collocation {-polished.nll:.8g}) does not improve on shooting's "
