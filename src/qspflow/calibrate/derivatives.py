@@ -18,6 +18,7 @@ For a measurement with residual r on the transformed scale and noise σ, both fu
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,12 @@ class GradientProblem:
             if position >= len(batch.varying):
                 self._initial_sensitivity[position - len(batch.varying), k] = 1.0
         self._log_factor = np.array([LN10 if s == C.LOG10 else 1.0 if s == C.LOG else 0.0 for s in spec.scales])
+
+    def with_tolerances(self, rtol: float, atol: float) -> GradientProblem:
+        """The same problem integrated at other tolerances (sharing the compiled system)."""
+        view = copy.copy(self)
+        view.rtol, view.atol = rtol, atol
+        return view
 
     def evaluate(self, x: Sequence[float]) -> Evaluation:
         """The negative log-likelihood at the scaled vector x, its gradient and FIM in x."""

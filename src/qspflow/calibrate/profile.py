@@ -19,7 +19,13 @@ from scipy.stats import chi2
 from qspflow.calibrate.spec import CalibrationSpec, to_linear
 
 THRESHOLD = float(chi2.ppf(0.95, 1)) / 2  # profile drop that ends a 95 % confidence interval
+# A step that drops the profile by more than this many THRESHOLDs is retried shorter: the root is
+# then 2× the crossing's, and a kinked profile's bracket this wide can misplace the end.
+OVERSHOOT = 4
 CI_SECANT_STEPS = 3  # extra solves that place each CI end on the threshold crossing
+# A point this close to the crossing in the root √(2·(top − llh)) ends the secant: the interval end
+# is then within 0.005 standard errors (the root's slope is 1/σ where the profile is quadratic).
+CI_ROOT_TOLERANCE = 0.005
 
 
 # Re-optimizes the other parameters with the profiled one fixed at a value, warm-started from a
@@ -31,40 +37,53 @@ def profile_path(solve: Reoptimize, lower: float, upper: float, x_best: float, o
                  first_step: float, max_steps: int) -> list[tuple[float, float]]:
     """The profile of one parameter (bounds `lower`, `upper` on its scale): [(scaled value, llh)]
     sorted by value, from the optimum (warm state `optimum`, log-likelihood `top`) down both sides;
-    `first_step` is a fraction of the bound width, adapted along the path, and each side takes at
-    most `max_steps` steps."""
-    target = top - THRESHOLD
+    `first_step` is a fraction of the bound width, and each side takes at most `max_steps` steps.
+
+    Steps aim just past the interval's end: the root √(2·(top − llh)) is nearly linear in the
+    parameter, so its slope over the last step predicts where it reaches the threshold's root (1.96);
+    a side then ends with the crossing bracketed and closed in on (`_secant`). Where the profile is
+    flat the steps grow fourfold towards the bound.
+    """
+    crossing = _root(top - THRESHOLD, top)
     width = upper - lower
     points = [(x_best, top)]
     for direction in (-1.0, 1.0):
         bound = lower if direction < 0 else upper
         value, llh, warm = x_best, top, optimum
         step = first_step * width
-        smallest, largest = step / 16, step * 16
+        smallest = step / 16
+        beyond = None  # the nearest point found far past the end (overshot): later steps stop short of it
         for _ in range(max_steps):
             if value == bound:
                 break
             trial = float(np.clip(value + direction * step, lower, upper))
+            if beyond is not None and direction * (trial - beyond) >= 0:
+                trial = (value + beyond) / 2
             converged, new, state = solve(trial, warm)
-            if not converged:
+            if not converged or (new < top - OVERSHOOT * THRESHOLD and step > smallest):
+                # failed, or overshot so far that the bracket would misplace the end: a shorter step
                 if step <= smallest:
                     break
-                step = max(step / 2, smallest)
-                continue
-            if new < top - 2 * THRESHOLD and step > smallest:  # overshot: a bracket this wide misplaces the end
-                step = max(step / 2, smallest)
+                if converged:
+                    beyond = trial
+                step = max(abs(trial - value) / 2, smallest)
                 continue
             points.append((trial, new))
-            if new < target:
-                points += _secant(solve, (value, llh, warm), (trial, new), top)
+            if new < top - THRESHOLD:
+                points += _secant(solve, (value, llh, warm), (trial, new, state), top)
                 break
-            drop = llh - new
-            if drop < THRESHOLD / 8:
-                step = min(step * 2, largest)
-            elif drop > THRESHOLD / 2:
-                step = max(step / 2, smallest)
+            step = _next_step(abs(trial - value), _root(llh, top), _root(new, top), crossing, smallest)
             value, llh, warm = trial, new, state
     return sorted(points)
+
+
+def _next_step(step: float, root_before: float, root_after: float, crossing: float, smallest: float) -> float:
+    """The step after one of length `step` that moved the root from `root_before` to `root_after`:
+    to 1.15 × the crossing's root along the root's slope, within [step/2, 4·step] (a profile's
+    curvature changes along the path) and never below `smallest`."""
+    slope = (root_after - root_before) / step
+    wanted = (1.15 * crossing - root_after) / slope if slope > 0 else math.inf
+    return max(min(max(wanted, step / 2), 4 * step), smallest)
 
 
 def _root(llh: float, top: float) -> float:
@@ -74,29 +93,31 @@ def _root(llh: float, top: float) -> float:
     return math.sqrt(2.0 * max(top - llh, 0.0))
 
 
-def _secant(solve: Reoptimize, inside: tuple, outside: tuple[float, float], top: float) -> list[tuple[float, float]]:
-    """Extra profile points closing in on where the profile crosses top − THRESHOLD (Illinois method
-    on the root `_root`: regula falsi that halves the weight of an end kept twice)."""
-    (a, fa, warm), (c, fc) = inside, outside
+def _secant(solve: Reoptimize, inside: tuple, outside: tuple, top: float) -> list[tuple[float, float]]:
+    """Extra profile points closing in on where the profile crosses top − THRESHOLD between an
+    inside and an outside point (value, llh, warm state): Illinois method on the root `_root`
+    (regula falsi that halves the weight of an end kept twice), each solve warm-started from the
+    bracket's end nearer to it."""
+    (a, fa, warm_a), (c, fc, warm_c) = inside, outside
     crossing = _root(top - THRESHOLD, top)
     ga, gc = _root(fa, top) - crossing, _root(fc, top) - crossing
     replaced = None
     points = []
     for _ in range(CI_SECANT_STEPS):
         trial = a - ga * (c - a) / (gc - ga)
-        converged, new, state = solve(trial, warm)
+        converged, new, state = solve(trial, warm_a if abs(trial - a) <= abs(trial - c) else warm_c)
         if not converged:
             break
         points.append((trial, new))
         g = _root(new, top) - crossing
-        if abs(new - (top - THRESHOLD)) < 1e-4:
+        if abs(g) < CI_ROOT_TOLERANCE:
             break
         if g <= 0:
-            a, ga, warm = trial, g, state
+            a, ga, warm_a = trial, g, state
             gc = gc / 2 if replaced == "inside" else gc
             replaced = "inside"
         else:
-            c, gc = trial, g
+            c, gc, warm_c = trial, g, state
             ga = ga / 2 if replaced == "outside" else ga
             replaced = "outside"
     return points

@@ -60,7 +60,7 @@ def shoot(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np
     best = {}  # the lowest evaluation: fides ends at its x, and its full FIM is the result's
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        e = problem.evaluate(full(z))
+        e = start if np.array_equal(z, z0) else problem.evaluate(full(z))  # fides re-evaluates its start
         if e.nll < best.get("e", start).nll:
             best["e"] = e
         return e.nll, e.gradient[free], e.fim[np.ix_(free, free)]
