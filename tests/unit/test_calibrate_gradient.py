@@ -60,6 +60,34 @@ def test_a_model_without_the_sensitivity_structure_is_refused_for_block_solves(t
         compile_model(coupled, varying=["k"], cache_dir=tmp_path, block=1)
 
 
+def _hill_effect() -> OdeModel:
+    """A drug C (first-order elimination) acting on E through C^n / (1 + C^n), n a Hill coefficient."""
+    c, e, k, n, c0 = symbol("C"), symbol("E"), symbol("k"), symbol("n"), symbol("c0")
+    return OdeModel("hill", ["C", "E"], {"k": Parameter("k", 1.0), "n": Parameter("n", 0.7),
+                                         "c0": Parameter("c0", 1.0)},
+                    {"C": -k * c, "E": c**n / (1 + c**n) - e}, {"C": c0, "E": 0})
+
+
+@pytest.mark.parametrize("method", ["auto", "implicit"])
+def test_a_hill_coefficient_below_one_on_an_absent_drug_has_finite_sensitivities(tmp_path, method):
+    """d(Cⁿ)/dC = n·Cⁿ⁻¹ is infinite at C = 0 for n < 1; where the drug is absent its sensitivities
+    are 0 and so are E's, and where it is given they match finite differences. (To the dose c0 the
+    sensitivity at c0 = 0 is truly infinite: E grows as c0ⁿ.)"""
+    compiled = compile_sensitivities(_hill_effect(), varying=["k", "n", "c0"], wrt=["k", "n"], cache_dir=tmp_path)
+    times = np.array([0.0, 0.5, 2.0, 6.0])
+    absent = compiled.simulate(np.array([[0.5, 0.7, 0.0]]), times, rtol=1e-10, atol=1e-12, method=method)
+    assert absent.status[0] == 0
+    np.testing.assert_array_equal(absent.states[0], 0.0)
+    np.testing.assert_array_equal(absent.sensitivities[0], 0.0)
+    plain = compile_model(_hill_effect(), varying=["k", "n", "c0"], cache_dir=tmp_path)
+    params = np.array([0.5, 0.7, 2.0])
+    given = compiled.simulate(params[None, :], times, rtol=1e-10, atol=1e-12, method=method)
+    assert given.status[0] == 0
+    for k in range(2):
+        expected = _finite_differences(plain, params, times, k)
+        np.testing.assert_allclose(given.sensitivities[0, :, :, k], expected, rtol=1e-5, atol=1e-8)
+
+
 def _finite_differences(compiled, params: np.ndarray, times: np.ndarray, k: int) -> np.ndarray:
     step = 1e-6 * abs(params[k])
     up, down = params.copy(), params.copy()

@@ -39,6 +39,25 @@ def derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     return sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
 
 
+# Added to the base of a power whose exponent may be negative, in derivatives only: d(xⁿ)/dx =
+# n·xⁿ⁻¹ is infinite at x = 0 for n < 1 (a Hill coefficient below 1 on a drug that is absent), and
+# an integrator's Jacobian or a sensitivity's (∂f/∂x)·s then gives inf or inf·0 = NaN; with it the
+# entry is large but finite (≤ 1e150 for exponents ≥ −1.5), and unchanged wherever x > 1e-84.
+POWER_FLOOR = sympy.Float(1e-100)
+
+
+def jacobian_entry(expr: sympy.Expr, variable: sympy.Symbol, states: frozenset[sympy.Symbol]) -> sympy.Expr:
+    """d expr / d variable (`derivative`) with powers simplified (sympy's n·xⁿ/x becomes n·xⁿ⁻¹,
+    0 at x = 0 for n > 1) and the bases of powers of `states` with an exponent that may be
+    negative raised by POWER_FLOOR (finite at x = 0 for n < 1)."""
+    d = sympy.powsimp(derivative(expr, variable))
+
+    def floored(e: sympy.Expr) -> bool:
+        return e.is_Pow and e.exp.is_nonnegative is not True and bool(e.base.free_symbols & states)
+
+    return d.replace(floored, lambda e: sympy.Pow(e.base + POWER_FLOOR, e.exp))
+
+
 def unique_name(base: str, taken: set[str], valid: Callable[[str], bool] | None = None) -> str:
     """`base`, or `base` with underscores appended, the first that is not taken (and is `valid`);
     marks it taken."""

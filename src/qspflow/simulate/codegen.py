@@ -23,7 +23,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel, derivative, symbol
+from qspflow.model import TIME, OdeModel, derivative, jacobian_entry, symbol
 
 MAX_UNROLLED_POWER = 8  # x**n with integer |n| up to this becomes multiplications
 # The lines of kernel.py that the generated module replaces, markers included.
@@ -191,8 +191,8 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
     if block is not None:
         _check_blocks(f, ys, block, model.name)
     # Of a sensitivity system only the first block column: the integrator needs no more (kernel._solve_w).
-    # powsimp turns sympy's d(xⁿ)/dx = n·xⁿ/x into n·xⁿ⁻¹, which is finite at x = 0.
-    entries = [(f"J[{i}, {j}]", sympy.powsimp(derivative(fi, yj))) for i, fi in enumerate(f)
+    # Entries finite at x = 0 (`jacobian_entry`).
+    entries = [(f"J[{i}, {j}]", jacobian_entry(fi, yj, frozenset(ys))) for i, fi in enumerate(f)
                for j, yj in enumerate(ys[:block or len(ys)]) if yj in fi.free_symbols]
     jac = [(target, e) for target, e in entries if e != 0]
     jac += [(f"ft[{i}]", sympy.powsimp(derivative(fi, t))) for i, fi in enumerate(f)]

@@ -19,7 +19,7 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import OdeModel, Parameter, derivative, symbol, unique_name
+from qspflow.model import OdeModel, Parameter, derivative, jacobian_entry, symbol, unique_name
 from qspflow.simulate.compile import CompiledModel, compile_model
 
 LOG_FLOOR = sympy.Float(1e-300)
@@ -37,8 +37,9 @@ def sensitivity_model(model: OdeModel, wrt: Sequence[str]) -> tuple[OdeModel, li
     x = [model.symbol(s) for s in model.states]
     rhs = [sympy.sympify(model.rhs[s]) for s in model.states]
     initial = [sympy.sympify(model.initial[s]) for s in model.states]
-    # powsimp: n·xⁿ/x becomes n·xⁿ⁻¹, finite at x = 0 (as the simulator's own Jacobian).
-    jacobian = [[sympy.powsimp(derivative(f, xj)) for xj in x] for f in rhs]
+    # Finite at x = 0 (`jacobian_entry`), as the simulator's own Jacobian: (∂f/∂x)·s is then 0, not
+    # inf·0, where a state is 0 with no sensitivity (an absent drug under a Hill coefficient < 1).
+    jacobian = [[jacobian_entry(f, xj, frozenset(x)) for xj in x] for f in rhs]
     taken = set(model.states) | set(model.parameters) | set(model.observables) | set(model.expressions)
     names = [[unique_name(f"s_{state}_{p}", taken) for state in model.states] for p in wrt]
     new_rhs = dict(model.rhs)
