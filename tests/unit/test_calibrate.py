@@ -484,3 +484,19 @@ def test_fractional_powers_are_smoothed_only_where_the_base_can_reach_zero():
     assert float(hill.subs(at_zero)) == pytest.approx(0.0, abs=1e-11)
     assert math.isfinite(float(sympy.diff(hill, n).subs(at_zero)))
     assert float(hill.subs({x: 0.4, n: 1.5, k: 0.5})) == pytest.approx(0.4**1.5 / (0.4**1.5 + 0.5**1.5), rel=1e-12)
+
+
+class _KillsItsWorker:
+    """Unpickled in a worker process, ends it at once (as SIGKILL or the OOM killer would)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os._exit, (9,))
+
+
+def test_a_worker_process_that_dies_ends_the_run_with_a_clear_error(tmp_path):
+    session = open_session(decay_problem(tmp_path), **FAST)
+    tasks = [("local", k, "test", _KillsItsWorker()) for k in range(2)]
+    with pytest.raises(SolverError, match=r"key 'calibrate.threads': found '2', a worker process ended abruptly"):
+        calibrate_session._run_tasks(session, session.spec.problem.path, tasks, 2, lambda k, result: None)

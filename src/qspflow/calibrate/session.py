@@ -29,6 +29,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -511,7 +512,13 @@ def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[t
         futures = {pool.submit(_work, *task): k for k, task in enumerate(tasks)}
         for future in as_completed(futures):
             k = futures[future]
-            results[k] = future.result()
+            try:
+                results[k] = future.result()
+            except BrokenProcessPool as err:
+                raise SolverError(str(problem_yaml), key="calibrate.threads", found=threads,
+                                  message="a worker process ended abruptly (killed, or out of memory); "
+                                          "no result was written: run again, with fewer threads if memory ran out"
+                                  ) from err
             report(k, results[k])
     return results
 
