@@ -68,3 +68,19 @@ def test_a_steep_drop_after_a_plateau_is_bracketed_without_a_wide_overshoot():
     assert high == pytest.approx(2 + math.sqrt((THRESHOLD - 0.04) / 50), abs=1e-3)
     crossed = [llh for v, llh in points if v > high]
     assert min(crossed) >= TOP - OVERSHOOT * THRESHOLD
+
+
+def test_a_poor_solve_from_afar_does_not_end_the_profile_at_a_false_cliff():
+    """Re-optimized from the optimum itself, points past 0.1 fall into a poor local optimum (as a
+    first step on Boehm_JProteomeRes2014 did); from nearer points they give the true quadratic
+    profile, whose interval ends at ±1.96."""
+
+    def solve(value: float, warm: object) -> tuple[bool, float, object]:
+        poor = value > 0.1 and warm is None
+        return True, TOP - 0.5 * value**2 - (30.0 if poor else 0.0), value
+
+    points = profile_path(solve, -10.0, 10.0, 0.0, None, TOP, first_step=0.01, max_steps=40)
+    low, high = confidence_interval(points, 0.0, TOP)
+    z = math.sqrt(2 * THRESHOLD)
+    assert low == pytest.approx(-z, rel=1e-6) and high == pytest.approx(z, rel=1e-6)
+    assert len(points) <= 12

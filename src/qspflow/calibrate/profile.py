@@ -58,7 +58,10 @@ def profile_path(solve: Reoptimize, lower: float, upper: float, x_best: float, o
                 break
             trial = float(np.clip(value + direction * step, lower, upper))
             if beyond is not None and direction * (trial - beyond) >= 0:
-                trial = (value + beyond) / 2
+                if abs(beyond - value) > 2 * smallest:
+                    trial = (value + beyond) / 2
+                else:  # that close to it, re-solve past it from here: a solve from afar may have failed there
+                    beyond = None
             converged, new, state = solve(trial, warm)
             if not converged or (new < top - OVERSHOOT * THRESHOLD and step > smallest):
                 # failed, or overshot so far that the bracket would misplace the end: a shorter step
