@@ -7,12 +7,14 @@ llh ≥ −138.2320 (0.01 below, far less than the gap to the next local optimum
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import pytest
 
 from qspflow.calibrate import CalibrationOptions, CalibrationSession, calibrate_problem
+from qspflow.calibrate.profile import confidence_interval
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +48,27 @@ def test_local_solves_within_one_decade_of_the_optimum_converge_to_it(cases):
     assert len(reached) >= 9
     for r in reached:
         assert abs(-r.nll - r.llh) <= 1e-4
+
+
+# 95 % intervals (log10 scale) by the Pyomo transcription's profiles from the published optimum: the
+# method before single shooting, an independent check of the shooting profiles (NaN: no crossing).
+TRANSCRIPTION_INTERVALS = {
+    "Epo_degradation_BaF3": (-1.727310, -1.402762),
+    "k_exp_hetero": (math.nan, -3.042774),
+    "k_exp_homo": (-2.529143, -1.922865),
+    "k_imp_hetero": (-1.902839, -1.666814),
+}
+
+
+def test_profiles_from_the_published_optimum_give_the_transcription_intervals(cases):
+    session = CalibrationSession(cases / BOEHM, CalibrationOptions())
+    spec, best = session.spec, session.spec.nominal
+    for name, expected in TRANSCRIPTION_INTERVALS.items():
+        i = spec.names.index(name)
+        points, top = session.profile(i, best, 4)
+        assert top == pytest.approx(PUBLISHED, abs=1e-4)
+        interval = confidence_interval(points, best[i], top)
+        for end, reference in zip(interval, expected):
+            assert math.isnan(end) == math.isnan(reference), (name, interval, expected)
+            if not math.isnan(reference):
+                assert end == pytest.approx(reference, abs=0.02), (name, interval, expected)
