@@ -57,6 +57,11 @@ TRANSCRIPTION_INTERVALS = {
     "k_exp_hetero": (math.nan, -3.042774),
     "k_exp_homo": (-2.529143, -1.922865),
     "k_imp_hetero": (-1.902839, -1.666814),
+    "k_imp_homo": (0.170583, math.nan),
+    "k_phos": (4.112378, 4.289476),
+    "sd_pSTAT5A_rel": (0.421351, 0.779133),
+    "sd_pSTAT5B_rel": (0.674463, 0.998098),
+    "sd_rSTAT5A_rel": (0.357775, 0.676659),
 }
 
 
