@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 import sympy
 
+from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import PetabError
 from qspflow.model import OdeModel, Parameter, symbol
 from qspflow.model.sbml import write_sbml
@@ -163,7 +166,9 @@ def test_petab_steps_write_the_analytic_simulation_and_return_the_llh(tmp_path):
     assert list(table.columns) == [c if c != "measurement" else "simulation" for c in measurements]
     assert table["simulation"].to_numpy() == pytest.approx(turnover_simulation(), rel=1e-8)
     m = measurements["measurement"].to_numpy(dtype=float)
-    assert petab_llh(problem=path) == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+    posterior, llh = petab_llh(problem=path)
+    assert llh == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+    assert posterior == llh  # no objective priors
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -184,11 +189,21 @@ def test_unknown_observable_names_the_measurement_row(tmp_path):
         load_problem(turnover_problem(tmp_path, measurements=measurements))
 
 
-def test_bounds_excluding_the_nominal_value_name_the_parameter_row(tmp_path):
+def test_a_nominal_value_outside_the_bounds_is_evaluated_with_a_warning(tmp_path, caplog):
+    """The PEtab spec does not forbid it (Lang, Perelson, Zhao of the benchmark collection have them)."""
     parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
     parameters.loc[2, "upperBound"] = 1.0  # scale: nominal 1.7
-    with pytest.raises(PetabError, match=r"parameters\.tsv, row 4, column 'nominalValue', element 'scale'"):
-        load_problem(turnover_problem(tmp_path, parameters=parameters))
+    path = turnover_problem(tmp_path, parameters=parameters)
+    with caplog.at_level(logging.WARNING, logger="qspflow"):
+        problem = load_problem(path)
+    assert re.search(r"parameters\.tsv, row 4: the nominal value 1\.7 of 'scale' is outside its bounds \[0, 1\]",
+                     caplog.text)
+    m = problem.measurement_table["measurement"].to_numpy()
+    assert log_likelihood(problem) == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+    # A calibration starts inside the bounds: the nominal point it may start from is moved into them.
+    spec = CalibrationSpec(problem)
+    assert spec.nominal[spec.names.index("scale")] == 1.0
+    assert np.all((spec.lower <= spec.nominal) & (spec.nominal <= spec.upper))
 
 
 def test_lint_failures_are_passed_on_with_the_file_on_one_line(tmp_path):
@@ -295,21 +310,3 @@ def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
     away = numeric.jac(0.0, np.array([0.5, 0.0]), np.array([1.5]))
     expected = 1.5 * 0.5**0.5 * 0.125 / (0.5**1.5 + 0.125) ** 2  # d/du u^n/(u^n + c) at u = 0.5
     assert away[1, 0] == pytest.approx(expected, rel=1e-12)
-
-
-def test_an_objective_prior_is_refused_naming_the_row(cases, tmp_path):
-    """The objective is the likelihood: a normal prior would change the optimum, so it is refused."""
-    source = (cases / BOEHM).parent
-    for path in source.iterdir():
-        (tmp_path / path.name).write_bytes(path.read_bytes())
-    table = tmp_path / "parameters_Boehm_JProteomeRes2014.tsv"
-    frame = pd.read_csv(table, sep="\t")
-    frame["objectivePriorType"] = ["normal"] + [""] * (len(frame) - 1)
-    frame["objectivePriorParameters"] = ["0;1"] + [""] * (len(frame) - 1)
-    frame.to_csv(table, sep="\t", index=False)
-    with pytest.raises(PetabError, match=r"parameters_Boehm_JProteomeRes2014\.tsv, row 2, column "
-                                         r"'objectivePriorType', element 'Epo_degradation_BaF3'.*found 'normal'"):
-        load_problem(tmp_path / BOEHM.split("/")[-1])
-    frame["objectivePriorType"] = ["uniform"] + [""] * (len(frame) - 1)
-    frame.to_csv(table, sep="\t", index=False)
-    assert load_problem(tmp_path / BOEHM.split("/")[-1]).parameters["Epo_degradation_BaF3"].estimate

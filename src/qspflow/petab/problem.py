@@ -5,9 +5,11 @@ model) and checks the tables as text cells before the PEtab library reads anythi
 that exist and are UTF-8, required columns, unique ids, numbers where numbers belong
 (`nominalValue`, `estimate` 0/1, ordered bounds, positive bounds on log scale), measurements
 that are finite at a time ≥ 0 (or inf, the steady state) for known observables and
-conditions, formulas that parse and name known symbols, flat priors only. It then reads the
-SBML model, runs the PEtab linter (`lint`, one line, for what is left) and applies the
-parameter table (value, bounds, scale, estimate) onto the model. Observable and noise formulas
+conditions, formulas that parse and name known symbols, objective priors of a known type with
+valid parameters (`qspflow.petab.priors`). A nominal value outside its bounds is evaluated as
+given, with a warning (the specification does not forbid it; a calibration starts inside the
+bounds). It then reads the SBML model, runs the PEtab linter (`lint`, one line, for what is
+left) and applies the parameter table (value, bounds, scale, estimate) onto the model. Observable and noise formulas
 are read into model symbols with their `observableParameter{n}_{id}` / `noiseParameter{n}_{id}`
 placeholders.
 
@@ -39,6 +41,7 @@ from qspflow.errors import PetabError
 from qspflow.io import parse_user_yaml
 from qspflow.model import SCALES, TIME, OdeModel, Parameter, symbol
 from qspflow.model.sbml import read_sbml
+from qspflow.petab.priors import PARAMETER_NAMES, PRIOR_TYPES, Prior
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,6 @@ REQUIRED_COLUMNS = {
 ID_COLUMNS = {C.CONDITION_FILES: C.CONDITION_ID, C.OBSERVABLE_FILES: C.OBSERVABLE_ID,
               C.PARAMETER_FILE: C.PARAMETER_ID}
 TABLE_KINDS = (C.CONDITION_FILES, C.MEASUREMENT_FILES, C.OBSERVABLE_FILES)
-# Priors that are constant within the bounds leave the maximum-likelihood estimate unchanged.
-FLAT_PRIORS = (C.UNIFORM, C.PARAMETER_SCALE_UNIFORM)
 TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
 DISTRIBUTIONS = (C.NORMAL, C.LAPLACE)
 
@@ -77,11 +78,13 @@ class PetabProblem:
 
     `parameters` holds every parameter-table row; those that are model parameters are the same
     objects as in `model.parameters`, the others (noise, scaling) only appear in formulas.
+    `priors`: the objective priors of estimated parameters, by parameter id.
     """
 
     path: Path
     model: OdeModel
     parameters: dict[str, Parameter]
+    priors: dict[str, Prior]
     observables: dict[str, Observable]
     condition_table: pd.DataFrame
     measurement_table: pd.DataFrame
@@ -118,7 +121,7 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
     files = {kind: ", ".join(str(path) for path in found) for kind, found in paths.items()}
 
     parameter_table = tables[C.PARAMETER_FILE][0]
-    parameters = _parameters(parameter_table)
+    parameters, priors = _parameters(parameter_table)
     observable_ids = {i for t in tables[C.OBSERVABLE_FILES] for i in t.cells[C.OBSERVABLE_ID]}
     condition_ids = {i for t in tables[C.CONDITION_FILES] for i in t.cells[C.CONDITION_ID]}
     for table in tables[C.MEASUREMENT_FILES]:
@@ -145,7 +148,7 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
         if name in model.parameters:
             model.parameters[name] = parameter
     model.check_start(source=str(sbml_path))
-    return PetabProblem(yaml_path, model, parameters, observables, problem.condition_df,
+    return PetabProblem(yaml_path, model, parameters, priors, observables, problem.condition_df,
                         problem.measurement_df, problem.observable_df, problem.parameter_df, files)
 
 
@@ -297,9 +300,10 @@ def _number(cell: str, path: Path, row: int, column: str, expected: str, element
                          **({"found": cell} if cell else {"message": "the cell is empty"})) from None
 
 
-def _parameters(table: _Table) -> dict[str, Parameter]:
-    """Parameter-table rows as `Parameter`s (values and bounds on linear scale)."""
-    parameters = {}
+def _parameters(table: _Table) -> tuple[dict[str, Parameter], dict[str, Prior]]:
+    """Parameter-table rows as `Parameter`s (values and bounds on linear scale), and the estimated
+    parameters' objective priors."""
+    parameters, priors = {}, {}
     source = table.path
     for row, cell in table.rows():
         name = cell[C.PARAMETER_ID]
@@ -330,15 +334,47 @@ def _parameters(table: _Table) -> dict[str, Parameter]:
         nominal = (_number(cell[C.NOMINAL_VALUE], source, row, C.NOMINAL_VALUE, "a number", name)
                    if cell[C.NOMINAL_VALUE] or not estimate else math.nan)
         if not lower <= nominal <= upper and not math.isnan(nominal):
-            raise PetabError(source, row=row, column=C.NOMINAL_VALUE, **where,
-                             expected=f"a value within the bounds [{lower:g}, {upper:g}]", found=nominal)
-        prior = cell.get(C.OBJECTIVE_PRIOR_TYPE, "")
-        if estimate and prior and prior not in FLAT_PRIORS:
-            raise PetabError(source, row=row, column=C.OBJECTIVE_PRIOR_TYPE, **where, found=prior,
-                             expected=f"no prior or a flat one ({', '.join(FLAT_PRIORS)}): the objective is "
-                                      "the likelihood, priors are not implemented")
+            log.warning("%s, row %d: the nominal value %g of '%s' is outside its bounds [%g, %g]; it is "
+                        "evaluated as given, and a calibration starts inside the bounds", source, row, nominal,
+                        name, lower, upper)
+        if estimate and cell.get(C.OBJECTIVE_PRIOR_TYPE, ""):
+            priors[name] = _prior(cell, source, row, scale, lower, upper)
         parameters[name] = Parameter(name, nominal, lower, upper, scale, estimate)
-    return parameters
+    return parameters, priors
+
+
+def _prior(cell: pd.Series, source: Path, row: int, scale: str, lower: float, upper: float) -> Prior:
+    """An estimated parameter's objective prior: a known type and two numbers (parameterScaleUniform
+    may leave them empty: the bounds on the parameter's scale, as the linter allows)."""
+    name, kind = cell[C.PARAMETER_ID], cell[C.OBJECTIVE_PRIOR_TYPE]
+    where = {"row": row, "element": name}
+    if kind not in PRIOR_TYPES:
+        raise PetabError(source, **where, column=C.OBJECTIVE_PRIOR_TYPE, found=kind,
+                         expected=f"one of {', '.join(PRIOR_TYPES)} (or empty: no prior)")
+    text = cell.get(C.OBJECTIVE_PRIOR_PARAMETERS, "").strip()
+    if not text and kind == C.PARAMETER_SCALE_UNIFORM:
+        return Prior(kind, _scaled_bounds(scale, lower, upper), scale)
+    prior = Prior(kind, (math.nan, math.nan), scale)
+    expected = f"two numbers '{PARAMETER_NAMES[prior.family]}' separated by ';' for a {kind} prior"
+    try:
+        a, b = (float(v) for v in text.split(C.PARAMETER_SEPARATOR))
+    except ValueError:
+        raise PetabError(source, **where, column=C.OBJECTIVE_PRIOR_PARAMETERS, expected=expected,
+                         **({"found": text} if text else {"message": "the cell is empty"})) from None
+    valid = a < b if prior.family == C.UNIFORM else b > 0
+    if not (math.isfinite(a) and math.isfinite(b) and valid):
+        condition = "lower < upper" if prior.family == C.UNIFORM else "a scale > 0"
+        raise PetabError(source, **where, column=C.OBJECTIVE_PRIOR_PARAMETERS, found=text,
+                         expected=f"{expected}, finite, with {condition}")
+    return Prior(kind, (a, b), scale)
+
+
+def _scaled_bounds(scale: str, lower: float, upper: float) -> tuple[float, float]:
+    """Bounds (linear) on a parameter scale."""
+    if scale == C.LIN:
+        return lower, upper
+    base = math.log if scale == C.LOG else math.log10
+    return base(lower), base(upper)
 
 
 def _check_measurements(table: _Table, observable_ids: set[str], condition_ids: set[str]) -> None:
