@@ -14,7 +14,7 @@ import sympy
 
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import PetabError
-from qspflow.model import OdeModel, Parameter, symbol
+from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.model.sbml import write_sbml
 from qspflow.petab import NumericModel, load_problem, log_likelihood, simulate_problem
 from qspflow.steps import in_folder
@@ -310,3 +310,33 @@ def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
     away = numeric.jac(0.0, np.array([0.5, 0.0]), np.array([1.5]))
     expected = 1.5 * 0.5**0.5 * 0.125 / (0.5**1.5 + 0.125) ** 2  # d/du u^n/(u^n + c) at u = 0.5
     assert away[1, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_noise_formula_may_hold_the_observables_placeholders(tmp_path):
+    """PEtab 1 (PEtab-dev/PEtab#574, the linter since libpetab#231): observableParameter placeholders in a
+    noise formula take the row's observableParameters, as in Raia_CancerResearch2011."""
+    observables = pd.read_csv(turnover_problem(tmp_path).parent / "observables.tsv", sep="\t", keep_default_na=False)
+    observables.loc[0, "noiseFormula"] = "noiseParameter1_obs_lin * observableParameter1_obs_lin"
+    problem = load_problem(turnover_problem(tmp_path, observables=observables))
+    assert [h.name for h in problem.observables["obs_lin"].observable_placeholders] == ["observableParameter1_obs_lin"]
+    m = problem.measurement_table["measurement"].to_numpy()
+    y = turnover_simulation()
+    # σ = noiseParameter · observableParameter: rows 1, 2, 6 have (0.2, scale), (0.3, 2.0), (0.2, scale).
+    change = 0.0
+    for i, noise, factor in ((0, 0.2, SCALE), (1, 0.3, 2.0), (5, 0.2, SCALE)):
+        r = m[i] - y[i]
+        change += -math.log(factor) - 0.5 * (r / (noise * factor)) ** 2 + 0.5 * (r / noise) ** 2
+    assert log_likelihood(problem) == pytest.approx(turnover_log_likelihood(m) + change, rel=1e-8)
+    sigma = CalibrationSpec(problem).experiments[0].measurements[0].sigma
+    assert {s.name for s in sigma.free_symbols} == {"scale"}  # the placeholder is the estimated 'scale'
+
+
+def test_breakpoints_are_found_where_a_condition_is_linear_in_time():
+    """Isensee's `Fsk_time - time > 0`, Chen's `time - 1799.99 < 0`: the integrator restarts there."""
+    t_on, x = symbol("t_on"), symbol("x")
+    step = sympy.Piecewise((0, t_on - TIME > 0), (1, True))
+    ramp = sympy.Piecewise((0, TIME - 1799.99 < 0), (1, True))
+    ignored = sympy.Piecewise((1, x * TIME > 1), (0, True))
+    model = OdeModel("steps", ["x"], {"t_on": Parameter("t_on", 60.0)}, {"x": step + ramp + ignored - x}, {"x": 0})
+    assert model.breakpoints() == [1799.99]
+    assert model.breakpoints({"t_on": 60.0}) == [60.0, 1799.99]

@@ -57,6 +57,7 @@ ID_COLUMNS = {C.CONDITION_FILES: C.CONDITION_ID, C.OBSERVABLE_FILES: C.OBSERVABL
 TABLE_KINDS = (C.CONDITION_FILES, C.MEASUREMENT_FILES, C.OBSERVABLE_FILES)
 TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
 DISTRIBUTIONS = (C.NORMAL, C.LAPLACE)
+OBSERVABLE_HOLDER, NOISE_HOLDER = "observableParameter", "noiseParameter"
 
 
 @dataclass
@@ -445,10 +446,15 @@ def _observables(table: _Table, model: OdeModel, parameters: Mapping[str, Parame
     for row, cell in table.rows():
         oid = cell[C.OBSERVABLE_ID]
         where = {"source": table.path, "row": row, "element": oid}
-        value, value_holders = _formula(cell[C.OBSERVABLE_FORMULA], "observableParameter", oid, names,
+        value, value_holders = _formula(cell[C.OBSERVABLE_FORMULA], (OBSERVABLE_HOLDER,), oid, names,
                                         column=C.OBSERVABLE_FORMULA, **where)
-        noise, noise_holders = _formula(cell[C.NOISE_FORMULA], "noiseParameter", oid, names,
+        # A noise formula may repeat the observable formula with its observableParameter placeholders
+        # (PEtab 1, as clarified in PEtab-dev/PEtab#574; Raia_CancerResearch2011): the row's
+        # observableParameters fill them there too.
+        noise, noise_holders = _formula(cell[C.NOISE_FORMULA], (NOISE_HOLDER, OBSERVABLE_HOLDER), oid, names,
                                         column=C.NOISE_FORMULA, **where)
+        shared = sorted({*value_holders[OBSERVABLE_HOLDER], *noise_holders[OBSERVABLE_HOLDER]},
+                        key=lambda h: int(re.search(r"(\d+)_", h.name).group(1)))
         transformation = text_cell(cell.get(C.OBSERVABLE_TRANSFORMATION, ""), C.LIN)
         distribution = text_cell(cell.get(C.NOISE_DISTRIBUTION, ""), C.NORMAL)
         for column, found, allowed in ((C.OBSERVABLE_TRANSFORMATION, transformation, TRANSFORMATIONS),
@@ -456,15 +462,15 @@ def _observables(table: _Table, model: OdeModel, parameters: Mapping[str, Parame
             if found not in allowed:
                 raise PetabError(table.path, row=row, column=column, element=oid, found=found,
                                  expected=f"one of {', '.join(allowed)} (or empty)")
-        observables[oid] = Observable(oid, value, noise, transformation, distribution,
-                                      value_holders, noise_holders)
+        observables[oid] = Observable(oid, value, noise, transformation, distribution, tuple(shared),
+                                      noise_holders[NOISE_HOLDER])
     return observables
 
 
-def _formula(formula: str, prefix: str, oid: str, names: Mapping[str, sympy.Expr], *, source: Path, row: int,
-             column: str, element: str) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
-    """A PEtab formula over `names`, and its placeholders `{prefix}{n}_{oid}` ordered by n."""
-    holder = re.compile(rf"^{prefix}(\d+)_{re.escape(oid)}$")
+def _formula(formula: str, prefixes: tuple[str, ...], oid: str, names: Mapping[str, sympy.Expr], *, source: Path,
+             row: int, column: str, element: str) -> tuple[sympy.Expr, dict[str, tuple[sympy.Symbol, ...]]]:
+    """A PEtab formula over `names`, and for each prefix its placeholders `{prefix}{n}_{oid}` ordered by n."""
+    patterns = {prefix: re.compile(rf"^{prefix}(\d+)_{re.escape(oid)}$") for prefix in prefixes}
     where = {"row": row, "column": column, "element": element}
     if not formula.strip():
         raise PetabError(source, **where, expected="a formula", message="the cell is empty")
@@ -473,18 +479,22 @@ def _formula(formula: str, prefix: str, oid: str, names: Mapping[str, sympy.Expr
     except (ValueError, TypeError, sympy.SympifyError) as exc:
         detail = re.sub(r"^Error parsing '.*?': ", "", _one_line(str(exc)))
         raise PetabError(source, **where, expected="a formula", found=formula, message=detail) from None
-    mapping, holders = {}, []
+    mapping: dict[sympy.Symbol, sympy.Expr] = {}
+    holders: dict[str, list[sympy.Symbol]] = {prefix: [] for prefix in prefixes}
     for found in expr.free_symbols:
+        prefix = next((p for p, pattern in patterns.items() if pattern.match(found.name)), None)
         if found.name in names:
             mapping[found] = names[found.name]
-        elif holder.match(found.name):
+        elif prefix:
             mapping[found] = symbol(found.name)
-            holders.append(mapping[found])
+            holders[prefix].append(mapping[found])
         else:
+            allowed = " or ".join(f"{p}N_{oid}" for p in prefixes)
             raise PetabError(source, **where, found=found.name,
-                             expected=f"a model id, a parameter-table id or {prefix}N_{oid}")
-    holders.sort(key=lambda s: int(holder.match(s.name).group(1)))
-    return expr.xreplace(mapping), tuple(holders)
+                             expected=f"a model id, a parameter-table id or {allowed}")
+    ordered = {p: tuple(sorted(found, key=lambda s, p=p: int(patterns[p].match(s.name).group(1))))
+               for p, found in holders.items()}
+    return expr.xreplace(mapping), ordered
 
 
 def lint(problem: petab_v1.Problem, source: str | Path) -> None:

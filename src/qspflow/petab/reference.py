@@ -232,7 +232,7 @@ def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None) -> 
             own = _replacements(problem, row, C.OBSERVABLE_PARAMETERS, observable.observable_placeholders,
                                 values)
             simulation[row] = value(times[row], x, p, q, own)
-            own = _replacements(problem, row, C.NOISE_PARAMETERS, observable.noise_placeholders, values)
+            own += _replacements(problem, row, C.NOISE_PARAMETERS, observable.noise_placeholders, values)
             sigma[row] = noise(times[row], x, p, q, own)
     return simulation, sigma
 
@@ -243,8 +243,9 @@ def _observable_functions(observable: Observable, model: OdeModel, extra: Sequen
     qs = [symbol(n) for n in extra]
     value = sympy.lambdify((TIME, xs, ps, qs, observable.observable_placeholders), observable.formula,
                            modules="math")
-    noise = sympy.lambdify((TIME, xs, ps, qs, observable.noise_placeholders), observable.noise,
-                           modules="math")
+    # A noise formula may hold the observable's placeholders too (PEtab-dev/PEtab#574).
+    noise = sympy.lambdify((TIME, xs, ps, qs, [*observable.observable_placeholders, *observable.noise_placeholders]),
+                           observable.noise, modules="math")
     return value, noise
 
 
