@@ -28,6 +28,11 @@ PENDING = {
     "Liu_IFACPapersOnLine2025": "pending on SBML events (the events branch): remove this skip at its merge",
     "Smith_BMCSystBiol2013": "pending on SBML events (the events branch): remove this skip at its merge",
 }
+# Named in the README with the reason.
+EXCEPTIONS = {
+    "Chen_MSB2009": "500 species, 827 reactions: the reference simulator (scipy LSODA on lambdified sympy) needs "
+                    "over 25 min, beyond this test's budget; see the README for its AMICI discrepancy",
+}
 
 
 def test_the_collection_is_all_there(cases):
@@ -39,8 +44,8 @@ def test_the_collection_is_all_there(cases):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_petab_llh_gives_amicis_reference_or_agrees_with_libroadrunner(name):
-    if name in PENDING:
-        pytest.skip(PENDING[name])
+    if name in PENDING or name in EXCEPTIONS:
+        pytest.skip(PENDING.get(name) or EXCEPTIONS[name])
     path = collection.problem_yaml(name)
     posterior, llh = petab_llh(problem=path)
     if name in collection.REFERENCES:
