@@ -48,7 +48,9 @@ def _petab_simulate(args: argparse.Namespace) -> None:
 
 
 def _petab_llh(args: argparse.Namespace) -> None:
-    print(format(steps.petab_llh(problem=args.problem), EXACT_FORMAT))
+    posterior, llh = steps.petab_llh(problem=args.problem)
+    print(format(posterior, EXACT_FORMAT))
+    print(format(llh, EXACT_FORMAT))
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -250,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem", help="PEtab problem (YAML)")
     p.add_argument("--out", required=True, help="simulation table (TSV; an existing file there is replaced)")
 
-    p = command("petab-llh", _petab_llh, "log-likelihood of a PEtab problem at the nominal parameters (last line)")
+    p = command("petab-llh", _petab_llh, "log-posterior (with the objective priors; next to last line) and "
+                                         "log-likelihood (last line) of a PEtab problem at the nominal parameters")
     p.add_argument("problem", help="PEtab problem (YAML)")
 
     p = command("verify", _verify, "check every file of a submission bundle against its MANIFEST.sha256 (exit 1 if "

@@ -181,9 +181,12 @@ def test_bounds_that_exclude_the_optimum_give_a_one_sided_interval(tmp_path):
     assert not row["identifiable"] and math.isnan(row["upper_95"]) and row["lower_95"] < upper
 
 
-def test_nominal_value_outside_the_bounds_is_a_petab_error(tmp_path):
-    with pytest.raises(PetabError, match=r"parameters\.tsv, row 2, column 'nominalValue', element 'k'"):
-        calibrate_problem(decay_problem(tmp_path, bounds=(1e-3, 0.3), nominal=1.0), **FAST)
+def test_a_nominal_value_outside_the_bounds_is_accepted_and_the_calibration_stays_inside(tmp_path):
+    result = calibrate_problem(decay_problem(tmp_path, bounds=(1e-3, 0.3), nominal=1.0), **FAST)
+    lower, upper = math.log10(1e-3), math.log10(0.3)
+    for column in ("initial:k", "final:k"):
+        assert result.starts[column].between(lower, upper).all(), column
+    assert 1e-3 <= result.best["k"] <= 0.3
 
 
 # ------------------------------------------------------------- formulation vs petab simulation

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,9 @@ import pandas as pd
 import pytest
 import sympy
 
+from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import PetabError
-from qspflow.model import OdeModel, Parameter, symbol
+from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.model.sbml import write_sbml
 from qspflow.petab import NumericModel, load_problem, log_likelihood, simulate_problem
 from qspflow.steps import in_folder
@@ -163,7 +166,9 @@ def test_petab_steps_write_the_analytic_simulation_and_return_the_llh(tmp_path):
     assert list(table.columns) == [c if c != "measurement" else "simulation" for c in measurements]
     assert table["simulation"].to_numpy() == pytest.approx(turnover_simulation(), rel=1e-8)
     m = measurements["measurement"].to_numpy(dtype=float)
-    assert petab_llh(problem=path) == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+    posterior, llh = petab_llh(problem=path)
+    assert llh == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+    assert posterior == llh  # no objective priors
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -184,11 +189,21 @@ def test_unknown_observable_names_the_measurement_row(tmp_path):
         load_problem(turnover_problem(tmp_path, measurements=measurements))
 
 
-def test_bounds_excluding_the_nominal_value_name_the_parameter_row(tmp_path):
+def test_a_nominal_value_outside_the_bounds_is_evaluated_with_a_warning(tmp_path, caplog):
+    """The PEtab spec does not forbid it (Lang, Perelson, Zhao of the benchmark collection have them)."""
     parameters = pd.read_csv(turnover_problem(tmp_path).parent / "parameters.tsv", sep="\t")
     parameters.loc[2, "upperBound"] = 1.0  # scale: nominal 1.7
-    with pytest.raises(PetabError, match=r"parameters\.tsv, row 4, column 'nominalValue', element 'scale'"):
-        load_problem(turnover_problem(tmp_path, parameters=parameters))
+    path = turnover_problem(tmp_path, parameters=parameters)
+    with caplog.at_level(logging.WARNING, logger="qspflow"):
+        problem = load_problem(path)
+    assert re.search(r"parameters\.tsv, row 4: the nominal value 1\.7 of 'scale' is outside its bounds \[0, 1\]",
+                     caplog.text)
+    m = problem.measurement_table["measurement"].to_numpy()
+    assert log_likelihood(problem) == pytest.approx(turnover_log_likelihood(m), rel=1e-8)
+    # A calibration starts inside the bounds: the nominal point it may start from is moved into them.
+    spec = CalibrationSpec(problem)
+    assert spec.nominal[spec.names.index("scale")] == 1.0
+    assert np.all((spec.lower <= spec.nominal) & (spec.nominal <= spec.upper))
 
 
 def test_lint_failures_are_passed_on_with_the_file_on_one_line(tmp_path):
@@ -297,19 +312,31 @@ def test_jacobian_is_finite_where_a_hill_term_is_not_differentiable():
     assert away[1, 0] == pytest.approx(expected, rel=1e-12)
 
 
-def test_an_objective_prior_is_refused_naming_the_row(cases, tmp_path):
-    """The objective is the likelihood: a normal prior would change the optimum, so it is refused."""
-    source = (cases / BOEHM).parent
-    for path in source.iterdir():
-        (tmp_path / path.name).write_bytes(path.read_bytes())
-    table = tmp_path / "parameters_Boehm_JProteomeRes2014.tsv"
-    frame = pd.read_csv(table, sep="\t")
-    frame["objectivePriorType"] = ["normal"] + [""] * (len(frame) - 1)
-    frame["objectivePriorParameters"] = ["0;1"] + [""] * (len(frame) - 1)
-    frame.to_csv(table, sep="\t", index=False)
-    with pytest.raises(PetabError, match=r"parameters_Boehm_JProteomeRes2014\.tsv, row 2, column "
-                                         r"'objectivePriorType', element 'Epo_degradation_BaF3'.*found 'normal'"):
-        load_problem(tmp_path / BOEHM.split("/")[-1])
-    frame["objectivePriorType"] = ["uniform"] + [""] * (len(frame) - 1)
-    frame.to_csv(table, sep="\t", index=False)
-    assert load_problem(tmp_path / BOEHM.split("/")[-1]).parameters["Epo_degradation_BaF3"].estimate
+def test_a_noise_formula_may_hold_the_observables_placeholders(tmp_path):
+    """PEtab 1 (PEtab-dev/PEtab#574, the linter since libpetab#231): observableParameter placeholders in a
+    noise formula take the row's observableParameters, as in Raia_CancerResearch2011."""
+    observables = pd.read_csv(turnover_problem(tmp_path).parent / "observables.tsv", sep="\t", keep_default_na=False)
+    observables.loc[0, "noiseFormula"] = "noiseParameter1_obs_lin * observableParameter1_obs_lin"
+    problem = load_problem(turnover_problem(tmp_path, observables=observables))
+    assert [h.name for h in problem.observables["obs_lin"].observable_placeholders] == ["observableParameter1_obs_lin"]
+    m = problem.measurement_table["measurement"].to_numpy()
+    y = turnover_simulation()
+    # σ = noiseParameter · observableParameter: rows 1, 2, 6 have (0.2, scale), (0.3, 2.0), (0.2, scale).
+    change = 0.0
+    for i, noise, factor in ((0, 0.2, SCALE), (1, 0.3, 2.0), (5, 0.2, SCALE)):
+        r = m[i] - y[i]
+        change += -math.log(factor) - 0.5 * (r / (noise * factor)) ** 2 + 0.5 * (r / noise) ** 2
+    assert log_likelihood(problem) == pytest.approx(turnover_log_likelihood(m) + change, rel=1e-8)
+    sigma = CalibrationSpec(problem).experiments[0].measurements[0].sigma
+    assert {s.name for s in sigma.free_symbols} == {"scale"}  # the placeholder is the estimated 'scale'
+
+
+def test_breakpoints_are_found_where_a_condition_is_linear_in_time():
+    """Isensee's `Fsk_time - time > 0`, Chen's `time - 1799.99 < 0`: the integrator restarts there."""
+    t_on, x = symbol("t_on"), symbol("x")
+    step = sympy.Piecewise((0, t_on - TIME > 0), (1, True))
+    ramp = sympy.Piecewise((0, TIME - 1799.99 < 0), (1, True))
+    ignored = sympy.Piecewise((1, x * TIME > 1), (0, True))
+    model = OdeModel("steps", ["x"], {"t_on": Parameter("t_on", 60.0)}, {"x": step + ramp + ignored - x}, {"x": 0})
+    assert model.breakpoints() == [1799.99]
+    assert model.breakpoints({"t_on": 60.0}) == [60.0, 1799.99]

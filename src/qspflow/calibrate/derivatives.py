@@ -14,6 +14,9 @@ For a measurement with residual r on the transformed scale and noise σ, both fu
              FIM = ∇r∇rᵀ/σ² + 2∇σ∇σᵀ/σ²
     Laplace: −log p = log 2σ + |r|/σ,  ∇ = ∇σ/σ + sign(r)∇r/σ − |r|∇σ/σ²,  FIM = (∇r∇rᵀ + ∇σ∇σᵀ)/σ²
 (plus the change of variables of a log-transformed observable, which does not depend on θ).
+Objective priors add their terms on the parameters' scales (`CalibrationSpec.neg_log_prior`): −log p,
+its gradient and its Fisher information (a diagonal), so that the value is the negative
+log-posterior and the trust region's Hessian stays positive semi-definite.
 """
 
 from __future__ import annotations
@@ -178,7 +181,12 @@ class GradientProblem:
                     fim += (np.outer(dr, dr) + 2.0 * np.outer(ds, ds)) / sigma**2
         # To the parameters' scales: dθ/dx = θ·ln b on a log scale (b = e or 10), 1 on the linear scale.
         chain = np.where(self._log_factor > 0, L * self._log_factor, 1.0)
-        return Evaluation(nll, gradient * chain, fim * np.outer(chain, chain))
+        prior, prior_gradient, prior_information = (v[0] for v in spec.neg_log_prior(x[None, :]))
+        if not math.isfinite(prior):
+            return Evaluation(math.inf, np.full(d, np.nan), np.full((d, d), np.nan),
+                              "outside the support of an objective prior")
+        return Evaluation(nll + float(prior), gradient * chain + prior_gradient,
+                          fim * np.outer(chain, chain) + np.diag(prior_information))
 
     def _experiment(self, e: _Experiment, L: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]] | str:
         """{time: (states, d states/dθ)} at the experiment's measurement times (inf: its steady

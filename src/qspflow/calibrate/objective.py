@@ -13,8 +13,9 @@ stays the independent reference that verifies every optimum.
 
 `BatchProblem` compiles the model once for all experiments of a spec: the parameters a condition
 changes and the initial states are parameters of the compiled simulator, the others are folded in.
-`BatchProblem.objective(X)` is the negative log-likelihood of N scaled parameter vectors at once (a
-set whose simulation fails gets +inf); `trajectories` gives the states that initialize the NLP.
+`BatchProblem.objective(X)` is the negative log-likelihood (with the objective priors' terms, the
+negative log-posterior) of N scaled parameter vectors at once (a set whose simulation fails gets
++inf); `trajectories` gives the states that initialize the NLP.
 """
 
 from __future__ import annotations
@@ -127,8 +128,9 @@ class BatchProblem:
         return out
 
     def objective(self, X: np.ndarray) -> np.ndarray:
-        """Negative log-likelihood of each row of X (scaled parameters); +inf where it is undefined."""
-        total = self.terms(X).sum(axis=1)
+        """Negative log-likelihood (plus −log prior: the negative log-posterior, where the problem has
+        objective priors) of each row of X (scaled parameters); +inf where it is undefined."""
+        total = self.terms(X).sum(axis=1) + self.spec.neg_log_prior(X)[0]
         return np.where(np.isfinite(total), total, np.inf)
 
     def trajectories(self, x: np.ndarray, times: list[np.ndarray], *, rtol: float = 1e-8,

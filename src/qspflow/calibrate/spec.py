@@ -6,6 +6,11 @@ The batch objective (`qspflow.calibrate.objective`) and the Pyomo transcription
 overrides, placeholders or noise formulas; `qspflow.petab.log_likelihood`, which does not read it,
 stays the independent reference that verifies every optimum.
 
+Objective priors (`qspflow.petab.priors`) make the objective the negative log-posterior:
+`neg_log_prior` gives their terms for batches of scaled vectors, and `simulated_llh` adds their
+log-density to the simulated log-likelihood, so that a calibration ranks its optima by the
+posterior (a MAP estimate) and profiles the posterior. Without priors both are the likelihood's.
+
 An *experiment* is one (preequilibration, simulation) condition pair of the measurement table.
 Fixed parameters are numbers in its expressions; an estimated parameter appears as the sympy symbol
 of its id and stands for its value on the linear scale.
@@ -24,7 +29,7 @@ from petab.v1 import C
 
 from qspflow.errors import PetabError
 from qspflow.model import TIME
-from qspflow.petab import PetabProblem, condition_cells, is_missing, log_likelihood, replacement_cells
+from qspflow.petab import PetabProblem, condition_cells, is_missing, log_likelihood, log_prior, replacement_cells
 
 TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
 DISTRIBUTIONS = (C.NORMAL, C.LAPLACE)
@@ -114,8 +119,9 @@ class CalibrationSpec:
     """What a calibration of `problem` estimates and fits (see the module docstring).
 
     `names`, `scales`, `lower`, `upper`: the estimated parameters in parameter-table order with their
-    bounds on their scales; `nominal` their nominal values on their scales; `noise` the indices of
-    those that appear in noise formulas only.
+    bounds on their scales; `nominal` their nominal values on their scales, moved into the bounds
+    where the table puts them outside (where a calibration may start); `noise` the indices of those
+    that appear in noise formulas only; `priors` their objective priors (None: no prior).
     """
 
     def __init__(self, problem: PetabProblem) -> None:
@@ -130,7 +136,9 @@ class CalibrationSpec:
         self.symbols = [model.symbol(n) for n in self.names]
         self.lower = np.array([to_scaled(p.scale, p.lower) for p in estimated], dtype=float)
         self.upper = np.array([to_scaled(p.scale, p.upper) for p in estimated], dtype=float)
-        self.nominal = np.array([to_scaled(p.scale, p.value) for p in estimated], dtype=float)
+        self.nominal = np.clip(np.array([to_scaled(p.scale, p.value) for p in estimated], dtype=float),
+                               self.lower, self.upper)
+        self.priors = [problem.priors.get(n) for n in self.names]
         rows = {name: k + 2 for k, name in enumerate(problem.parameter_table.index)}  # header: row 1
         for i, p in enumerate(estimated):
             # The search samples the box between the bounds on the parameter's scale: it needs a finite, open one.
@@ -166,8 +174,21 @@ class CalibrationSpec:
         return np.column_stack([to_linear(s, X[:, i]) for i, s in enumerate(self.scales)])
 
     def simulated_llh(self, x: Sequence[float]) -> float:
-        """The log-likelihood at `x` by `qspflow.petab` (tight-tolerance integration, independent code)."""
-        return log_likelihood(self.problem, self.linear(x))
+        """The log-likelihood at `x` by `qspflow.petab` (tight-tolerance integration, independent code),
+        plus the log-prior where the problem has objective priors (the log-posterior up to its evidence)."""
+        values = self.linear(x)
+        return log_likelihood(self.problem, values) + log_prior(self.problem, values)
+
+    def neg_log_prior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(−log prior, its gradient, the diagonal of its Fisher information) for rows X of scaled
+        vectors: shapes N, N × d, N × d; zeros without priors."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        value, gradient, information = np.zeros(len(X)), np.zeros(X.shape), np.zeros(X.shape)
+        for i, prior in enumerate(self.priors):
+            if prior is not None:
+                v, gradient[:, i], information[:, i] = (np.broadcast_to(t, (len(X),)) for t in prior.terms(X[:, i]))
+                value += v
+        return value, gradient, information
 
     def _noise_parameters(self) -> list[int]:
         """Indices of the estimated parameters that appear in noise formulas only."""

@@ -163,18 +163,21 @@ class OdeModel:
     def breakpoints(self, values: Mapping[str, float] | None = None) -> list[float]:
         """Times at which a piecewise expression in `TIME` switches (dose times, input steps).
 
-        An integrator restarts there instead of stepping across a discontinuity. Only conditions
-        `TIME <op> number` are recognised; others are ignored (they stay correct, just slower).
-        With `values` (parameter name → value), conditions like `TIME <= t_end` count too once
-        the parameters are substituted.
+        An integrator restarts there instead of stepping across a discontinuity. Conditions whose
+        sides differ by a linear function of `TIME` with number coefficients are recognised
+        (`TIME <= 5`, `t_on - TIME > 0`, `TIME - 1799.99 < 0`); others are ignored (they stay
+        correct, just slower). With `values` (parameter name → value), conditions like
+        `TIME <= t_end` count too once the parameters are substituted.
         """
         numbers = {self.symbol(k): sympy.Float(float(v)) for k, v in (values or {}).items()}
         times: set[float] = set()
         for expr in list(self.rhs.values()) + list(self.observables.values()):
             for rel in sympy.sympify(expr).atoms(sympy.core.relational.Relational):
-                lhs, rhs = rel.lhs.xreplace(numbers), rel.rhs.xreplace(numbers)
-                if lhs == TIME and rhs.is_number:
-                    times.add(float(rhs))
-                elif rhs == TIME and lhs.is_number:
-                    times.add(float(lhs))
+                difference = (rel.lhs - rel.rhs).xreplace(numbers)
+                if difference.free_symbols != {TIME}:
+                    continue
+                slope = difference.diff(TIME)
+                offset = difference.xreplace({TIME: sympy.Integer(0)})
+                if slope.is_number and offset.is_number and slope != 0 and (difference - slope * TIME - offset) == 0:
+                    times.add(float(-offset / slope))
         return sorted(times)

@@ -2,6 +2,8 @@
 
 - `problem`: `load_problem` (checked and linted) into a `PetabProblem`; the table cells a
   condition or measurement row sets (`condition_cells`, `replacement_cells`, `is_missing`).
+- `priors`: objective priors (`Prior`: −log p, its gradient and Fisher information) and
+  `log_prior`, their sum at given parameter values.
 - `reference`: the independent reference simulation and log-likelihood (`simulate_condition`,
   `simulate_problem`, `log_likelihood`), against which calibration results are checked.
 - `export`: `build_problem` turns a study (model, the prepare step's measurements, the
@@ -17,6 +19,7 @@ from qspflow.petab.export import (
     problem_files,
     write_problem,
 )
+from qspflow.petab.priors import Prior, log_prior
 from qspflow.petab.problem import (
     Observable,
     PetabProblem,
@@ -39,6 +42,7 @@ __all__ = [
     "Observable",
     "PetabProblem",
     "PetabTables",
+    "Prior",
     "SimulationFailure",
     "build_problem",
     "condition_cells",
@@ -46,6 +50,7 @@ __all__ = [
     "lint",
     "load_problem",
     "log_likelihood",
+    "log_prior",
     "problem_files",
     "replacement_cells",
     "simulate_condition",

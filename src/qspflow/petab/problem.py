@@ -5,9 +5,11 @@ model) and checks the tables as text cells before the PEtab library reads anythi
 that exist and are UTF-8, required columns, unique ids, numbers where numbers belong
 (`nominalValue`, `estimate` 0/1, ordered bounds, positive bounds on log scale), measurements
 that are finite at a time ≥ 0 (or inf, the steady state) for known observables and
-conditions, formulas that parse and name known symbols, flat priors only. It then reads the
-SBML model, runs the PEtab linter (`lint`, one line, for what is left) and applies the
-parameter table (value, bounds, scale, estimate) onto the model. Observable and noise formulas
+conditions, formulas that parse and name known symbols, objective priors of a known type with
+valid parameters (`qspflow.petab.priors`). A nominal value outside its bounds is evaluated as
+given, with a warning (the specification does not forbid it; a calibration starts inside the
+bounds). It then reads the SBML model, runs the PEtab linter (`lint`, one line, for what is
+left) and applies the parameter table (value, bounds, scale, estimate) onto the model. Observable and noise formulas
 are read into model symbols with their `observableParameter{n}_{id}` / `noiseParameter{n}_{id}`
 placeholders.
 
@@ -39,6 +41,7 @@ from qspflow.errors import PetabError
 from qspflow.io import parse_user_yaml
 from qspflow.model import SCALES, TIME, OdeModel, Parameter, symbol
 from qspflow.model.sbml import read_sbml
+from qspflow.petab.priors import PARAMETER_NAMES, PRIOR_TYPES, Prior
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,9 @@ REQUIRED_COLUMNS = {
 ID_COLUMNS = {C.CONDITION_FILES: C.CONDITION_ID, C.OBSERVABLE_FILES: C.OBSERVABLE_ID,
               C.PARAMETER_FILE: C.PARAMETER_ID}
 TABLE_KINDS = (C.CONDITION_FILES, C.MEASUREMENT_FILES, C.OBSERVABLE_FILES)
-# Priors that are constant within the bounds leave the maximum-likelihood estimate unchanged.
-FLAT_PRIORS = (C.UNIFORM, C.PARAMETER_SCALE_UNIFORM)
 TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
 DISTRIBUTIONS = (C.NORMAL, C.LAPLACE)
+OBSERVABLE_HOLDER, NOISE_HOLDER = "observableParameter", "noiseParameter"
 
 
 @dataclass
@@ -77,11 +79,13 @@ class PetabProblem:
 
     `parameters` holds every parameter-table row; those that are model parameters are the same
     objects as in `model.parameters`, the others (noise, scaling) only appear in formulas.
+    `priors`: the objective priors of estimated parameters, by parameter id.
     """
 
     path: Path
     model: OdeModel
     parameters: dict[str, Parameter]
+    priors: dict[str, Prior]
     observables: dict[str, Observable]
     condition_table: pd.DataFrame
     measurement_table: pd.DataFrame
@@ -118,7 +122,7 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
     files = {kind: ", ".join(str(path) for path in found) for kind, found in paths.items()}
 
     parameter_table = tables[C.PARAMETER_FILE][0]
-    parameters = _parameters(parameter_table)
+    parameters, priors = _parameters(parameter_table)
     observable_ids = {i for t in tables[C.OBSERVABLE_FILES] for i in t.cells[C.OBSERVABLE_ID]}
     condition_ids = {i for t in tables[C.CONDITION_FILES] for i in t.cells[C.CONDITION_ID]}
     for table in tables[C.MEASUREMENT_FILES]:
@@ -145,7 +149,7 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
         if name in model.parameters:
             model.parameters[name] = parameter
     model.check_start(source=str(sbml_path))
-    return PetabProblem(yaml_path, model, parameters, observables, problem.condition_df,
+    return PetabProblem(yaml_path, model, parameters, priors, observables, problem.condition_df,
                         problem.measurement_df, problem.observable_df, problem.parameter_df, files)
 
 
@@ -297,9 +301,10 @@ def _number(cell: str, path: Path, row: int, column: str, expected: str, element
                          **({"found": cell} if cell else {"message": "the cell is empty"})) from None
 
 
-def _parameters(table: _Table) -> dict[str, Parameter]:
-    """Parameter-table rows as `Parameter`s (values and bounds on linear scale)."""
-    parameters = {}
+def _parameters(table: _Table) -> tuple[dict[str, Parameter], dict[str, Prior]]:
+    """Parameter-table rows as `Parameter`s (values and bounds on linear scale), and the estimated
+    parameters' objective priors."""
+    parameters, priors = {}, {}
     source = table.path
     for row, cell in table.rows():
         name = cell[C.PARAMETER_ID]
@@ -330,15 +335,47 @@ def _parameters(table: _Table) -> dict[str, Parameter]:
         nominal = (_number(cell[C.NOMINAL_VALUE], source, row, C.NOMINAL_VALUE, "a number", name)
                    if cell[C.NOMINAL_VALUE] or not estimate else math.nan)
         if not lower <= nominal <= upper and not math.isnan(nominal):
-            raise PetabError(source, row=row, column=C.NOMINAL_VALUE, **where,
-                             expected=f"a value within the bounds [{lower:g}, {upper:g}]", found=nominal)
-        prior = cell.get(C.OBJECTIVE_PRIOR_TYPE, "")
-        if estimate and prior and prior not in FLAT_PRIORS:
-            raise PetabError(source, row=row, column=C.OBJECTIVE_PRIOR_TYPE, **where, found=prior,
-                             expected=f"no prior or a flat one ({', '.join(FLAT_PRIORS)}): the objective is "
-                                      "the likelihood, priors are not implemented")
+            log.warning("%s, row %d: the nominal value %g of '%s' is outside its bounds [%g, %g]; it is "
+                        "evaluated as given, and a calibration starts inside the bounds", source, row, nominal,
+                        name, lower, upper)
+        if estimate and cell.get(C.OBJECTIVE_PRIOR_TYPE, ""):
+            priors[name] = _prior(cell, source, row, scale, lower, upper)
         parameters[name] = Parameter(name, nominal, lower, upper, scale, estimate)
-    return parameters
+    return parameters, priors
+
+
+def _prior(cell: pd.Series, source: Path, row: int, scale: str, lower: float, upper: float) -> Prior:
+    """An estimated parameter's objective prior: a known type and two numbers (parameterScaleUniform
+    may leave them empty: the bounds on the parameter's scale, as the linter allows)."""
+    name, kind = cell[C.PARAMETER_ID], cell[C.OBJECTIVE_PRIOR_TYPE]
+    where = {"row": row, "element": name}
+    if kind not in PRIOR_TYPES:
+        raise PetabError(source, **where, column=C.OBJECTIVE_PRIOR_TYPE, found=kind,
+                         expected=f"one of {', '.join(PRIOR_TYPES)} (or empty: no prior)")
+    text = cell.get(C.OBJECTIVE_PRIOR_PARAMETERS, "").strip()
+    if not text and kind == C.PARAMETER_SCALE_UNIFORM:
+        return Prior(kind, _scaled_bounds(scale, lower, upper), scale)
+    prior = Prior(kind, (math.nan, math.nan), scale)
+    expected = f"two numbers '{PARAMETER_NAMES[prior.family]}' separated by ';' for a {kind} prior"
+    try:
+        a, b = (float(v) for v in text.split(C.PARAMETER_SEPARATOR))
+    except ValueError:
+        raise PetabError(source, **where, column=C.OBJECTIVE_PRIOR_PARAMETERS, expected=expected,
+                         **({"found": text} if text else {"message": "the cell is empty"})) from None
+    valid = a < b if prior.family == C.UNIFORM else b > 0
+    if not (math.isfinite(a) and math.isfinite(b) and valid):
+        condition = "lower < upper" if prior.family == C.UNIFORM else "a scale > 0"
+        raise PetabError(source, **where, column=C.OBJECTIVE_PRIOR_PARAMETERS, found=text,
+                         expected=f"{expected}, finite, with {condition}")
+    return Prior(kind, (a, b), scale)
+
+
+def _scaled_bounds(scale: str, lower: float, upper: float) -> tuple[float, float]:
+    """Bounds (linear) on a parameter scale."""
+    if scale == C.LIN:
+        return lower, upper
+    base = math.log if scale == C.LOG else math.log10
+    return base(lower), base(upper)
 
 
 def _check_measurements(table: _Table, observable_ids: set[str], condition_ids: set[str]) -> None:
@@ -409,10 +446,15 @@ def _observables(table: _Table, model: OdeModel, parameters: Mapping[str, Parame
     for row, cell in table.rows():
         oid = cell[C.OBSERVABLE_ID]
         where = {"source": table.path, "row": row, "element": oid}
-        value, value_holders = _formula(cell[C.OBSERVABLE_FORMULA], "observableParameter", oid, names,
+        value, value_holders = _formula(cell[C.OBSERVABLE_FORMULA], (OBSERVABLE_HOLDER,), oid, names,
                                         column=C.OBSERVABLE_FORMULA, **where)
-        noise, noise_holders = _formula(cell[C.NOISE_FORMULA], "noiseParameter", oid, names,
+        # A noise formula may repeat the observable formula with its observableParameter placeholders
+        # (PEtab 1, as clarified in PEtab-dev/PEtab#574; Raia_CancerResearch2011): the row's
+        # observableParameters fill them there too.
+        noise, noise_holders = _formula(cell[C.NOISE_FORMULA], (NOISE_HOLDER, OBSERVABLE_HOLDER), oid, names,
                                         column=C.NOISE_FORMULA, **where)
+        shared = sorted({*value_holders[OBSERVABLE_HOLDER], *noise_holders[OBSERVABLE_HOLDER]},
+                        key=lambda h: int(re.search(r"(\d+)_", h.name).group(1)))
         transformation = text_cell(cell.get(C.OBSERVABLE_TRANSFORMATION, ""), C.LIN)
         distribution = text_cell(cell.get(C.NOISE_DISTRIBUTION, ""), C.NORMAL)
         for column, found, allowed in ((C.OBSERVABLE_TRANSFORMATION, transformation, TRANSFORMATIONS),
@@ -420,15 +462,15 @@ def _observables(table: _Table, model: OdeModel, parameters: Mapping[str, Parame
             if found not in allowed:
                 raise PetabError(table.path, row=row, column=column, element=oid, found=found,
                                  expected=f"one of {', '.join(allowed)} (or empty)")
-        observables[oid] = Observable(oid, value, noise, transformation, distribution,
-                                      value_holders, noise_holders)
+        observables[oid] = Observable(oid, value, noise, transformation, distribution, tuple(shared),
+                                      noise_holders[NOISE_HOLDER])
     return observables
 
 
-def _formula(formula: str, prefix: str, oid: str, names: Mapping[str, sympy.Expr], *, source: Path, row: int,
-             column: str, element: str) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...]]:
-    """A PEtab formula over `names`, and its placeholders `{prefix}{n}_{oid}` ordered by n."""
-    holder = re.compile(rf"^{prefix}(\d+)_{re.escape(oid)}$")
+def _formula(formula: str, prefixes: tuple[str, ...], oid: str, names: Mapping[str, sympy.Expr], *, source: Path,
+             row: int, column: str, element: str) -> tuple[sympy.Expr, dict[str, tuple[sympy.Symbol, ...]]]:
+    """A PEtab formula over `names`, and for each prefix its placeholders `{prefix}{n}_{oid}` ordered by n."""
+    patterns = {prefix: re.compile(rf"^{prefix}(\d+)_{re.escape(oid)}$") for prefix in prefixes}
     where = {"row": row, "column": column, "element": element}
     if not formula.strip():
         raise PetabError(source, **where, expected="a formula", message="the cell is empty")
@@ -437,18 +479,22 @@ def _formula(formula: str, prefix: str, oid: str, names: Mapping[str, sympy.Expr
     except (ValueError, TypeError, sympy.SympifyError) as exc:
         detail = re.sub(r"^Error parsing '.*?': ", "", _one_line(str(exc)))
         raise PetabError(source, **where, expected="a formula", found=formula, message=detail) from None
-    mapping, holders = {}, []
+    mapping: dict[sympy.Symbol, sympy.Expr] = {}
+    holders: dict[str, list[sympy.Symbol]] = {prefix: [] for prefix in prefixes}
     for found in expr.free_symbols:
+        prefix = next((p for p, pattern in patterns.items() if pattern.match(found.name)), None)
         if found.name in names:
             mapping[found] = names[found.name]
-        elif holder.match(found.name):
+        elif prefix:
             mapping[found] = symbol(found.name)
-            holders.append(mapping[found])
+            holders[prefix].append(mapping[found])
         else:
+            allowed = " or ".join(f"{p}N_{oid}" for p in prefixes)
             raise PetabError(source, **where, found=found.name,
-                             expected=f"a model id, a parameter-table id or {prefix}N_{oid}")
-    holders.sort(key=lambda s: int(holder.match(s.name).group(1)))
-    return expr.xreplace(mapping), tuple(holders)
+                             expected=f"a model id, a parameter-table id or {allowed}")
+    ordered = {p: tuple(sorted(found, key=lambda s, p=p: int(patterns[p].match(s.name).group(1))))
+               for p, found in holders.items()}
+    return expr.xreplace(mapping), ordered
 
 
 def lint(problem: petab_v1.Problem, source: str | Path) -> None:

@@ -208,14 +208,17 @@ def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None) -> 
     sigma = np.full(len(table), np.nan)
     functions = {oid: _observable_functions(o, model, extra) for oid, o in problem.observables.items()}
 
+    steady_states: dict[str, np.ndarray] = {}  # one preequilibration serves every condition that follows it
     for pre_id, sim_id in dict.fromkeys(zip(pre, sim)):
         rows = np.flatnonzero((pre == pre_id).to_numpy() & (sim == sim_id).to_numpy())
         p_values, x_values = _condition(problem, sim_id, values)
         try:
             if pre_id:
-                pre_p, pre_x = _condition(problem, pre_id, values)
-                steady = simulate_condition(model, pre_p, [math.inf], initial_values=pre_x, numeric=numeric)[0]
-                x_values = {**dict(zip(model.states, steady)), **x_values}
+                if pre_id not in steady_states:
+                    pre_p, pre_x = _condition(problem, pre_id, values)
+                    steady_states[pre_id] = simulate_condition(model, pre_p, [math.inf], initial_values=pre_x,
+                                                               numeric=numeric)[0]
+                x_values = {**dict(zip(model.states, steady_states[pre_id])), **x_values}
             states = simulate_condition(model, p_values, times[rows], initial_values=x_values, numeric=numeric)
         except SimulationFailure as exc:
             condition = f"{pre_id} → {sim_id}" if pre_id else sim_id
@@ -229,7 +232,7 @@ def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None) -> 
             own = _replacements(problem, row, C.OBSERVABLE_PARAMETERS, observable.observable_placeholders,
                                 values)
             simulation[row] = value(times[row], x, p, q, own)
-            own = _replacements(problem, row, C.NOISE_PARAMETERS, observable.noise_placeholders, values)
+            own += _replacements(problem, row, C.NOISE_PARAMETERS, observable.noise_placeholders, values)
             sigma[row] = noise(times[row], x, p, q, own)
     return simulation, sigma
 
@@ -240,8 +243,9 @@ def _observable_functions(observable: Observable, model: OdeModel, extra: Sequen
     qs = [symbol(n) for n in extra]
     value = sympy.lambdify((TIME, xs, ps, qs, observable.observable_placeholders), observable.formula,
                            modules="math")
-    noise = sympy.lambdify((TIME, xs, ps, qs, observable.noise_placeholders), observable.noise,
-                           modules="math")
+    # A noise formula may hold the observable's placeholders too (PEtab-dev/PEtab#574).
+    noise = sympy.lambdify((TIME, xs, ps, qs, [*observable.observable_placeholders, *observable.noise_placeholders]),
+                           observable.noise, modules="math")
     return value, noise
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from qspflow.io import write_table
-from qspflow.petab import load_problem, log_likelihood, simulate_problem
+from qspflow.petab import load_problem, log_likelihood, log_prior, simulate_problem
 
 FILES = {"simulation": "simulation.tsv"}
 
@@ -15,6 +15,9 @@ def petab_simulate(*, problem: str | os.PathLike[str], simulation: str | os.Path
     write_table(simulate_problem(load_problem(problem)), simulation)
 
 
-def petab_llh(*, problem: str | os.PathLike[str]) -> float:
-    """The log-likelihood of problem YAML `problem` at its nominal parameters."""
-    return log_likelihood(load_problem(problem))
+def petab_llh(*, problem: str | os.PathLike[str]) -> tuple[float, float]:
+    """(log-posterior, log-likelihood) of problem YAML `problem` at its nominal parameters: the
+    log-posterior adds the objective priors' log-densities (`qspflow.petab.priors`) to the likelihood."""
+    loaded = load_problem(problem)
+    llh = log_likelihood(loaded)
+    return llh + log_prior(loaded), llh
