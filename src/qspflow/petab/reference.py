@@ -13,7 +13,11 @@ and noise formulas have their `observableParameter{n}_{id}` / `noiseParameter{n}
 placeholders filled per measurement row.
 
 Integration is one function, `_integrate` (scipy `solve_ivp`, LSODA, rtol 1e-10, atol 1e-12,
-restarted at breakpoints).
+restarted at breakpoints). Events (`qspflow.model.Event`) are handled there too, in their own
+way: a trigger's relations in time alone make integration stop at their instants, the others are
+scipy's event functions (lhs − rhs, searched in the one direction in which the relation would
+change); at each stop or root the triggers are evaluated and the events that fire are executed
+by `_Events.fire`. A measurement at an event's instant sees the states after the event.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from petab.v1 import C
 from scipy.integrate import solve_ivp
 
 from qspflow.errors import PetabError
-from qspflow.model import TIME, OdeModel, symbol
+from qspflow.model import TIME, OdeModel, right_limit, symbol, trigger_relations
 from qspflow.petab.problem import (
     Observable,
     PetabProblem,
@@ -62,6 +66,7 @@ class NumericModel:
         self._jac = sympy.lambdify((TIME, xs, ps), jacobian, modules="math", cse=True)
         initial = [sympy.sympify(model.initial[s]).xreplace({TIME: 0}) for s in model.states]
         self.initial = sympy.lambdify((ps,), initial, modules="math")
+        self.events = _Events(model) if model.events else None
 
     def jac(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
         """The Jacobian, with derivatives that are not finite where the rhs is not differentiable
@@ -76,48 +81,166 @@ class NumericModel:
         return np.array([float(values.get(n, self.model.parameters[n].value)) for n in self.parameters])
 
 
+class _Events:
+    """A model's events as Python functions, and their execution (SBML's rules, `Event`'s docstring)."""
+
+    # Executions at one instant before a cascade of events counts as endless.
+    MAX_EXECUTIONS = 10_000
+
+    def __init__(self, model: OdeModel) -> None:
+        self.events = model.events
+        xs, ps = model.state_symbols, model.parameter_symbols
+        instants: dict[sympy.Basic, sympy.Expr] = {}
+        conditions: list[sympy.Basic] = []
+        for event in model.events:
+            relations = trigger_relations(event.trigger)
+            instants.update(relations.times)
+            conditions += [r for r in relations.states if r not in conditions]
+        self.timed = list(instants)
+        self.conditions = conditions
+        self.instants = sympy.lambdify((ps,), list(instants.values()), modules="math")
+        at_instant = [right_limit(r, c) for r, c in instants.items()]
+        self.timed_truth = sympy.lambdify((TIME, ps), at_instant, modules="math")
+        self.condition_truth = sympy.lambdify((TIME, xs, ps), conditions, modules="math")
+        # lhs − rhs of each condition, as scipy's event functions; `rising[i]`: the relation is true above 0.
+        self.gaps = [sympy.lambdify((TIME, xs, ps), c.lhs - c.rhs, modules="math") for c in conditions]
+        self.rising = [isinstance(c, (sympy.Gt, sympy.Ge)) for c in conditions]
+        names = sympy.symbols(f"b0:{len(self.timed) + len(conditions)}")
+        replace = dict(zip([*self.timed, *conditions], names))
+        self.triggers = [sympy.lambdify((names,), sympy.sympify(e.trigger).xreplace(replace), modules="math")
+                         for e in model.events]
+        self.targets = [[model.states.index(s) for s in e.assignments] for e in model.events]
+        self.values = [sympy.lambdify((TIME, xs, ps), list(e.assignments.values()), modules="math")
+                       for e in model.events]
+        self.priorities = [None if e.priority is None else sympy.lambdify((TIME, xs, ps), e.priority, modules="math")
+                           for e in model.events]
+
+    def truth(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Every relation's value at t (a relation in time alone: its value right after t)."""
+        return np.array([*self.timed_truth(t, p), *self.condition_truth(t, x, p)], dtype=bool)
+
+    def trigger_values(self, relations: np.ndarray) -> np.ndarray:
+        return np.array([bool(trigger(relations)) for trigger in self.triggers])
+
+    def functions(self, p: np.ndarray, relations: np.ndarray) -> list:
+        """scipy event functions: each condition's lhs − rhs, terminal, watched in the direction
+        that would change its present value."""
+        functions = []
+        for i, (gap, rising) in enumerate(zip(self.gaps, self.rising)):
+            true = relations[len(self.timed) + i]
+
+            def function(t: float, x: np.ndarray, gap=gap) -> float:
+                return gap(t, x, p)
+
+            function.terminal = True
+            function.direction = -1.0 if true == rising else 1.0
+            functions.append(function)
+        return functions
+
+    def fire(self, t: float, x: np.ndarray, p: np.ndarray, relations: np.ndarray,
+             before: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Execute the events whose triggers turned true at t (from `before`), one by one by priority,
+        re-evaluating every trigger after each. Returns the states, relations and trigger values after."""
+        now = self.trigger_values(relations)
+        pending = list(np.flatnonzero(now & ~before))
+        early = {k: self.values[k](t, x, p) for k in pending if self.events[k].use_values_from_trigger_time}
+        for _ in range(self.MAX_EXECUTIONS):
+            if not pending:
+                return x, relations, now
+            ranks = [(-math.inf if self.priorities[k] is None else self.priorities[k](t, x, p), -k) for k in pending]
+            k = pending.pop(ranks.index(max(ranks)))
+            if not self.events[k].persistent and not now[k]:
+                continue
+            values = early.pop(k) if k in early else self.values[k](t, x, p)
+            x = x.copy()
+            x[self.targets[k]] = values
+            relations = np.array([*relations[:len(self.timed)], *self.condition_truth(t, x, p)], dtype=bool)
+            later = self.trigger_values(relations)
+            for m in np.flatnonzero(later & ~now):
+                pending.append(m)
+                if self.events[m].use_values_from_trigger_time:
+                    early[m] = self.values[m](t, x, p)
+            now = later
+        raise SimulationFailure(f"events keep firing at t = {t:g} (more than {self.MAX_EXECUTIONS} executions)")
+
+
 class SimulationFailure(Exception):
     """The integrator did not reach the end (`simulate_problem` records NaN and goes on)."""
 
 
 def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.ndarray,
                breakpoints: Sequence[float], *, t0: float = 0.0, rtol: float = RTOL,
-               atol: float = ATOL) -> np.ndarray:
-    """States at `times` (≥ t0, sorted) from x(t0) = x0, restarting at each breakpoint.
+               atol: float = ATOL, memory: dict | None = None) -> np.ndarray:
+    """States at `times` (≥ t0, sorted) from x(t0) = x0, restarting at each breakpoint and event.
 
-    The one integrator call of the module.
+    The one integrator call of the module. `memory` carries the events' relation and trigger
+    values from one call to the next (empty or None: the simulation starts at t0, where triggers
+    that are true and were not initially fire).
     """
     out = np.empty((len(times), len(x0)))
     end = float(times[-1]) if len(times) else t0
-    edges = [t0, *(b for b in breakpoints if t0 < b < end), end]
+    events = numeric.events
     x = np.asarray(x0, dtype=float)
-    done = 0
-    for a, b in zip(edges, edges[1:]):
-        here = times[done:][times[done:] <= b]
-        if b > a:
+    stops = {b for b in breakpoints if t0 < b < end}
+    if events is not None:
+        stops |= {c for c in events.instants(p) if t0 < c <= end}
+        memory = {} if memory is None else memory
+        if not memory:
+            before = np.array([e.initial_value for e in events.events])
+            x, memory["relations"], memory["before"] = events.fire(t0, x, p, events.truth(t0, x, p), before)
+    done = int(np.searchsorted(times, t0, side="right"))
+    out[:done] = x
+    t = t0
+    for b in sorted(stops | {end}):
+        while t < b:
+            here = times[done:][times[done:] <= b]
             t_eval = np.unique(np.append(here, b))
+            functions = events.functions(p, memory["relations"]) if events is not None else None
             try:
-                sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (a, b), x, method="LSODA", t_eval=t_eval,
-                                rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p))
+                sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (t, b), x, method="LSODA", t_eval=t_eval,
+                                rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p), events=functions)
             except (ArithmeticError, ValueError) as exc:
                 raise SimulationFailure(str(exc)) from exc
-            if sol.status != 0:
+            if sol.status == -1:
                 raise SimulationFailure(sol.message)
-            out[done:done + len(here)] = sol.y[:, np.searchsorted(t_eval, here)].T
-            x = sol.y[:, -1]
-        else:
-            out[done:done + len(here)] = x
-        done += len(here)
+            reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
+            out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
+            done += len(reached)
+            if sol.status == 1:  # a condition of a trigger changed: the first root ends the run
+                crossed = [i for i, found in enumerate(sol.t_events) if len(found)]
+                t = float(min(sol.t_events[i][0] for i in crossed))
+                x = sol.y_events[crossed[0]][0]
+                relations = memory["relations"].copy()
+                for i in crossed:
+                    if sol.t_events[i][0] == t:
+                        relations[len(events.timed) + i] = not relations[len(events.timed) + i]
+                x = _after_events(events, t, x, p, relations, memory, times, out, done)
+            else:
+                x, t = sol.y[:, -1], b
+        if events is not None:
+            relations = memory["relations"].copy()
+            relations[:len(events.timed)] = events.timed_truth(b, p)
+            x = _after_events(events, b, x, p, relations, memory, times, out, done)
     out[done:] = x  # times equal to t0 only
     return out
+
+
+def _after_events(events: _Events, t: float, x: np.ndarray, p: np.ndarray, relations: np.ndarray, memory: dict,
+                  times: np.ndarray, out: np.ndarray, done: int) -> np.ndarray:
+    """The states after the events that fire at t; outputs at t (among the first `done`) see them."""
+    x, memory["relations"], memory["before"] = events.fire(t, x, p, relations, memory["before"])
+    at = np.flatnonzero(times[:done] == t)
+    out[at] = x
+    return x
 
 
 def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoints: Sequence[float], *,
                   rtol: float, atol: float) -> np.ndarray:
     """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x."""
     x, t = np.asarray(x0, dtype=float), 0.0
+    memory: dict = {}
     for end in 10.0 ** np.arange(13):
-        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol)[0]
+        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol, memory=memory)[0]
         t = end
         rate = np.abs(np.asarray(numeric.rhs(t, x, p), dtype=float))
         if np.all(rate * t <= STEADY_STATE_TOLERANCE * (np.abs(x) + atol)):
