@@ -13,7 +13,7 @@ from __future__ import annotations
 import cmath
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 
@@ -106,31 +106,31 @@ class TriggerRelations:
     states: tuple[sympy.Basic, ...]
 
 
-def trigger_relations(trigger: sympy.Basic) -> TriggerRelations:
+def trigger_relations(trigger: sympy.Basic, states: Collection[sympy.Symbol]) -> TriggerRelations:
     """The relations of an event trigger, split into switches at fixed instants and state conditions.
 
-    A relation `TIME <op> c` (either side) whose c depends on parameters only switches at c: a
+    A relation `TIME <op> c` (either side) whose c is free of `states` and time switches at c: a
     simulator stops there instead of searching for it. Its value at c itself is taken as the value
     right after c (`TIME > c` is true at c, `TIME <= c` false), the instant at which it changed.
     """
     times: list[tuple[sympy.Basic, sympy.Expr]] = []
-    states: list[sympy.Basic] = []
+    conditions: list[sympy.Basic] = []
     for rel in sympy.sympify(trigger).atoms(sympy.core.relational.Relational):
-        lhs, rhs = rel.lhs, rel.rhs
-        if rhs == TIME and TIME not in lhs.free_symbols:
-            rel, lhs, rhs = rel.reversed, rel.rhs, rel.lhs
-        if lhs == TIME and TIME not in rhs.free_symbols and isinstance(rel, (sympy.Gt, sympy.Ge, sympy.Lt,
-                                                                             sympy.Le)):
+        lhs, rhs = (rel.rhs, rel.lhs) if rel.rhs == TIME else (rel.lhs, rel.rhs)
+        inequality = isinstance(rel, (sympy.Gt, sympy.Ge, sympy.Lt, sympy.Le))
+        if lhs == TIME and inequality and not rhs.free_symbols & {TIME, *states}:
             times.append((rel, rhs))
         else:
-            states.append(rel)
+            conditions.append(rel)
     key = sympy.default_sort_key
-    return TriggerRelations(tuple(sorted(times, key=lambda pair: key(pair[0]))), tuple(sorted(states, key=key)))
+    return TriggerRelations(tuple(sorted(times, key=lambda pair: key(pair[0]))), tuple(sorted(conditions, key=key)))
 
 
 def right_limit(relation: sympy.Basic, instant: sympy.Expr) -> sympy.Basic:
-    """`TIME <op> c` (from `trigger_relations`) as the condition that holds at c as it does right after."""
-    return TIME >= instant if isinstance(relation, (sympy.Gt, sympy.Ge)) else TIME < instant
+    """`TIME <op> c` or `c <op> TIME` (from `trigger_relations`) as the condition that holds at c as
+    it does right after."""
+    rel = relation if relation.lhs == TIME else relation.reversed
+    return TIME >= instant if isinstance(rel, (sympy.Gt, sympy.Ge)) else TIME < instant
 
 
 @dataclass

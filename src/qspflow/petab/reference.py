@@ -93,7 +93,7 @@ class _Events:
         instants: dict[sympy.Basic, sympy.Expr] = {}
         conditions: list[sympy.Basic] = []
         for event in model.events:
-            relations = trigger_relations(event.trigger)
+            relations = trigger_relations(event.trigger, xs)
             instants.update(relations.times)
             conditions += [r for r in relations.states if r not in conditions]
         self.timed = list(instants)

@@ -61,12 +61,47 @@ def observe(t, y, q, out):
     raise NotImplementedError("the model's observe is generated (or assigned by a test)")
 
 
+N_EVENTS = 0  # events (qspflow.model.Event), in the model's order
+N_INSTANTS = 0  # instants at which a relation in time alone of a trigger switches
+INITIAL_VALUE = np.zeros(0, dtype=np.bool_)  # per event: its trigger's value before time 0
+PERSISTENT = np.zeros(0, dtype=np.bool_)  # per event: executes even if its trigger turned false meanwhile
+USE_TRIGGER_VALUES = np.zeros(0, dtype=np.bool_)  # per event: assignments evaluated when it fires
+
+
+def instants(q, ti):
+    """ti = the instants (unsorted) of the triggers' relations in time alone."""
+    raise NotImplementedError("the model's instants are generated (or assigned by a test)")
+
+
+def triggers(t, y, q, ti, out):
+    """out[k] = 1.0 where event k's trigger is true at (t, y), else 0.0; a relation in time alone
+    has at its instant the value it has right after."""
+    raise NotImplementedError("the model's triggers are generated (or assigned by a test)")
+
+
+def assign(k, t, y, q, v):
+    """v = the values event k assigns (at its targets' positions; the other entries are left)."""
+    raise NotImplementedError("the model's event assignments are generated (or assigned by a test)")
+
+
+def apply(k, v, y):
+    """y = v at event k's targets."""
+    raise NotImplementedError("the model's event assignments are generated (or assigned by a test)")
+
+
+def priority(k, t, y, q):
+    """Event k's priority at (t, y); -inf for an event without one."""
+    raise NotImplementedError("the model's event priorities are generated (or assigned by a test)")
+
+
 # <<< model interface
 
 EPS = 2.220446049250313e-16
 AUTO, EXPLICIT, IMPLICIT = 0, 1, 2
-OK, UNDERFLOW, MAX_STEPS, NON_FINITE, SINGULAR = 0, 1, 2, 3, 4
-N_WORK = 12  # state-sized work vectors per parameter set
+OK, UNDERFLOW, MAX_STEPS, NON_FINITE, SINGULAR, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
+N_WORK = 13  # state-sized work vectors per parameter set
+# Executions of events at one instant after which a cascade counts as endless.
+MAX_EXECUTIONS = 10_000
 
 # Dormand-Prince 5(4), coefficients and dense output as in Hairer's DOPRI5.
 C2, C3, C4, C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
@@ -123,6 +158,107 @@ def _emit(t, y, q, states_out, row):
 
 
 @jit()
+def _differs(a, b):
+    for k in range(a.size):
+        if a[k] != b[k]:
+            return True
+    return False
+
+
+@jit()
+def _dense(theta, h, y, y1, k1, k3, k4, k5, k6, k7, yd):
+    """yd = DOPRI5's continuous output at t + theta·h of the step y → y1."""
+    theta1 = 1.0 - theta
+    for i in range(N_STATES):
+        ydiff = y1[i] - y[i]
+        bspl = h * k1[i] - ydiff
+        rc5 = h * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i])
+        yd[i] = y[i] + theta * (ydiff + theta1 * (bspl + theta * (ydiff - h * k7[i] - bspl + theta1 * rc5)))
+
+
+@jit()
+def _hermite(theta, h, y, f, y1, f1, yd):
+    """yd = the cubic Hermite interpolant at t + theta·h of the step y → y1 (slopes f, f1)."""
+    t2 = theta * theta
+    t3 = t2 * theta
+    a, b, c, d = 2.0 * t3 - 3.0 * t2 + 1.0, t3 - 2.0 * t2 + theta, 3.0 * t2 - 2.0 * t3, t3 - t2
+    for i in range(N_STATES):
+        yd[i] = a * y[i] + h * (b * f[i] + d * f1[i]) + c * y1[i]
+
+
+@jit()
+def _first_change(t, h, q, ti, ev, w, rodas):
+    """θ ∈ (0, 1]: where in the accepted step [t, t + h] the first trigger changes, by bisection on
+    the step's interpolant (DOPRI5's dense output, or Hermite's for Rodas4). ev[0] holds the
+    triggers at t; θ is the right end of the last bracket, so the triggers have changed there.
+    w[12] gets the interpolant there: `_solve` falls back to it if the step redone to end at θ
+    lands a rounding error short of the change."""
+    lo, hi = 0.0, 1.0
+    yd = w[12]
+    while (hi - lo) * h > 4.0 * EPS * max(abs(t), abs(t + h)):
+        mid = 0.5 * (lo + hi)
+        _interpolate(mid, h, w, rodas)
+        triggers(t + mid * h, yd, q, ti, ev[2])
+        if _differs(ev[0], ev[2]):
+            hi = mid
+        else:
+            lo = mid
+    _interpolate(hi, h, w, rodas)
+    return hi
+
+
+@jit()
+def _interpolate(theta, h, w, rodas):
+    """w[12] = the accepted step's interpolant at θ (see _first_change)."""
+    if rodas:
+        _hermite(theta, h, w[0], w[1], w[4], w[11], w[12])
+    else:
+        _dense(theta, h, w[0], w[8], w[1], w[3], w[4], w[5], w[6], w[7], w[12])
+
+
+@jit()
+def _execute(t, y, q, ti, ev, v):
+    """Execute the events whose triggers turn true at t (qspflow.model.Event: by priority, every
+    trigger evaluated again after each execution). ev[3] holds the triggers' values before t and
+    gets those after. Returns 1 if some event executed, 0 if none, -1 for an endless cascade."""
+    before, now, pending, later = ev[3], ev[4], ev[5], ev[1]
+    triggers(t, y, q, ti, now)
+    for k in range(N_EVENTS):
+        pending[k] = 1.0 if now[k] > before[k] else 0.0
+        if pending[k] > 0.0 and USE_TRIGGER_VALUES[k]:
+            assign(k, t, y, q, v[k])
+    fired = 0
+    for _ in range(MAX_EXECUTIONS):
+        best = -1
+        top = -math.inf
+        for k in range(N_EVENTS):
+            if pending[k] > 0.0:
+                rank = priority(k, t, y, q)
+                if best < 0 or rank > top:
+                    best = k
+                    top = rank
+        if best < 0:
+            for k in range(N_EVENTS):
+                before[k] = now[k]
+            return fired
+        pending[best] = 0.0
+        if not PERSISTENT[best] and now[best] == 0.0:
+            continue
+        if not USE_TRIGGER_VALUES[best]:
+            assign(best, t, y, q, v[best])
+        apply(best, v[best], y)
+        fired = 1
+        triggers(t, y, q, ti, later)
+        for k in range(N_EVENTS):
+            if later[k] > now[k]:
+                pending[k] = 1.0
+                if USE_TRIGGER_VALUES[k]:
+                    assign(k, t, y, q, v[k])
+            now[k] = later[k]
+    return -1
+
+
+@jit()
 def _hinit(q, t, b, tl, y, f0, rtol, atol, order, f1, y1):
     """Hairer's initial step: from |f| and a difference estimate of the second derivative."""
     dnf = 0.0
@@ -148,11 +284,12 @@ def _hinit(q, t, b, tl, y, f0, rtol, atol, order, f1, y1):
 
 
 @jit()
-def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_out, out, w):
+def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_out, out, w, ti, ev):
     """Dormand-Prince 5(4) from t to the breakpoint b; y is updated in place.
 
-    Outputs in (t, b] come from the dense output. Returns (status, t, j, h, steps, stiff):
-    with `detect`, it stops early once Hairer's test finds the problem stiff.
+    Outputs in (t, b] come from the dense output. Returns (status, t, j, h, steps, stiff, rooted):
+    with `detect`, it stops early once Hairer's test finds the problem stiff; it stops where an
+    event's trigger changes (`rooted`), the step redone to end there.
     """
     n = N_STATES
     k1, k2, k3, k4, k5, k6, k7 = w[1], w[2], w[3], w[4], w[5], w[6], w[7]
@@ -160,18 +297,21 @@ def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_ou
     tl = np.nextafter(b, -np.inf)  # stages that land on b see the rhs left of the switch
     rhs(t, y, q, k1)
     if not _all_finite(k1):
-        return NON_FINITE, t, j, 0.0, steps, False
+        return NON_FINITE, t, j, 0.0, steps, False, False
     h = _hinit(q, t, b, tl, y, k1, rtol, atol, 5.0, k2, ys)
     facold = 1e-4
     iasti = 0
     nonsti = 0
     reject = False
     bad = False
+    rooted = False
+    if N_EVENTS > 0:
+        triggers(t, y, q, ti, ev[0])
     while t < b:
         if steps >= max_steps:
-            return MAX_STEPS, t, j, h, steps, False
+            return MAX_STEPS, t, j, h, steps, False, rooted
         if 0.1 * h <= EPS * max(abs(t), abs(b)):
-            return (NON_FINITE if bad else UNDERFLOW), t, j, h, steps, False
+            return (NON_FINITE if bad else UNDERFLOW), t, j, h, steps, False, rooted
         last = t + 1.01 * h >= b
         if last:
             h = b - t
@@ -209,6 +349,21 @@ def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_ou
         bad = False
         fac11 = err**EXPO1
         if err <= 1.0:
+            if N_EVENTS > 0 and not rooted:
+                triggers(tl if last else t + h, y1, q, ti, ev[1])
+                if _differs(ev[0], ev[1]):
+                    # Redo the step to end where the trigger changes (the step's error allows the longer one).
+                    rooted = True
+                    theta = _first_change(t, h, q, ti, ev, w, False)
+                    if theta < 1.0:
+                        b = t + theta * h
+                        tl = np.nextafter(b, -np.inf)
+                        h = b - t
+                        continue
+                    if not last:
+                        b = t + h
+                for k in range(N_EVENTS):
+                    ev[0, k] = ev[1, k]
             hnew = h / max(FACC2, min(FACC1, fac11 / facold**BETA / SAFE))
             facold = max(err, 1e-4)
             stiff = False
@@ -232,14 +387,7 @@ def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_ou
                 if times[j] == tn:
                     _emit(tn, y1, q, states_out, out[j])
                 else:
-                    theta = (times[j] - t) / h
-                    theta1 = 1.0 - theta
-                    for i in range(n):
-                        ydiff = y1[i] - y[i]
-                        bspl = h * k1[i] - ydiff
-                        rc5 = h * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i])
-                        yd[i] = y[i] + theta * (ydiff + theta1 * (bspl + theta * (ydiff - h * k7[i] - bspl
-                                                                                   + theta1 * rc5)))
+                    _dense((times[j] - t) / h, h, y, y1, k1, k3, k4, k5, k6, k7, yd)
                     _emit(times[j], yd, q, states_out, out[j])
                 j += 1
             for i in range(n):
@@ -251,11 +399,11 @@ def _dopri(q, t, b, y, times, j, rtol, atol, detect, max_steps, steps, states_ou
             reject = False
             h = hnew
             if stiff:
-                return OK, t, j, h, steps, True
+                return OK, t, j, h, steps, True, rooted
         else:
             h = h / min(FACC1, fac11 / SAFE)
             reject = True
-    return OK, t, j, h, steps, False
+    return OK, t, j, h, steps, False, rooted
 
 
 @jit()
@@ -352,10 +500,11 @@ def _solve_w(e, piv, x):
 
 
 @jit()
-def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, out, w):
+def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, out, w, ti, ev):
     """Rodas4 with the analytic Jacobian from t to the breakpoint b, stepping onto each output time.
 
-    Returns (status, t, j, h, steps); y is updated in place.
+    Returns (status, t, j, h, steps, rooted); y is updated in place. It stops where an event's
+    trigger changes (`rooted`), the step redone to end there.
     """
     n = N_STATES
     dy1, dy, fx, yn = w[1], w[2], w[3], w[4]
@@ -367,16 +516,19 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
     if h <= 0.0:
         rhs(t, y, q, dy1)
         if not _all_finite(dy1):
-            return NON_FINITE, t, j, h, steps
+            return NON_FINITE, t, j, h, steps, False
         h = _hinit(q, t, b, tl, y, dy1, rtol, atol, 4.0, dy, yn)
     reject = False
     bad = False
     singular = 0
+    rooted = False
+    if N_EVENTS > 0:
+        triggers(t, y, q, ti, ev[0])
     while t < b:
         if steps >= max_steps:
-            return MAX_STEPS, t, j, h, steps
+            return MAX_STEPS, t, j, h, steps, rooted
         if 0.1 * h <= EPS * max(abs(t), abs(b)):
-            return (NON_FINITE if bad else UNDERFLOW), t, j, h, steps
+            return (NON_FINITE if bad else UNDERFLOW), t, j, h, steps, rooted
         target = times[j] if j < times.size and times[j] < b else b
         last = t + 1.01 * h >= target
         hh = target - t if last else h
@@ -395,7 +547,7 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
         if not _lu_w(e, piv):
             singular += 1
             if singular >= 5:
-                return SINGULAR, t, j, h, steps
+                return SINGULAR, t, j, h, steps, rooted
             h = 0.5 * hh
             reject = True
             continue
@@ -450,6 +602,22 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
         bad = False
         hnew = hh / max(1.0 / 6.0, min(5.0, err**0.25 / SAFE))
         if err <= 1.0:
+            if N_EVENTS > 0 and not rooted:
+                triggers(te, yn, q, ti, ev[1])
+                if _differs(ev[0], ev[1]):
+                    # Redo the step to end where the trigger changes (the step's error allows the longer one).
+                    rooted = True
+                    rhs(te, yn, q, w[11])
+                    theta = _first_change(t, hh, q, ti, ev, w, True)
+                    if theta < 1.0:
+                        b = t + theta * hh
+                        tl = np.nextafter(b, -np.inf)
+                        h = b - t
+                        reject = True
+                        continue
+                    b = tn
+                for k in range(N_EVENTS):
+                    ev[0, k] = ev[1, k]
             for i in range(n):
                 y[i] = yn[i]
             t = tn
@@ -464,12 +632,13 @@ def _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps, states_out, ou
         else:
             h = hnew
             reject = True
-    return OK, t, j, h, steps
+    return OK, t, j, h, steps, rooted
 
 
 @jit()
 def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
-    """One parameter set: explicit until stiff (or throughout), then Rodas4; restarts at stops."""
+    """One parameter set: explicit until stiff (or throughout), then Rodas4; restarts at stops, at
+    the instants of time-triggered events and where a state-triggered event's trigger changes."""
     w = np.empty((N_WORK, N_STATES))
     y = w[0]
     initial(p, y)
@@ -478,6 +647,20 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
     if not _all_finite(y):
         out[:, :] = np.nan
         return NON_FINITE, False
+    # Events: their instants, trigger values (ev[0-2] the integrators', ev[3] before now, ev[4-5]
+    # _execute's), values to assign per event.
+    ti = np.empty(N_INSTANTS)
+    ev = np.empty((6, N_EVENTS))
+    v = np.empty((N_EVENTS, N_STATES))
+    upcoming = np.empty(N_INSTANTS)
+    status = OK
+    if N_EVENTS > 0:
+        instants(q, ti)
+        upcoming[:] = np.sort(ti)
+        for k in range(N_EVENTS):
+            ev[3, k] = 1.0 if INITIAL_VALUE[k] else 0.0
+        if _execute(0.0, y, q, ti, ev, v) < 0:
+            status = ENDLESS_EVENTS
     j = 0
     while j < times.size and times[j] <= 0.0:
         _emit(0.0, y, q, states_out, out[j])
@@ -485,20 +668,45 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
     t = 0.0
     h = 0.0
     steps = 0
-    status = OK
     implicit = method == IMPLICIT
-    for s in range(stops.size):
+    s = 0
+    next_instant = 0
+    while s < stops.size and status == OK:
         b = stops[s]
+        while next_instant < N_INSTANTS and upcoming[next_instant] <= t:
+            next_instant += 1
+        if next_instant < N_INSTANTS and upcoming[next_instant] < b:
+            b = upcoming[next_instant]
+        rooted = False
         if not implicit:
-            status, t, j, h, steps, implicit = _dopri(q, t, b, y, times, j, rtol, atol, method == AUTO,
-                                                      max_steps, steps, states_out, out, w)
+            status, t, j, h, steps, implicit, rooted = _dopri(q, t, b, y, times, j, rtol, atol, method == AUTO,
+                                                              max_steps, steps, states_out, out, w, ti, ev)
             if status != OK:
                 break
-        if implicit and t < b:
-            status, t, j, h, steps = _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps,
-                                            states_out, out, w)
+        if implicit and t < b and not rooted:
+            status, t, j, h, steps, rooted = _rodas(q, t, b, y, h, times, j, rtol, atol, max_steps, steps,
+                                                    states_out, out, w, ti, ev)
             if status != OK:
                 break
+        if t >= stops[s]:
+            s += 1
+        if rooted:
+            triggers(t, y, q, ti, ev[1])
+            if not _differs(ev[0], ev[1]):
+                y[:] = w[12]
+        if N_EVENTS > 0:
+            fired = _execute(t, y, q, ti, ev, v)
+            if fired < 0:
+                status = ENDLESS_EVENTS
+            elif fired > 0:
+                if not _all_finite(y):
+                    status = NON_FINITE
+                h = 0.0
+                # An output at the instant of an event sees the states after it.
+                k = j
+                while k > 0 and times[k - 1] == t:
+                    k -= 1
+                    _emit(t, y, q, states_out, out[k])
     if status != OK:
         out[:, :] = np.nan
     return status, implicit
