@@ -83,6 +83,16 @@ SMOOTHING = 1e-8
 # --------------------------------------------------------------------------------- solvers
 
 
+def check_transcribable(spec: CalibrationSpec) -> None:
+    """Raise `ConfigError` for a problem the transcription cannot hold: a model with events (its states
+    jump; calibrate it with `local_method: shooting`, which simulates them)."""
+    events = spec.problem.model.events
+    if events:
+        raise ConfigError(spec.problem.path, key="calibrate.local_method", found="transcription",
+                          message=f"the model has events (first: '{events[0].id}'), which the Pyomo transcription "
+                                  "does not support; use local_method: shooting")
+
+
 def _pynumero_available() -> bool:
     """Whether Pyomo's PyNumero ASL library (built by bin/setup) loads."""
     try:
@@ -246,6 +256,7 @@ class PyomoProblem:
                  solver: str = "ipopt", max_iter: int = 3000, max_cpu_time: float = 120.0) -> None:
         if n_elements < 1:
             raise ConfigError(None, key="calibrate.n_elements", expected="an integer ≥ 1", found=n_elements)
+        check_transcribable(spec)
         check_solver(solver)
         self.spec, self.batch, self.n_elements, self.solver = spec, batch, n_elements, solver
         self.options = {**INTERIOR_POINT_OPTIONS, "max_iter": int(max_iter), "max_cpu_time": float(max_cpu_time)}
