@@ -204,8 +204,9 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
             if sol.status == -1:
                 raise SimulationFailure(sol.message)
             reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
-            out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
-            done += len(reached)
+            if len(reached):
+                out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
+                done += len(reached)
             if sol.status == 1:  # a condition of a trigger changed: the first root ends the run
                 crossed = [i for i, found in enumerate(sol.t_events) if len(found)]
                 t = float(min(sol.t_events[i][0] for i in crossed))
