@@ -5,9 +5,11 @@ PEtab reference simulation; the collection's event models against their referenc
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import libsbml
 import numpy as np
+import pandas as pd
 import pytest
 import roadrunner
 import sympy
@@ -15,11 +17,11 @@ import sympy
 from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.spec import CalibrationSpec
-from qspflow.calibrate.transcription import check_transcribable
+from qspflow.calibrate.transcription import PyomoProblem, check_transcribable
 from qspflow.errors import ConfigError, ModelError
 from qspflow.model import TIME, Event, OdeModel, Parameter, symbol
 from qspflow.model.pysb import to_pysb
-from qspflow.model.sbml import read_sbml, sbml_text
+from qspflow.model.sbml import read_sbml, sbml_text, write_sbml
 from qspflow.petab import load_problem, log_likelihood
 from qspflow.petab.reference import simulate_condition
 from qspflow.simulate import compile_model
@@ -339,8 +341,8 @@ def test_liu_compiled_objective_and_gradient_agree_with_the_reference(liu, tmp_p
         assert gradient[i] == pytest.approx(central, rel=1e-4, abs=1e-4), spec.names[i]
 
 
-def test_the_transcription_refuses_a_model_with_events_naming_the_option(liu):
-    with pytest.raises(ConfigError, match="local_method.*'_E0'.*use local_method: shooting"):
+def test_the_transcription_refuses_a_state_triggered_event_naming_it(liu):
+    with pytest.raises(ConfigError, match="local_method.*'_E0' is not triggered by `time >= c`.*local_method: shooting"):
         check_transcribable(CalibrationSpec(liu))
 
 
@@ -353,3 +355,57 @@ def test_smith_insulin_pulses_give_amicis_log_likelihood(cases, tmp_path):
     spec = CalibrationSpec(problem)
     batch = BatchProblem(spec, rtol=1e-10, atol=1e-12, cache_dir=str(tmp_path))
     assert -batch.objective(spec.nominal[None, :])[0] == pytest.approx(-888198.436541014, rel=1e-6)
+
+
+# ----------------------------------------------------------------- the Pyomo transcription
+
+def dosing_problem(folder: Path) -> Path:
+    """A' = −k·A with a dose D at t_dose (per condition: 1 or 3) and A → 2A + D at 3 (lower priority, its
+    values taken when it executes: at `late`'s t_dose = 3 it sees the dose); exact data at times that
+    include the instants of the events."""
+    A, k, dose, t_dose = (symbol(n) for n in ("A", "k", "D", "t_dose"))
+    model = OdeModel("dosing", ["A"], {n: Parameter(n, v) for n, v in (("k", 1.0), ("D", DOSE), ("t_dose", 1.0))},
+                     {"A": -k * A}, {"A": sympy.Integer(0)},
+                     events=[Event("first", TIME >= t_dose, {"A": A + dose}, priority=sympy.Integer(2)),
+                             Event("second", TIME >= 3, {"A": 2 * A + dose}, priority=sympy.Integer(1),
+                                   use_values_from_trigger_time=False)])
+    write_sbml(model, (folder.mkdir(parents=True, exist_ok=True), folder / "model.xml")[1])
+    starts = {"early": 1.0, "late": 3.0}
+    times = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
+    rows = [(c, t, dosing_analytic(np.array([t]), K, t0)[0]) for c, t0 in starts.items() for t in times]
+    tables = {
+        "conditions": pd.DataFrame({"conditionId": list(starts), "t_dose": list(starts.values())}),
+        "observables": pd.DataFrame({"observableId": ["amount"], "observableFormula": ["A"], "noiseFormula": ["0.05"],
+                                     "observableTransformation": ["lin"], "noiseDistribution": ["normal"]}),
+        "measurements": pd.DataFrame(rows, columns=["simulationConditionId", "time", "measurement"]).assign(
+            observableId="amount"),
+        "parameters": pd.DataFrame({"parameterId": ["k"], "parameterScale": ["log10"], "lowerBound": [1e-2],
+                                    "upperBound": [1e2], "nominalValue": [1.0], "estimate": [1]}),
+    }
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.tsv", sep="\t", index=False)
+    (folder / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n- condition_files: [conditions.tsv]\n"
+        "  measurement_files: [measurements.tsv]\n  observable_files: [observables.tsv]\n  sbml_files: [model.xml]\n")
+    return folder / "problem.yaml"
+
+
+def dosing_analytic(t: np.ndarray, k: float, t_dose: float) -> np.ndarray:
+    """`first` at t_dose, then `second` (A → 2A + D) at 3; both at 3 when t_dose = 3 (first, then second)."""
+    first = DOSE * np.exp(-k * (t - t_dose)) * (t >= t_dose)
+    at_3 = DOSE * np.exp(-k * (3.0 - t_dose)) if t_dose <= 3.0 else 0.0
+    return np.where(t < 3.0, first, (2 * at_3 + DOSE) * np.exp(-k * (t - 3.0)))
+
+
+def test_transcription_jumps_at_doses_and_finds_the_rate(tmp_path):
+    problem = load_problem(dosing_problem(tmp_path / "dosing"))
+    assert log_likelihood(problem, {"k": K}) == pytest.approx(14 * -0.5 * math.log(2 * math.pi * 0.05**2), abs=1e-8)
+    spec = CalibrationSpec(problem)
+    nlp = PyomoProblem(spec, BatchProblem(spec, threads=1, cache_dir=str(tmp_path / "cache")), n_elements=8)
+    x = np.array([math.log10(K)])
+    assert nlp.initialize(x)
+    fixed = nlp.solve({0: x[0]})
+    assert fixed.status == "optimal"
+    assert -fixed.nll == pytest.approx(log_likelihood(problem, {"k": K}), abs=1e-4)
+    found = nlp.estimate(x + 0.3, half_width=0.5)
+    assert found is not None and found.x[0] == pytest.approx(x[0], abs=1e-4)

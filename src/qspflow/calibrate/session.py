@@ -44,7 +44,7 @@ from qspflow.calibrate.search import differential_evolution_search, distinct_bes
 from qspflow.calibrate.shooting import CONVERGED_FLAGS, shoot
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
-from qspflow.calibrate.transcription import PyomoProblem, check_solver, check_transcribable
+from qspflow.calibrate.transcription import PyomoProblem, check_solver, check_transcribable, transcribable
 from qspflow.errors import ConfigError, SolverError
 from qspflow.petab import load_problem, simulate_problem
 
@@ -183,8 +183,8 @@ class CalibrationSession:
                              time.perf_counter() - began, o.n_elements, [], "shooting")
         log.info("start %d: shooting %s after %d iterations, llh %.8g, %.1f s", start, shot.status, shot.iterations,
                  llh, result.seconds)
-        if not (o.polish and shot.converged and math.isfinite(llh)) or spec.problem.model.events:
-            return result  # the transcription has no events (check_transcribable)
+        if not (o.polish and shot.converged and math.isfinite(llh) and transcribable(spec)):
+            return result
         nlp = self.nlp(o.n_elements)
         if not nlp.initialize(shot.x):
             return result
