@@ -1,8 +1,9 @@
 """Generate the source of one model's batch simulator module (used by `qspflow.simulate.compile`).
 
 The module is the text of `kernel.py` (the integrators) with its model interface block filled in
-(sizes, `jit`) and the model's functions appended: `derive`, `rhs`, `jac`, `initial`, `observe`,
-generated from the sympy expressions with common subexpressions eliminated. Parameters that do
+(sizes, `jit`, the events' flags) and the model's functions appended: `derive`, `rhs`, `jac`, `initial`,
+`observe` and the events' `instants`, `triggers`, `assign`, `apply`, `priority`, generated from the
+sympy expressions with common subexpressions eliminated. Parameters that do
 not vary are folded in as numbers; subexpressions of the varying parameters alone are computed
 once per parameter set by `derive`.
 
@@ -140,7 +141,7 @@ def _function(name: str, args: str, doc: str, body: list[str]) -> str:
     return "\n".join(header + (body or ["    pass"])) + "\n"
 
 
-def _per_event(printer: _Printer, bodies: Sequence[list[str]]) -> list[str]:
+def _per_event(bodies: Sequence[list[str]]) -> list[str]:
     """`if k == 0: … elif k == 1: …` around each event's body lines."""
     lines = []
     for k, body in enumerate(bodies):
@@ -185,10 +186,10 @@ def _event_functions(printer: _Printer, events: Sequence[Event], states: Sequenc
         _function("triggers", "t, y, q, ti, out", "out[k] = 1.0 where event k's trigger is true, else 0.0",
                   _block(printer, [(f"out[{k}]", c) for k, c in enumerate(conditions)], "events", event_loads)),
         _function("assign", "k, t, y, q, v", "v = the values event k assigns, at its targets' positions",
-                  _per_event(printer, assign)),
-        _function("apply", "k, v, y", "y = v at event k's targets", _per_event(printer, apply)),
+                  _per_event(assign)),
+        _function("apply", "k, v, y", "y = v at event k's targets", _per_event(apply)),
         _function("priority", "k, t, y, q", "event k's priority (-inf: none)",
-                  _per_event(printer, priority) + ["    return -math.inf"]),
+                  _per_event(priority) + ["    return -math.inf"]),
     ]
 
     def flags(values: Sequence[bool]) -> str:
