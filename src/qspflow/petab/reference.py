@@ -97,7 +97,6 @@ class _Events:
             instants.update(relations.times)
             conditions += [r for r in relations.states if r not in conditions]
         self.timed = list(instants)
-        self.conditions = conditions
         self.instants = sympy.lambdify((ps,), list(instants.values()), modules="math")
         at_instant = [right_limit(r, c) for r, c in instants.items()]
         self.timed_truth = sympy.lambdify((TIME, ps), at_instant, modules="math")
@@ -209,8 +208,8 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
                 done += len(reached)
             if sol.status == 1:  # a condition of a trigger changed: the first root ends the run
                 crossed = [i for i, found in enumerate(sol.t_events) if len(found)]
-                t = float(min(sol.t_events[i][0] for i in crossed))
-                x = sol.y_events[crossed[0]][0]
+                first = min(crossed, key=lambda i: sol.t_events[i][0])
+                t, x = float(sol.t_events[first][0]), sol.y_events[first][0]
                 relations = memory["relations"].copy()
                 for i in crossed:
                     if sol.t_events[i][0] == t:
