@@ -100,96 +100,7 @@ def reference_states(model: OdeModel, times: np.ndarray) -> np.ndarray:
     return simulate_condition(model, {}, times)
 
 
-# ------------------------------------------------- dosing, a threshold, a switched parameter
-
-# A: one-compartment PK (amount), a bolus at each of DOSE_TIMES; x: refilled to 1 whenever it falls
-# below REFILL_AT, `n` counting the refills (a parameter that thereby becomes a state); y: decays at a
-# rate `kp` that an event switches at SWITCH.
-SUITE = {
-    "species": {"A": 0.0, "x": 1.0, "y": 1.0},
-    "parameters": {"k": K, "D": DOSE, "a": REFILL_AT, "n": 0.0, "kp": K_BEFORE},
-    "variable": ("n", "kp"),
-    "rates": {"x": "-k * x", "y": "-kp * y"},
-    "reactions": {"elimination": ("A", "k * A")},
-    "events": [
-        *({"id": f"dose_{i}", "trigger": f"time >= {t}", "assign": {"A": "A + D"}} for i, t in enumerate(DOSE_TIMES)),
-        {"id": "refill", "trigger": "x < a", "assign": {"x": "1", "n": "n + 1"}},
-        {"id": "switch", "trigger": f"time >= {SWITCH}", "assign": {"kp": str(K_AFTER)}},
-    ],
-}
-REFILL_PERIOD = math.log(1 / REFILL_AT) / K
-
-
-def suite_analytic(t: np.ndarray) -> dict[str, np.ndarray]:
-    """The suite's exact solution; at an event's instant, the value after it."""
-    amount = sum(DOSE * np.exp(-K * (t - d)) * (t >= d) for d in DOSE_TIMES)
-    refills = np.floor(t / REFILL_PERIOD + 1e-12)
-    x = np.exp(-K * (t - refills * REFILL_PERIOD))
-    y = np.where(t < SWITCH, np.exp(-K_BEFORE * t), np.exp(-K_BEFORE * SWITCH - K_AFTER * (t - SWITCH)))
-    return {"A": amount, "x": x, "y": y, "n": refills, "kp": np.where(t < SWITCH, K_BEFORE, K_AFTER)}
-
-
-@pytest.fixture(scope="module")
-def suite_text() -> str:
-    return sbml_document(**SUITE)
-
-
-@pytest.fixture(scope="module")
-def suite(suite_text) -> OdeModel:
-    return read_sbml(suite_text)
-
-
-@pytest.fixture(scope="module")
-def compiled_suite(suite, tmp_path_factory):
-    return compile_model(suite, varying=["k", "D"], cache_dir=tmp_path_factory.mktemp("events-cache"))
-
-
-def test_events_are_read_with_their_attributes_and_an_assigned_parameter_becomes_a_state(suite):
-    assert suite.states == ["A", "x", "y", "n", "kp"]
-    assert "n" not in suite.parameters and "kp" not in suite.parameters
-    assert suite.rhs["n"] == 0 and suite.initial["kp"] == K_BEFORE
-    refill = suite.events[3]
-    assert (refill.id, refill.trigger, refill.assignments) == (
-        "refill", symbol("x") < symbol("a"), {"x": 1, "n": symbol("n") + 1})
-    assert (refill.priority, refill.initial_value, refill.persistent, refill.use_values_from_trigger_time) == (
-        None, True, True, True)
-
-
-@pytest.mark.parametrize("method", ["explicit", "implicit"])
-def test_compiled_doses_threshold_and_switch_match_the_analytic_solution(compiled_suite, suite, method):
-    result = compiled_suite.simulate(np.array([[K, DOSE]]), TIMES, method=method, what="states", rtol=1e-9,
-                                     atol=1e-12)
-    assert result.status[0] == 0
-    exact = suite_analytic(TIMES)
-    for i, name in enumerate(suite.states):
-        np.testing.assert_allclose(result.values[0, :, i], exact[name], rtol=1e-7, atol=1e-9, err_msg=name)
-
-
-def test_reference_simulation_matches_the_analytic_solution(suite):
-    states = reference_states(suite, TIMES)
-    exact = suite_analytic(TIMES)
-    for i, name in enumerate(suite.states):
-        np.testing.assert_allclose(states[:, i], exact[name], rtol=1e-8, atol=1e-10, err_msg=name)
-
-
-def test_libroadrunner_agrees_between_events(suite_text, suite, compiled_suite):
-    """At instants other than the events' (where libroadrunner reports the value before the event)."""
-    times = np.linspace(0.0, 8.0, 33) + 0.1
-    times = np.concatenate([[0.0], times])
-    ours = compiled_suite.simulate(np.array([[K, DOSE]]), times, what="states", rtol=1e-9, atol=1e-12).values[0]
-    theirs = roadrunner_states(suite_text, times, suite.states)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
-
-
-def test_a_batch_gives_each_set_its_own_doses(compiled_suite):
-    sets = np.array([[K, DOSE], [2 * K, 3 * DOSE], [K / 2, 0.0]])
-    result = compiled_suite.simulate(sets, TIMES, what="states", rtol=1e-9, atol=1e-12)
-    for (k, dose), values in zip(sets, result.values):
-        exact = sum(dose * np.exp(-k * (TIMES - d)) * (TIMES >= d) for d in DOSE_TIMES)
-        np.testing.assert_allclose(values[:, 0], exact, rtol=1e-7, atol=1e-9)
-
-
-# ---------------------------------------------------- execution order of simultaneous events
+# --------------------------- execution order of simultaneous events (compiled with SUITE below)
 
 def order_events(i: int, *, uvftt: bool, persistent: bool) -> list[dict]:
     """At t = 1 `double` (priority 2) doubles z, then `add` (priority 1) adds 1 to the z it sees;
@@ -223,20 +134,110 @@ SEMANTICS = {
 SEMANTICS_AFTER = {"z0": 3.0, "w0": 1.0, "z1": 2.0, "w1": 1.0, "z2": 2.0, "w2": 0.0, "s0": 5.0, "s1": 1.0}
 
 
-def test_priorities_trigger_time_values_persistence_and_initial_values(tmp_path):
-    text = sbml_document(**SEMANTICS)
-    model = read_sbml(text)
+# ------------------------------------------------- dosing, a threshold, a switched parameter
+
+# A: one-compartment PK (amount), a bolus at each of DOSE_TIMES; x: refilled to 1 whenever it falls
+# below REFILL_AT, `n` counting the refills (a parameter that thereby becomes a state); y: decays at a
+# rate `kp` that an event switches at SWITCH.
+SUITE = {
+    "species": {"A": 0.0, "x": 1.0, "y": 1.0},
+    "parameters": {"k": K, "D": DOSE, "a": REFILL_AT, "n": 0.0, "kp": K_BEFORE},
+    "variable": ("n", "kp"),
+    "rates": {"x": "-k * x", "y": "-kp * y"},
+    "reactions": {"elimination": ("A", "k * A")},
+    "events": [
+        *({"id": f"dose_{i}", "trigger": f"time >= {t}", "assign": {"A": "A + D"}} for i, t in enumerate(DOSE_TIMES)),
+        {"id": "refill", "trigger": "x < a", "assign": {"x": "1", "n": "n + 1"}},
+        {"id": "switch", "trigger": f"time >= {SWITCH}", "assign": {"kp": str(K_AFTER)}},
+    ],
+}
+REFILL_PERIOD = math.log(1 / REFILL_AT) / K
+
+
+def suite_analytic(t: np.ndarray) -> dict[str, np.ndarray]:
+    """The suite's exact solution; at an event's instant, the value after it."""
+    amount = sum(DOSE * np.exp(-K * (t - d)) * (t >= d) for d in DOSE_TIMES)
+    refills = np.floor(t / REFILL_PERIOD + 1e-12)
+    x = np.exp(-K * (t - refills * REFILL_PERIOD))
+    y = np.where(t < SWITCH, np.exp(-K_BEFORE * t), np.exp(-K_BEFORE * SWITCH - K_AFTER * (t - SWITCH)))
+    return {"A": amount, "x": x, "y": y, "n": refills, "kp": np.where(t < SWITCH, K_BEFORE, K_AFTER)}
+
+
+@pytest.fixture(scope="module")
+def suite_text() -> str:
+    """SUITE and SEMANTICS in one model: independent parts, one compilation."""
+    parts = (SUITE, SEMANTICS)
+    merged = {key: {k: v for part in parts for k, v in part.get(key, {}).items()}
+              for key in ("species", "parameters", "rates", "reactions")}
+    return sbml_document(**merged, variable=SUITE["variable"] + SEMANTICS["variable"],
+                         events=SUITE["events"] + SEMANTICS["events"])
+
+
+@pytest.fixture(scope="module")
+def suite(suite_text) -> OdeModel:
+    return read_sbml(suite_text)
+
+
+@pytest.fixture(scope="module")
+def compiled_suite(suite, tmp_path_factory):
+    return compile_model(suite, varying=["k", "D"], cache_dir=tmp_path_factory.mktemp("events-cache"))
+
+
+def test_events_are_read_with_their_attributes_and_an_assigned_parameter_becomes_a_state(suite):
+    assert suite.states[:3] == ["A", "x", "y"] and {"n", "kp"} <= set(suite.states)
+    assert "n" not in suite.parameters and "kp" not in suite.parameters
+    assert suite.rhs["n"] == 0 and suite.initial["kp"] == K_BEFORE
+    refill = suite.events[3]
+    assert (refill.id, refill.trigger, refill.assignments) == (
+        "refill", symbol("x") < symbol("a"), {"x": 1, "n": symbol("n") + 1})
+    assert (refill.priority, refill.initial_value, refill.persistent, refill.use_values_from_trigger_time) == (
+        None, True, True, True)
+
+
+@pytest.mark.parametrize("method", ["explicit", "implicit"])
+def test_compiled_doses_threshold_and_switch_match_the_analytic_solution(compiled_suite, suite, method):
+    result = compiled_suite.simulate(np.array([[K, DOSE]]), TIMES, method=method, what="states", rtol=1e-9,
+                                     atol=1e-12)
+    assert result.status[0] == 0
+    for name, exact in suite_analytic(TIMES).items():
+        values = result.values[0, :, suite.states.index(name)]
+        np.testing.assert_allclose(values, exact, rtol=1e-7, atol=1e-9, err_msg=name)
+
+
+def test_reference_simulation_matches_the_analytic_solution(suite):
+    states = reference_states(suite, TIMES)
+    for name, exact in suite_analytic(TIMES).items():
+        np.testing.assert_allclose(states[:, suite.states.index(name)], exact, rtol=1e-8, atol=1e-10, err_msg=name)
+
+
+def test_libroadrunner_agrees_between_events(suite_text, suite, compiled_suite):
+    """At instants other than the events' (where libroadrunner reports the value before the event)."""
+    times = np.linspace(0.0, 8.0, 33) + 0.1
+    times = np.concatenate([[0.0], times])
+    ours = compiled_suite.simulate(np.array([[K, DOSE]]), times, what="states", rtol=1e-9, atol=1e-12).values[0]
+    theirs = roadrunner_states(suite_text, times, suite.states)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+
+
+def test_a_batch_gives_each_set_its_own_doses(compiled_suite):
+    sets = np.array([[K, DOSE], [2 * K, 3 * DOSE], [K / 2, 0.0]])
+    result = compiled_suite.simulate(sets, TIMES, what="states", rtol=1e-9, atol=1e-12)
+    for (k, dose), values in zip(sets, result.values):
+        exact = sum(dose * np.exp(-k * (TIMES - d)) * (TIMES >= d) for d in DOSE_TIMES)
+        np.testing.assert_allclose(values[:, 0], exact, rtol=1e-7, atol=1e-9)
+
+
+def test_priorities_trigger_time_values_persistence_and_initial_values(suite_text, suite, compiled_suite):
     names = list(SEMANTICS_AFTER)
     times = np.array([0.0, 0.5, 1.0, 2.0])
     before = {name: 1.0 if name.startswith("z") or name == "s1" else 0.0 for name in names} | {"s0": 5.0}
     expected = np.array([[before[n] for n in names]] * 2 + [[SEMANTICS_AFTER[n] for n in names]] * 2)
-    columns = [model.states.index(n) for n in names]
-    compiled = compile_model(model, varying=[], cache_dir=tmp_path)
+    columns = [suite.states.index(n) for n in names]
     for method in ("explicit", "implicit"):
-        ours = compiled.simulate(np.empty((1, 0)), times, what="states", method=method).values[0]
+        ours = compiled_suite.simulate(np.array([[K, DOSE]]), times, what="states", method=method).values[0]
         np.testing.assert_array_equal(ours[:, columns], expected)
-    np.testing.assert_array_equal(reference_states(model, times)[:, columns], expected)
-    np.testing.assert_array_equal(roadrunner_states(text, np.array([0.0, 2.0]), names)[-1], expected[-1])
+    np.testing.assert_array_equal(reference_states(suite, times)[:, columns], expected)
+    np.testing.assert_array_equal(roadrunner_states(suite_text, np.array([0.0, 2.0]), names)[-1], expected[-1])
 
 
 def test_level_2_triggers_are_initially_true_and_persistent():
@@ -397,7 +398,9 @@ def dosing_analytic(t: np.ndarray, k: float, t_dose: float) -> np.ndarray:
     return np.where(t < 3.0, first, (2 * at_3 + DOSE) * np.exp(-k * (t - 3.0)))
 
 
+@pytest.mark.slow
 def test_transcription_jumps_at_doses_and_finds_the_rate(tmp_path):
+    """~40 s (a compilation for the initial states, two Ipopt solves)."""
     problem = load_problem(dosing_problem(tmp_path / "dosing"))
     assert log_likelihood(problem, {"k": K}) == pytest.approx(14 * -0.5 * math.log(2 * math.pi * 0.05**2), abs=1e-8)
     spec = CalibrationSpec(problem)
