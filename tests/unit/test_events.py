@@ -37,7 +37,7 @@ def sbml_document(*, species: dict[str, float], parameters: dict[str, float], ra
                   level: int = 3) -> str:
     """An SBML model: species (amounts in compartment `V`, hasOnlySubstanceUnits) and parameters
     (those in `variable` not constant), rate rules `rates`, reactions {id: (reactant, rate law)} and
-    events {id, trigger, assign: {variable: formula}, priority, initial, persistent, uvftt}."""
+    events {id, trigger, assign: {variable: formula}, priority, delay, initial, persistent, uvftt}."""
     doc = libsbml.SBMLDocument(level, 2 if level == 3 else 4)
     m = doc.createModel()
     m.setId("events")
@@ -81,6 +81,8 @@ def sbml_document(*, species: dict[str, float], parameters: dict[str, float], ra
         trigger.setPersistent(spec.get("persistent", True))
         if "priority" in spec:
             e.createPriority().setMath(libsbml.parseL3Formula(spec["priority"]))
+        if "delay" in spec:
+            e.createDelay().setMath(libsbml.parseL3Formula(spec["delay"]))
         for target, formula in spec["assign"].items():
             a = e.createEventAssignment()
             a.setVariable(target)
@@ -115,23 +117,32 @@ def order_events(i: int, *, uvftt: bool, persistent: bool) -> list[dict]:
 
 
 # Three copies of the same events (states z_i, w_i, g_i) differing in useValuesFromTriggerTime and
-# persistence, and two triggers true at time 0, one initially false, one initially true.
+# persistence; two triggers true at time 0, one initially false, one initially true; delays: u gains
+# 1 at 1.5, and of two executions delayed to 1.75 the non-persistent one is dropped when h closes at 1.5.
 SEMANTICS = {
-    "species": {**{f"z{i}": 1.0 for i in range(3)}, **{f"w{i}": 0.0 for i in range(3)}, "s0": 1.0, "s1": 1.0},
-    "parameters": {f"g{i}": 1.0 for i in range(3)},
-    "variable": tuple(f"g{i}" for i in range(3)),
-    "rates": {name: "0" for name in (*(f"z{i}" for i in range(3)), *(f"w{i}" for i in range(3)), "s0", "s1")},
+    "species": {**{f"z{i}": 1.0 for i in range(3)}, **{f"w{i}": 0.0 for i in range(3)}, "s0": 1.0, "s1": 1.0,
+                "u": 0.0, "c0": 0.0, "c1": 0.0},
+    "parameters": {**{f"g{i}": 1.0 for i in range(3)}, "h": 1.0},
+    "variable": (*(f"g{i}" for i in range(3)), "h"),
+    "rates": {name: "0" for name in (*(f"z{i}" for i in range(3)), *(f"w{i}" for i in range(3)), "s0", "s1", "u",
+                                     "c0", "c1")},
     "events": [
         *order_events(0, uvftt=False, persistent=True),
         *order_events(1, uvftt=True, persistent=True),
         *order_events(2, uvftt=True, persistent=False),
         {"id": "start0", "trigger": "s0 > 0.5", "assign": {"s0": "5"}, "initial": False},
         {"id": "start1", "trigger": "s1 > 0.5", "assign": {"s1": "5"}, "initial": True},
+        {"id": "lagged", "trigger": "time >= 1", "assign": {"u": "u + 1"}, "delay": "0.5"},
+        {"id": "close", "trigger": "time >= 1.5", "assign": {"h": "0"}},
+        {"id": "dropped", "trigger": "time >= 1 && h > 0.5", "assign": {"c0": "1"}, "delay": "0.75",
+         "persistent": False},
+        {"id": "kept", "trigger": "time >= 1 && h > 0.5", "assign": {"c1": "1"}, "delay": "0.75"},
     ],
 }
 # After t = 1: add sees double's z (2·1 + 1), gated runs although g closed; add's value taken at the
 # trigger (1 + 1) and executed last; not persistent: gated dropped once gate closes g. start0 fired at 0.
-SEMANTICS_AFTER = {"z0": 3.0, "w0": 1.0, "z1": 2.0, "w1": 1.0, "z2": 2.0, "w2": 0.0, "s0": 5.0, "s1": 1.0}
+SEMANTICS_AFTER = {"z0": 3.0, "w0": 1.0, "z1": 2.0, "w1": 1.0, "z2": 2.0, "w2": 0.0, "s0": 5.0, "s1": 1.0,
+                   "u": 1.0, "c0": 0.0, "c1": 1.0}
 
 
 # ------------------------------------------------- dosing, a threshold, a switched parameter
@@ -227,11 +238,14 @@ def test_a_batch_gives_each_set_its_own_doses(compiled_suite):
         np.testing.assert_allclose(values[:, 0], exact, rtol=1e-7, atol=1e-9)
 
 
-def test_priorities_trigger_time_values_persistence_and_initial_values(suite_text, suite, compiled_suite):
+def test_priorities_trigger_time_values_persistence_initial_values_and_delays(suite_text, suite, compiled_suite):
     names = list(SEMANTICS_AFTER)
     times = np.array([0.0, 0.5, 1.0, 2.0])
     before = {name: 1.0 if name.startswith("z") or name == "s1" else 0.0 for name in names} | {"s0": 5.0}
-    expected = np.array([[before[n] for n in names]] * 2 + [[SEMANTICS_AFTER[n] for n in names]] * 2)
+    # At t = 1 the delayed executions are still pending.
+    at_one = {**SEMANTICS_AFTER, "u": 0.0, "c0": 0.0, "c1": 0.0}
+    expected = np.array([[before[n] for n in names]] * 2 + [[at_one[n] for n in names]]
+                        + [[SEMANTICS_AFTER[n] for n in names]])
     columns = [suite.states.index(n) for n in names]
     for method in ("explicit", "implicit"):
         ours = compiled_suite.simulate(np.array([[K, DOSE]]), times, what="states", method=method).values[0]

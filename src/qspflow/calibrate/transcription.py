@@ -9,11 +9,13 @@ once per element, at its midpoint. x(0) is fixed (or tied to estimated parameter
 preequilibration steady state). A steady state (preequilibration, or a measurement at time `inf`)
 is the algebraic system rhs(x) = 0 with one equation per conservation law replaced by that law.
 
-Time-triggered events (`time >= c`, c a number under each condition: doses) are element boundaries;
-the state is x = x̃ + Σ Δ_e over the events before t, x̃ the collocated (continuous) part and Δ_e a
-variable per event instant and assigned state, tied to the assignments at x(c⁻) (in the events'
-execution order; `useValuesFromTriggerTime` honoured). A measurement at c sees the state after the
-events. State-triggered events are refused (`check_transcribable`): their instants are unknowns.
+Time-triggered events (`time >= c`, c and any delay numbers under each condition: doses) are element
+boundaries at their instants; the state is x = x̃ + Σ Δ_e over the events before t, x̃ the
+collocated (continuous) part and Δ_e a variable per event instant and assigned state, tied to the
+assignments at x(c⁻) (in the events' execution order; `useValuesFromTriggerTime` honoured, except
+that a delayed event may not take states from its trigger time). A measurement at c sees the state
+after the events. State-triggered events are refused (`check_transcribable`): their instants are
+unknowns.
 
 Parameters are estimated on their PEtab scales within bounds, p ∈ [lower, upper], entering the model
 as exp(ln10·p) (log10), exp(p) (log) or p (lin). The objective is the negative log-likelihood
@@ -139,7 +141,10 @@ def event_instants(spec: CalibrationSpec, experiment: Experiment) -> list[Jump]:
         if (relations.states or len(relations.times) != 1 or event.trigger != relations.times[0][0]
                 or not isinstance(right_limit(*relations.times[0]), sympy.Ge)):
             raise refuse(event, "is not triggered by `time >= c` alone")
-        instant = relations.times[0][1].xreplace(values)
+        instant = (relations.times[0][1] + (event.delay if event.delay is not None else 0)).xreplace(values)
+        if event.delay is not None and event.use_values_from_trigger_time and any(
+                sympy.sympify(e).free_symbols & {*spec.state_symbols, TIME} for e in event.assignments.values()):
+            raise refuse(event, "takes values from the states at its trigger, before its delay")
         priority = -math.inf if event.priority is None else event.priority.xreplace(values)
         if not (instant.is_number and sympy.sympify(priority).is_number):
             raise refuse(event, "has an instant or priority that is estimated")

@@ -75,14 +75,15 @@ class Event:
 
     `trigger` is a condition (relations joined by And/Or/Not) in states, parameters and `TIME`;
     equalities are not allowed (they hold for an instant only). The semantics are SBML's (L3V2,
-    section 4.12) without delays:
+    section 4.12); `delay`, an expression in parameters only, puts the execution that long after the
+    trigger (evaluated then; None: at once). At the instant an event executes:
     - `initial_value`: the trigger's value just before time 0; False lets a trigger that is true at
       time 0 fire then.
     - Events that fire at the same instant execute one by one, the highest `priority` first
       (evaluated when the choice is made; no priority ranks below every priority; ties in list
       order). After each execution every trigger is evaluated again: one that turned true joins them.
-    - `persistent`: False drops an event whose trigger has turned false again (by an earlier
-      execution at the same instant) before its turn.
+    - `persistent`: False drops an event whose trigger turns false before it executes (during its
+      delay, or by an earlier execution at the same instant).
     - `use_values_from_trigger_time`: the assignments are evaluated when the event fires (True)
       or when it executes, after those executed before it at that instant (False). All assignments
       of one event are evaluated before any is made.
@@ -92,6 +93,7 @@ class Event:
     trigger: sympy.Basic
     assignments: dict[str, sympy.Expr]
     priority: sympy.Expr | None = None
+    delay: sympy.Expr | None = None
     initial_value: bool = True
     persistent: bool = True
     use_values_from_trigger_time: bool = True
@@ -198,7 +200,10 @@ class OdeModel:
         if trigger.atoms(sympy.Eq, sympy.Ne):
             raise ModelError(source, element=event.id, expected="a trigger of inequalities",
                              message="an equality holds for an instant only and is not supported")
-        parts = [trigger, *event.assignments.values()] + ([event.priority] if event.priority is not None else [])
+        if event.delay is not None and sympy.sympify(event.delay).free_symbols & {*self.state_symbols, TIME}:
+            raise ModelError(source, element=event.id, expected="a delay in parameters only",
+                             message="a delay that depends on the states or on time is not supported")
+        parts = [trigger, *event.assignments.values()] + [e for e in (event.priority, event.delay) if e is not None]
         unknown = sorted({str(s) for e in parts for s in sympy.sympify(e).free_symbols} - {str(s) for s in known})
         if unknown:
             raise ModelError(source, element=event.id, expected="an event in known symbols",

@@ -16,13 +16,13 @@ Reading turns an SBML core model (any level/version libsbml reads) into explicit
 - function definitions are inlined; `piecewise` becomes `sympy.Piecewise` with its relational
   conditions kept (`time >= c`), so `OdeModel.breakpoints` sees input switches.
 
-- events become `qspflow.model.Event`s (trigger, assignments, priority, `initialValue`,
+- events become `qspflow.model.Event`s (trigger, assignments, priority, delay, `initialValue`,
   `persistent`, `useValuesFromTriggerTime`; Level 2's implicit values are Level 3's defaults); a
   parameter that an event assigns becomes a state whose right-hand side is 0 (or its rate rule).
 
-Event delays, event assignments to compartments or stoichiometries, equalities in triggers,
-algebraic rules, fast reactions, conversion factors, `delay`, `rateOf` and non-constant
-stoichiometries raise `ModelError` naming the file and the element.
+Event delays that depend on states or time, event assignments to compartments or stoichiometries,
+equalities in triggers, algebraic rules, fast reactions, conversion factors, `delay`, `rateOf` and
+non-constant stoichiometries raise `ModelError` naming the file and the element.
 
 Writing gives SBML L3V2 with one compartment of size 1, a species per state (an initial
 assignment where the initial value is an expression), a constant parameter per parameter,
@@ -318,7 +318,7 @@ class _Reader:
         for assignment in event.getListOfEventAssignments():
             if assignment.isSetMath():
                 assignments[assignment.getVariable()] = self.math(assignment.getMath(), eid).xreplace(by_symbol)
-        priority = event.getPriority()
+        priority, delay = event.getPriority(), event.getDelay()
         level3 = self.sbml.getLevel() >= 3
         return Event(
             id=eid,
@@ -326,6 +326,8 @@ class _Reader:
             assignments=assignments,
             priority=self.math(priority.getMath(), eid).xreplace(by_symbol)
             if priority is not None and priority.isSetMath() else None,
+            delay=self.math(delay.getMath(), eid).xreplace(by_symbol) if delay is not None and delay.isSetMath()
+            else None,
             # Level 2 has neither attribute: its events behave as Level 3's with both true.
             initial_value=trigger.getInitialValue() if level3 else True,
             persistent=trigger.getPersistent() if level3 else True,
@@ -334,9 +336,6 @@ class _Reader:
 
     def _reject_unsupported(self) -> None:
         m = self.sbml
-        for i, event in enumerate(m.getListOfEvents()):
-            if event.isSetDelay():
-                raise self.error(_event_id(event, i), "event delays are not supported")
         for i, rule in enumerate(m.getListOfRules()):
             if rule.isAlgebraic():
                 raise self.error(rule.getIdAttribute() or f"algebraicRule {i + 1}",
@@ -577,6 +576,8 @@ def _write_event(sbml: libsbml.Model, event: Event) -> None:
     trigger.setMath(_ast(sympy.sympify(event.trigger), event.id))
     if event.priority is not None:
         e.createPriority().setMath(_ast(sympy.sympify(event.priority), event.id))
+    if event.delay is not None:
+        e.createDelay().setMath(_ast(sympy.sympify(event.delay), event.id))
     for target, value in event.assignments.items():
         assignment = e.createEventAssignment()
         assignment.setVariable(target)

@@ -17,7 +17,8 @@ restarted at breakpoints). Events (`qspflow.model.Event`) are handled there too,
 way: a trigger's relations in time alone make integration stop at their instants, the others are
 scipy's event functions (lhs − rhs, searched in the one direction in which the relation would
 change); at each stop or root the triggers are evaluated and the events that fire are executed
-by `_Events.fire`. A measurement at an event's instant sees the states after the event.
+by `_Events.fire`, or queued until their delay ends (another stop). A measurement at an event's
+instant sees the states after the event.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class _Events:
                        for e in model.events]
         self.priorities = [None if e.priority is None else sympy.lambdify((TIME, xs, ps), e.priority, modules="math")
                            for e in model.events]
+        self.delays = [None if e.delay is None else sympy.lambdify((ps,), e.delay, modules="math")
+                       for e in model.events]
 
     def truth(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
         """Every relation's value at t (a relation in time alone: its value right after t)."""
@@ -136,29 +139,43 @@ class _Events:
             functions.append(function)
         return functions
 
-    def fire(self, t: float, x: np.ndarray, p: np.ndarray, relations: np.ndarray,
-             before: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Execute the events whose triggers turned true at t (from `before`), one by one by priority,
-        re-evaluating every trigger after each. Returns the states, relations and trigger values after."""
+    def fire(self, t: float, x: np.ndarray, p: np.ndarray, relations: np.ndarray, memory: dict) -> np.ndarray:
+        """Execute the events due at t: those whose triggers turned true (from `memory["before"]`)
+        without a delay and those whose delay ends, one by one by priority, every trigger evaluated
+        again after each; a delayed one joins `memory["queue"]`. Returns the states after; `memory`
+        gets the relations and trigger values after."""
+        queue = memory["queue"]
         now = self.trigger_values(relations)
-        pending = list(np.flatnonzero(now & ~before))
-        early = {k: self.values[k](t, x, p) for k in pending if self.events[k].use_values_from_trigger_time}
+        pending: list[tuple[int, object]] = []
+
+        def start(turned: np.ndarray, now: np.ndarray, x: np.ndarray) -> None:
+            queue[:] = [q for q in queue if self.events[q[1]].persistent or now[q[1]]]
+            for k in np.flatnonzero(turned):
+                values = self.values[k](t, x, p) if self.events[k].use_values_from_trigger_time else None
+                delay = 0.0 if self.delays[k] is None else float(self.delays[k](p))
+                if delay < 0:
+                    raise SimulationFailure(f"event {self.events[k].id}: negative delay {delay:g}")
+                if delay > 0:
+                    queue.append((t + delay, k, values))
+                else:
+                    pending.append((k, values))
+
+        start(now & ~memory["before"], now, x)
+        pending += [(k, values) for due, k, values in queue if due == t]
+        queue[:] = [q for q in queue if q[0] != t]
         for _ in range(self.MAX_EXECUTIONS):
             if not pending:
-                return x, relations, now
-            ranks = [(-math.inf if self.priorities[k] is None else self.priorities[k](t, x, p), -k) for k in pending]
-            k = pending.pop(ranks.index(max(ranks)))
+                memory["relations"], memory["before"] = relations, now
+                return x
+            ranks = [(-math.inf if self.priorities[k] is None else self.priorities[k](t, x, p), -k) for k, _ in pending]
+            k, values = pending.pop(ranks.index(max(ranks)))
             if not self.events[k].persistent and not now[k]:
                 continue
-            values = early.pop(k) if k in early else self.values[k](t, x, p)
             x = x.copy()
-            x[self.targets[k]] = values
+            x[self.targets[k]] = self.values[k](t, x, p) if values is None else values
             relations = np.array([*relations[:len(self.timed)], *self.condition_truth(t, x, p)], dtype=bool)
             later = self.trigger_values(relations)
-            for m in np.flatnonzero(later & ~now):
-                pending.append(m)
-                if self.events[m].use_values_from_trigger_time:
-                    early[m] = self.values[m](t, x, p)
+            start(later & ~now, later, x)
             now = later
         raise SimulationFailure(f"events keep firing at t = {t:g} (more than {self.MAX_EXECUTIONS} executions)")
 
@@ -185,53 +202,47 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
         stops |= {c for c in events.instants(p) if t0 < c <= end}
         memory = {} if memory is None else memory
         if not memory:
-            before = np.array([e.initial_value for e in events.events])
-            x, memory["relations"], memory["before"] = events.fire(t0, x, p, events.truth(t0, x, p), before)
+            memory.update(before=np.array([e.initial_value for e in events.events]), queue=[])
+            x = events.fire(t0, x, p, events.truth(t0, x, p), memory)
     done = int(np.searchsorted(times, t0, side="right"))
     out[:done] = x
     t = t0
-    for b in sorted(stops | {end}):
-        while t < b:
-            here = times[done:][times[done:] <= b]
-            t_eval = np.unique(np.append(here, b))
-            functions = events.functions(p, memory["relations"]) if events is not None else None
-            try:
-                sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (t, b), x, method="LSODA", t_eval=t_eval,
-                                rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p), events=functions)
-            except (ArithmeticError, ValueError) as exc:
-                raise SimulationFailure(str(exc)) from exc
-            if sol.status == -1:
-                raise SimulationFailure(sol.message)
-            reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
-            if len(reached):
-                out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
-                done += len(reached)
-            if sol.status == 1:  # a condition of a trigger changed: the first root ends the run
-                crossed = [i for i, found in enumerate(sol.t_events) if len(found)]
-                first = min(crossed, key=lambda i: sol.t_events[i][0])
-                t, x = float(sol.t_events[first][0]), sol.y_events[first][0]
-                relations = memory["relations"].copy()
-                for i in crossed:
-                    if sol.t_events[i][0] == t:
-                        relations[len(events.timed) + i] = not relations[len(events.timed) + i]
-                x = _after_events(events, t, x, p, relations, memory, times, out, done)
-            else:
-                x, t = sol.y[:, -1], b
+    while t < end:
+        b = min(e for e in (*stops, end) if e > t)
         if events is not None:
-            relations = memory["relations"].copy()
+            b = min([b, *(due for due, *_ in memory["queue"] if due > t)])
+        here = times[done:][times[done:] <= b]
+        t_eval = np.unique(np.append(here, b))
+        functions = events.functions(p, memory["relations"]) if events is not None else None
+        try:
+            sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (t, b), x, method="LSODA", t_eval=t_eval,
+                            rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p), events=functions)
+        except (ArithmeticError, ValueError) as exc:
+            raise SimulationFailure(str(exc)) from exc
+        if sol.status == -1:
+            raise SimulationFailure(sol.message)
+        reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
+        if len(reached):
+            out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
+            done += len(reached)
+        if events is None:
+            x, t = sol.y[:, -1], b
+            continue
+        relations = memory["relations"].copy()
+        if sol.status == 1:  # a condition of a trigger changed: the first root ends the run
+            crossed = [i for i, found in enumerate(sol.t_events) if len(found)]
+            first = min(crossed, key=lambda i: sol.t_events[i][0])
+            t, x = float(sol.t_events[first][0]), sol.y_events[first][0]
+            for i in crossed:
+                if sol.t_events[i][0] == t:
+                    relations[len(events.timed) + i] = not relations[len(events.timed) + i]
+        else:
+            x, t = sol.y[:, -1], b
             relations[:len(events.timed)] = events.timed_truth(b, p)
-            x = _after_events(events, b, x, p, relations, memory, times, out, done)
+        x = events.fire(t, x, p, relations, memory)
+        out[np.flatnonzero(times[:done] == t)] = x  # an output at an event's instant sees the states after it
     out[done:] = x  # times equal to t0 only
     return out
-
-
-def _after_events(events: _Events, t: float, x: np.ndarray, p: np.ndarray, relations: np.ndarray, memory: dict,
-                  times: np.ndarray, out: np.ndarray, done: int) -> np.ndarray:
-    """The states after the events that fire at t; outputs at t (among the first `done`) see them."""
-    x, memory["relations"], memory["before"] = events.fire(t, x, p, relations, memory["before"])
-    at = np.flatnonzero(times[:done] == t)
-    out[at] = x
-    return x
 
 
 def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoints: Sequence[float], *,

@@ -2,7 +2,7 @@
 
 The module is the text of `kernel.py` (the integrators) with its model interface block filled in
 (sizes, `jit`, the events' flags) and the model's functions appended: `derive`, `rhs`, `jac`, `initial`,
-`observe` and the events' `instants`, `triggers`, `assign`, `apply`, `priority`, generated from the
+`observe` and the events' `instants`, `triggers`, `assign`, `apply`, `priority`, `delay`, generated from the
 sympy expressions with common subexpressions eliminated. Parameters that do
 not vary are folded in as numbers; subexpressions of the varying parameters alone are computed
 once per parameter set by `derive`.
@@ -170,8 +170,10 @@ def _event_functions(printer: _Printer, events: Sequence[Event], states: Sequenc
                                           (sympy.Float(0.0), True)).xreplace(rename))
     position = {y: i for i, y in enumerate(states)}
     event_loads = {**loads, **{s: f"ti[{i}]" for i, s in enumerate(instants.values())}}
-    assign, apply, priority = [], [], []
+    assign, apply, priority, delay = [], [], [], []
     for event in events:
+        wait = sympy.Integer(0) if event.delay is None else sympy.sympify(event.delay).xreplace(rename)
+        delay.append(_block(printer, [("value", wait)], event.id, loads) + ["    return value"])
         targets = [(position[symbol(name)], sympy.sympify(e).xreplace(rename)) for name, e in event.assignments.items()]
         assign.append(_block(printer, [(f"v[{i}]", e) for i, e in targets], event.id, event_loads))
         apply.append([f"    y[{i}] = v[{i}]" for i, _ in targets])
@@ -190,6 +192,7 @@ def _event_functions(printer: _Printer, events: Sequence[Event], states: Sequenc
         _function("apply", "k, v, y", "y = v at event k's targets", _per_event(apply)),
         _function("priority", "k, t, y, q", "event k's priority (-inf: none)",
                   _per_event(priority) + ["    return -math.inf"]),
+        _function("delay", "k, q", "event k's delay (0.0: none)", _per_event(delay) + ["    return 0.0"]),
     ]
 
     def flags(values: Sequence[bool]) -> str:
@@ -201,6 +204,7 @@ def _event_functions(printer: _Printer, events: Sequence[Event], states: Sequenc
         f"INITIAL_VALUE = {flags([e.initial_value for e in events])}",
         f"PERSISTENT = {flags([e.persistent for e in events])}",
         f"USE_TRIGGER_VALUES = {flags([e.use_values_from_trigger_time for e in events])}",
+        f"N_DELAYED = {sum(e.delay is not None for e in events)}",
     ]
     return functions, interface
 
@@ -292,7 +296,8 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
     folded_events = [dataclasses.replace(
         e, trigger=sympy.sympify(e.trigger).xreplace(fixed),
         assignments={k: sympy.sympify(v).xreplace(fixed) for k, v in e.assignments.items()},
-        priority=None if e.priority is None else sympy.sympify(e.priority).xreplace(fixed)) for e in model.events]
+        priority=None if e.priority is None else sympy.sympify(e.priority).xreplace(fixed),
+        delay=None if e.delay is None else sympy.sympify(e.delay).xreplace(fixed)) for e in model.events]
     event_functions, event_interface = _event_functions(printer, folded_events, model.state_symbols, rename,
                                                         q_loads)
     functions = [

@@ -95,14 +95,25 @@ def priority(k, t, y, q):
     raise NotImplementedError("the model's event priorities are generated (or assigned by a test)")
 
 
+N_DELAYED = 0  # events with a delay
+
+
+def delay(k, q):
+    """Event k's delay (0.0 for an event without one)."""
+    raise NotImplementedError("the model's event delays are generated (or assigned by a test)")
+
+
 # <<< model interface
 
 EPS = 2.220446049250313e-16
 AUTO, EXPLICIT, IMPLICIT = 0, 1, 2
-OK, UNDERFLOW, MAX_STEPS, NON_FINITE, SINGULAR, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
+OK, UNDERFLOW, MAX_STEPS, NON_FINITE, SINGULAR, ENDLESS_EVENTS, BAD_DELAY = 0, 1, 2, 3, 4, 5, 6
 N_WORK = 13  # state-sized work vectors per parameter set
 # Executions of events at one instant after which a cascade counts as endless.
 MAX_EXECUTIONS = 10_000
+# Delayed executions pending at once (per parameter set) that the simulator holds.
+MAX_QUEUED = 64
+QUEUE_SIZE = MAX_QUEUED if N_DELAYED > 0 else 0
 
 # Dormand-Prince 5(4), coefficients and dense output as in Hairer's DOPRI5.
 C2, C3, C4, C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
@@ -218,16 +229,67 @@ def _interpolate(theta, h, w, rodas):
 
 
 @jit()
-def _execute(t, y, q, ti, ev, v):
-    """Execute the events whose triggers turn true at t (qspflow.model.Event: by priority, every
-    trigger evaluated again after each execution). ev[3] holds the triggers' values before t and
-    gets those after. Returns 1 if some event executed, 0 if none, -1 for an endless cascade."""
-    before, now, pending, later = ev[3], ev[4], ev[5], ev[1]
+def _start(t, y, q, turned, now, ev, v, queue_t, queue_k, queue_v, count):
+    """Events k with turned[k] > now-before: due at once (pending) or queued until their delay ends,
+    with their values where taken at the trigger; delayed non-persistent ones whose trigger `now`
+    is false are dropped. Returns False if a delay is negative or the queue is full."""
+    pending, stored = ev[5], ev[6]
+    if N_DELAYED > 0:
+        kept = 0
+        for i in range(count[0]):
+            if PERSISTENT[queue_k[i]] or now[queue_k[i]] > 0.0:
+                queue_t[kept], queue_k[kept] = queue_t[i], queue_k[i]
+                queue_v[kept] = queue_v[i]
+                kept += 1
+        count[0] = kept
+    for k in range(N_EVENTS):
+        if turned[k] == 0.0:
+            continue
+        wait = delay(k, q) if N_DELAYED > 0 else 0.0
+        if wait < 0.0:
+            return False
+        if wait > 0.0:
+            if count[0] == queue_t.size:
+                return False
+            queue_t[count[0]], queue_k[count[0]] = t + wait, k
+            if USE_TRIGGER_VALUES[k]:
+                assign(k, t, y, q, queue_v[count[0]])
+            count[0] += 1
+        else:
+            pending[k] = 1.0
+            stored[k] = 1.0 if USE_TRIGGER_VALUES[k] else 0.0
+            if USE_TRIGGER_VALUES[k]:
+                assign(k, t, y, q, v[k])
+    return True
+
+
+@jit()
+def _execute(t, y, q, ti, ev, v, queue_t, queue_k, queue_v, count):
+    """Execute the events due at t (qspflow.model.Event): those whose triggers turn true without a
+    delay and those whose delay ends, by priority, every trigger evaluated again after each; a
+    delayed one joins the queue (due times queue_t, events queue_k, values queue_v, count[0] of
+    them). ev[3] holds the triggers' values before t and gets those after. Returns 1 if some event
+    executed, 0 if none, -1 for an endless cascade, -2 for a negative delay or a full queue."""
+    before, now, pending, stored, turned = ev[3], ev[4], ev[5], ev[6], ev[2]
     triggers(t, y, q, ti, now)
     for k in range(N_EVENTS):
-        pending[k] = 1.0 if now[k] > before[k] else 0.0
-        if pending[k] > 0.0 and USE_TRIGGER_VALUES[k]:
-            assign(k, t, y, q, v[k])
+        pending[k] = 0.0
+        turned[k] = 1.0 if now[k] > before[k] else 0.0
+    if not _start(t, y, q, turned, now, ev, v, queue_t, queue_k, queue_v, count):
+        return -2
+    if N_DELAYED > 0:
+        kept = 0
+        for i in range(count[0]):
+            if queue_t[i] == t:
+                k = queue_k[i]
+                pending[k] = 1.0
+                stored[k] = 1.0 if USE_TRIGGER_VALUES[k] else 0.0
+                v[k] = queue_v[i]
+            else:
+                queue_t[kept], queue_k[kept] = queue_t[i], queue_k[i]
+                queue_v[kept] = queue_v[i]
+                kept += 1
+        count[0] = kept
     fired = 0
     for _ in range(MAX_EXECUTIONS):
         best = -1
@@ -245,17 +307,17 @@ def _execute(t, y, q, ti, ev, v):
         pending[best] = 0.0
         if not PERSISTENT[best] and now[best] == 0.0:
             continue
-        if not USE_TRIGGER_VALUES[best]:
+        if stored[best] == 0.0:
             assign(best, t, y, q, v[best])
         apply(best, v[best], y)
         fired = 1
+        later = ev[1]
         triggers(t, y, q, ti, later)
         for k in range(N_EVENTS):
-            if later[k] > now[k]:
-                pending[k] = 1.0
-                if USE_TRIGGER_VALUES[k]:
-                    assign(k, t, y, q, v[k])
+            turned[k] = 1.0 if later[k] > now[k] else 0.0
             now[k] = later[k]
+        if not _start(t, y, q, turned, now, ev, v, queue_t, queue_k, queue_v, count):
+            return -2
     return -1
 
 
@@ -648,20 +710,25 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
     if not _all_finite(y):
         out[:, :] = np.nan
         return NON_FINITE, False
-    # Events: their instants, trigger values (ev[0-2] the integrators', ev[3] before now, ev[4-5]
-    # _execute's), values to assign per event.
+    # Events: their instants, trigger values (ev[0-2] the integrators', ev[3] before now, ev[4-6]
+    # _execute's), values to assign per event, and the queue of delayed executions.
     ti = np.empty(N_INSTANTS)
-    ev = np.empty((6, N_EVENTS))
+    ev = np.empty((7, N_EVENTS))
     v = np.empty((N_EVENTS, N_STATES))
     upcoming = np.empty(N_INSTANTS)
+    queue_t = np.empty(QUEUE_SIZE)
+    queue_k = np.empty(QUEUE_SIZE, dtype=np.int64)
+    queue_v = np.empty((QUEUE_SIZE, N_STATES))
+    count = np.zeros(1, dtype=np.int64)
     status = OK
     if N_EVENTS > 0:
         instants(q, ti)
         upcoming[:] = np.sort(ti)
         for k in range(N_EVENTS):
             ev[3, k] = 1.0 if INITIAL_VALUE[k] else 0.0
-        if _execute(0.0, y, q, ti, ev, v) < 0:
-            status = ENDLESS_EVENTS
+        fired = _execute(0.0, y, q, ti, ev, v, queue_t, queue_k, queue_v, count)
+        if fired < 0:
+            status = ENDLESS_EVENTS if fired == -1 else BAD_DELAY
     j = 0
     while j < times.size and times[j] <= 0.0:
         _emit(0.0, y, q, states_out, out[j])
@@ -678,6 +745,9 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
             next_instant += 1
         if next_instant < N_INSTANTS and upcoming[next_instant] < b:
             b = upcoming[next_instant]
+        for i in range(count[0]):
+            if t < queue_t[i] < b:
+                b = queue_t[i]
         rooted = False
         if not implicit:
             status, t, j, h, steps, implicit, rooted = _dopri(q, t, b, y, times, j, rtol, atol, method == AUTO,
@@ -696,9 +766,9 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
             if not _differs(ev[0], ev[1]):
                 y[:] = w[12]
         if N_EVENTS > 0:
-            fired = _execute(t, y, q, ti, ev, v)
+            fired = _execute(t, y, q, ti, ev, v, queue_t, queue_k, queue_v, count)
             if fired < 0:
-                status = ENDLESS_EVENTS
+                status = ENDLESS_EVENTS if fired == -1 else BAD_DELAY
             elif fired > 0:
                 if not _all_finite(y):
                     status = NON_FINITE

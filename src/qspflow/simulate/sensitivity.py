@@ -19,6 +19,7 @@ on the states changes sign; a trigger that combines several conditions and moves
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,14 +91,16 @@ def _event_with_sensitivities(model: OdeModel, event: Event, wrt: Sequence[str],
                 jump += (slope + derivative(g[i], TIME) - f_after[i]) * tau
             if jump != name:
                 assignments[name.name] = jump
-    return Event(event.id, event.trigger, assignments, event.priority, event.initial_value, event.persistent,
-                 event.use_values_from_trigger_time)
+    return dataclasses.replace(event, assignments=assignments)
 
 
 def _time_derivative(event: Event, relations, x: Sequence[sympy.Symbol], f: Sequence[sympy.Expr],
                      s: Sequence[sympy.Symbol], theta: sympy.Symbol) -> sympy.Expr:
     """∂τ/∂θ of the event's time τ (module docstring)."""
     moving = [c for _, c in relations.times if theta in c.free_symbols]
+    if event.delay is not None and (relations.states or moving or theta in sympy.sympify(event.delay).free_symbols):
+        raise ModelError(None, element=event.id, expected=f"a delayed event whose time does not move with '{theta}'",
+                         message="sensitivities through the time of a delayed event are not supported")
     if not relations.states and not moving:
         return sympy.Integer(0)
     if len(relations.times) + len(relations.states) > 1:
