@@ -114,6 +114,7 @@ MAX_EXECUTIONS = 10_000
 # Delayed executions pending at once (per parameter set) that the simulator holds.
 MAX_QUEUED = 64
 QUEUE_SIZE = MAX_QUEUED if N_DELAYED > 0 else 0
+EVENT_WORK = 2 * N_INSTANTS + N_EVENTS * (7 + N_STATES) + QUEUE_SIZE * (2 + N_STATES) + 1
 
 # Dormand-Prince 5(4), coefficients and dense output as in Hairer's DOPRI5.
 C2, C3, C4, C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
@@ -236,8 +237,9 @@ def _start(t, y, q, turned, now, ev, v, queue_t, queue_k, queue_v, count):
     pending, stored = ev[5], ev[6]
     if N_DELAYED > 0:
         kept = 0
-        for i in range(count[0]):
-            if PERSISTENT[queue_k[i]] or now[queue_k[i]] > 0.0:
+        for i in range(int(count[0])):
+            k = int(queue_k[i])
+            if PERSISTENT[k] or now[k] > 0.0:
                 queue_t[kept], queue_k[kept] = queue_t[i], queue_k[i]
                 queue_v[kept] = queue_v[i]
                 kept += 1
@@ -249,12 +251,13 @@ def _start(t, y, q, turned, now, ev, v, queue_t, queue_k, queue_v, count):
         if wait < 0.0:
             return False
         if wait > 0.0:
-            if count[0] == queue_t.size:
+            n = int(count[0])
+            if n == queue_t.size:
                 return False
-            queue_t[count[0]], queue_k[count[0]] = t + wait, k
+            queue_t[n], queue_k[n] = t + wait, k
             if USE_TRIGGER_VALUES[k]:
-                assign(k, t, y, q, queue_v[count[0]])
-            count[0] += 1
+                assign(k, t, y, q, queue_v[n])
+            count[0] = n + 1
         else:
             pending[k] = 1.0
             stored[k] = 1.0 if USE_TRIGGER_VALUES[k] else 0.0
@@ -268,8 +271,9 @@ def _execute(t, y, q, ti, ev, v, queue_t, queue_k, queue_v, count):
     """Execute the events due at t (qspflow.model.Event): those whose triggers turn true without a
     delay and those whose delay ends, by priority, every trigger evaluated again after each; a
     delayed one joins the queue (due times queue_t, events queue_k, values queue_v, count[0] of
-    them). ev[3] holds the triggers' values before t and gets those after. Returns 1 if some event
-    executed, 0 if none, -1 for an endless cascade, -2 for a negative delay or a full queue."""
+    them; floats, as the queue lives in _solve's one work array). ev[3] holds the triggers' values
+    before t and gets those after. Returns 1 if some event executed, 0 if none, -1 for an endless
+    cascade, -2 for a negative delay or a full queue."""
     before, now, pending, stored, turned = ev[3], ev[4], ev[5], ev[6], ev[2]
     triggers(t, y, q, ti, now)
     for k in range(N_EVENTS):
@@ -279,9 +283,9 @@ def _execute(t, y, q, ti, ev, v, queue_t, queue_k, queue_v, count):
         return -2
     if N_DELAYED > 0:
         kept = 0
-        for i in range(count[0]):
+        for i in range(int(count[0])):
             if queue_t[i] == t:
-                k = queue_k[i]
+                k = int(queue_k[i])
                 pending[k] = 1.0
                 stored[k] = 1.0 if USE_TRIGGER_VALUES[k] else 0.0
                 v[k] = queue_v[i]
@@ -712,14 +716,24 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
         return NON_FINITE, False
     # Events: their instants, trigger values (ev[0-2] the integrators', ev[3] before now, ev[4-6]
     # _execute's), values to assign per event, and the queue of delayed executions.
-    ti = np.empty(N_INSTANTS)
-    ev = np.empty((7, N_EVENTS))
-    v = np.empty((N_EVENTS, N_STATES))
-    upcoming = np.empty(N_INSTANTS)
-    queue_t = np.empty(QUEUE_SIZE)
-    queue_k = np.empty(QUEUE_SIZE, dtype=np.int64)
-    queue_v = np.empty((QUEUE_SIZE, N_STATES))
-    count = np.zeros(1, dtype=np.int64)
+    # Events' work, in one allocation (a model without events makes one of a single number): their
+    # instants and those sorted, trigger values (ev[0-2] the integrators', ev[3] before now, ev[4-6]
+    # _execute's), values to assign per event, and the queue of delayed executions (due times, events,
+    # values) with its length.
+    work = np.empty(EVENT_WORK)
+    ti = work[:N_INSTANTS]
+    upcoming = work[N_INSTANTS:2 * N_INSTANTS]
+    at = 2 * N_INSTANTS
+    ev = work[at:at + 7 * N_EVENTS].reshape((7, N_EVENTS))
+    at += 7 * N_EVENTS
+    v = work[at:at + N_EVENTS * N_STATES].reshape((N_EVENTS, N_STATES))
+    at += N_EVENTS * N_STATES
+    queue_t = work[at:at + QUEUE_SIZE]
+    queue_k = work[at + QUEUE_SIZE:at + 2 * QUEUE_SIZE]
+    at += 2 * QUEUE_SIZE
+    queue_v = work[at:at + QUEUE_SIZE * N_STATES].reshape((QUEUE_SIZE, N_STATES))
+    count = work[EVENT_WORK - 1:]
+    count[0] = 0.0
     status = OK
     if N_EVENTS > 0:
         instants(q, ti)
@@ -745,7 +759,7 @@ def _solve(p, times, stops, rtol, atol, method, states_out, max_steps, out):
             next_instant += 1
         if next_instant < N_INSTANTS and upcoming[next_instant] < b:
             b = upcoming[next_instant]
-        for i in range(count[0]):
+        for i in range(int(count[0])):
             if t < queue_t[i] < b:
                 b = queue_t[i]
         rooted = False
