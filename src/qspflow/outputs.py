@@ -363,7 +363,7 @@ class OutputModel:
         self._observed = {name: i for i, name in enumerate([*targets, *quad_states.values()])}
         self._slope = {k: len(self._observed) + i for i, k in enumerate(slopes)}
         simulated = OdeModel(model.name, states, parameters, {**dict(model.rhs), **quad_rhs}, initial,
-                             observables=observed)
+                             observables=observed, events=model.events)
         self.compiled = compile_model(simulated, varying=[*self.columns, *starts], cache_dir=cache_dir)
         self._breakpoints = [b for b in self.compiled.breakpoints]
 

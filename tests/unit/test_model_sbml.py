@@ -179,7 +179,7 @@ def test_time_and_piecewise_on_time_keep_their_breakpoints():
 @pytest.mark.parametrize(
     ("file", "element", "what"),
     [
-        ("event.xml", "reset", "events are not supported"),
+        ("event_delay.xml", "reset", "a delay that depends on the states or on time is not supported"),
         ("delay.xml", "decay", "'delay' is not supported"),
         ("algebraic_rule.xml", "conservation", "algebraic rules are not supported"),
         ("undefined_symbol.xml", "decay", "undefined symbol 'kk'"),

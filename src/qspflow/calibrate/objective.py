@@ -102,7 +102,8 @@ class BatchProblem:
         parameters = {n: Parameter(n, float(conditions[0][n]) if n not in varying else 0.0) for n in model.parameters}
         parameters.update({n: Parameter(n, 0.0) for n in starts})
         initial = {s: symbol(n) for s, n in zip(spec.states, starts)}
-        self.model = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial)
+        self.model = OdeModel(model.name, list(spec.states), parameters, dict(model.rhs), initial,
+                              events=model.events)
         self.cache_dir = cache_dir
         self.compiled = compile_model(self.model, varying=[*varying, *starts], cache_dir=cache_dir)
         self.varying = varying

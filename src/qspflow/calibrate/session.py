@@ -45,7 +45,7 @@ from qspflow.calibrate.search import differential_evolution_search, distinct_bes
 from qspflow.calibrate.shooting import CONVERGED_FLAGS, shoot
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
-from qspflow.calibrate.transcription import PyomoProblem, check_solver
+from qspflow.calibrate.transcription import PyomoProblem, check_solver, check_transcribable, transcribable
 from qspflow.errors import ConfigError, SolverError
 from qspflow.petab import load_problem, simulate_problem
 
@@ -192,7 +192,7 @@ class CalibrationSession:
                              time.perf_counter() - began, o.n_elements, [], "shooting")
         log.info("start %d: shooting %s after %d iterations, llh %.8g, %.1f s", start, shot.status, shot.iterations,
                  llh, result.seconds)
-        if not (o.polish and shot.converged and math.isfinite(llh)):
+        if not (o.polish and shot.converged and math.isfinite(llh) and transcribable(spec)):
             return result
         nlp = self.nlp(o.n_elements)
         if not nlp.initialize(shot.x):
@@ -535,6 +535,8 @@ def open_session(problem_yaml: str | Path, **options: object) -> CalibrationSess
     check_solver(o.solver)
     session = CalibrationSession(problem_yaml, o, threads=o.threads)
     spec = session.spec
+    if o.local_method == "transcription":
+        check_transcribable(spec)
     if o.profile:
         _profiled(spec, o)
     log.info("calibrating %s: %d parameters, %d measurements in %d experiment(s); %s global search, "

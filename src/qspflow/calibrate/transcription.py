@@ -9,6 +9,14 @@ once per element, at its midpoint. x(0) is fixed (or tied to estimated parameter
 preequilibration steady state). A steady state (preequilibration, or a measurement at time `inf`)
 is the algebraic system rhs(x) = 0 with one equation per conservation law replaced by that law.
 
+Time-triggered events (`time >= c`, c and any delay numbers under each condition: doses) are element
+boundaries at their instants; the state is x = x̃ + Σ Δ_e over the events before t, x̃ the
+collocated (continuous) part and Δ_e a variable per event instant and assigned state, tied to the
+assignments at x(c⁻) (in the events' execution order; `useValuesFromTriggerTime` honoured, except
+that a delayed event may not take states from its trigger time). A measurement at c sees the state
+after the events. State-triggered events are refused (`check_transcribable`): their instants are
+unknowns.
+
 Parameters are estimated on their PEtab scales within bounds, p ∈ [lower, upper], entering the model
 as exp(ln10·p) (log10), exp(p) (log) or p (lin). The objective is the negative log-likelihood
 (`qspflow.calibrate.objective`, in its log-σ form):
@@ -48,7 +56,7 @@ from qspflow.calibrate.options import SOLVERS
 from qspflow.calibrate.solvers import configure_pyomo
 from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
 from qspflow.errors import ConfigError, ModelError, SolverError
-from qspflow.model import TIME
+from qspflow.model import TIME, Event, right_limit, symbol, trigger_relations
 
 configure_pyomo()
 import pyomo.environ as pyo  # noqa: E402  (configure_pyomo must run first)
@@ -81,6 +89,74 @@ SMOOTHING = 1e-8
 
 
 # --------------------------------------------------------------------------------- solvers
+
+
+def check_transcribable(spec: CalibrationSpec) -> None:
+    """Raise `ConfigError` for events the transcription cannot hold (it holds `time >= c` with c a
+    number under every condition, see the module docstring); `local_method: shooting` simulates them."""
+    for experiment in spec.experiments:
+        event_instants(spec, experiment)
+
+
+def transcribable(spec: CalibrationSpec) -> bool:
+    """Whether `check_transcribable` passes."""
+    try:
+        check_transcribable(spec)
+    except ConfigError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Jump:
+    """The events that fire at one instant of an experiment, in execution order, as expressions in
+    the states and the estimated parameters."""
+
+    time: float
+    events: tuple[Event, ...]
+
+    @property
+    def targets(self) -> list[str]:
+        return list(dict.fromkeys(t for e in self.events for t in e.assignments))
+
+
+def event_instants(spec: CalibrationSpec, experiment: Experiment) -> list[Jump]:
+    """The experiment's time-triggered events grouped by instant (after time 0, in order); anything
+    else raises `ConfigError` naming the event."""
+    model = spec.problem.model
+    if not model.events:
+        return []
+
+    def refuse(event: Event, why: str) -> ConfigError:
+        return ConfigError(spec.problem.path, key="calibrate.local_method", found="transcription",
+                           message=f"event '{event.id}' {why}, which the Pyomo transcription does not support; "
+                                   "use local_method: shooting")
+
+    if experiment.preequilibration or experiment.steady_state_measured:
+        raise refuse(model.events[0], "with a steady state (preequilibration or a measurement at time inf)")
+    values = {symbol(n): v for n, v in experiment.parameters.items()}
+    by_time: dict[float, list[tuple[float, int, Event]]] = {}
+    for index, event in enumerate(model.events):
+        relations = trigger_relations(event.trigger, spec.state_symbols)
+        if (relations.states or len(relations.times) != 1 or event.trigger != relations.times[0][0]
+                or not isinstance(right_limit(*relations.times[0]), sympy.Ge)):
+            raise refuse(event, "is not triggered by `time >= c` alone")
+        instant = (relations.times[0][1] + (event.delay if event.delay is not None else 0)).xreplace(values)
+        if event.delay is not None and event.use_values_from_trigger_time and any(
+                sympy.sympify(e).free_symbols & {*spec.state_symbols, TIME} for e in event.assignments.values()):
+            raise refuse(event, "takes values from the states at its trigger, before its delay")
+        priority = -math.inf if event.priority is None else event.priority.xreplace(values)
+        if not (instant.is_number and sympy.sympify(priority).is_number):
+            raise refuse(event, "has an instant or priority that is estimated")
+        if float(instant) <= 0.0:
+            if not event.initial_value:
+                raise refuse(event, "fires at time 0")
+            continue
+        event = dataclasses.replace(event, assignments={k: sympy.sympify(v).xreplace(values)
+                                                        for k, v in event.assignments.items()})
+        by_time.setdefault(float(instant), []).append((-float(priority), index, event))
+    return [Jump(t, tuple(e for *_, e in sorted(events, key=lambda item: item[:2])))
+            for t, events in sorted(by_time.items())]
 
 
 def _pynumero_available() -> bool:
@@ -246,6 +322,7 @@ class PyomoProblem:
                  solver: str = "ipopt", max_iter: int = 3000, max_cpu_time: float = 120.0) -> None:
         if n_elements < 1:
             raise ConfigError(None, key="calibrate.n_elements", expected="an integer ≥ 1", found=n_elements)
+        check_transcribable(spec)
         check_solver(solver)
         self.spec, self.batch, self.n_elements, self.solver = spec, batch, n_elements, solver
         self.options = {**INTERIOR_POINT_OPTIONS, "max_iter": int(max_iter), "max_cpu_time": float(max_cpu_time)}
@@ -259,6 +336,7 @@ class PyomoProblem:
         self.log_theta = [self._log_linear(i, scale) for i, scale in enumerate(spec.scales)]
         self._theta_index = {s: i for i, s in enumerate(spec.symbols)}
         self._rhs: list[dict[float, list]] = []
+        self._jumps: list[list[Jump]] = []
         self._residuals: list[tuple[pyo.Var, pyo.Var, object]] = []
         terms = []
         m.experiment = pyo.Block(range(len(spec.experiments)))
@@ -284,7 +362,10 @@ class PyomoProblem:
     def _experiment(self, b: pyo.Block, experiment: Experiment) -> list:
         spec = self.spec
         n = len(spec.states)
-        b.grid = element_grid(knots(experiment), self.n_elements)
+        end = float(experiment.times[-1]) if len(experiment.times) else 0.0
+        jumps = [jump for jump in event_instants(spec, experiment) if jump.time <= end]
+        self._jumps.append(jumps)
+        b.grid = element_grid(sorted({*knots(experiment), *(jump.time for jump in jumps)}), self.n_elements)
         horizon = len(b.grid) > 1
         rhs_cache: dict[float, list] = {}
         self._rhs.append(rhs_cache)
@@ -292,7 +373,19 @@ class PyomoProblem:
             b.t = ContinuousSet(initialize=b.grid)
             b.x = pyo.Var(range(n), b.t)
             b.dx = DerivativeVar(b.x, wrt=b.t)
+            b.delta = pyo.Var([(e, spec.states.index(name)) for e, jump in enumerate(jumps) for name in jump.targets],
+                              initialize=0.0)
             functions: dict[tuple[bool, ...], Callable] = {}
+
+            def state(t: float, after: bool) -> list:
+                """x(t) = x̃(t) + the jumps before t (and at t, `after` them)."""
+                x = [b.x[i, t] for i in range(n)]
+                for e, jump in enumerate(jumps):
+                    if jump.time < t or (after and jump.time == t):
+                        for name in jump.targets:
+                            i = spec.states.index(name)
+                            x[i] = x[i] + b.delta[e, i]
+                return x
 
             def rhs_at(t: float) -> list:
                 if t not in rhs_cache:
@@ -302,8 +395,12 @@ class PyomoProblem:
                     if pattern not in functions:
                         functions[pattern] = _pyomo_function([TIME, spec.state_symbols, spec.symbols], exprs,
                                                              experiment.label)
-                    rhs_cache[t] = functions[pattern](t, [b.x[i, t] for i in range(n)], self.theta)
+                    rhs_cache[t] = functions[pattern](t, state(t, after=False), self.theta)
                 return rhs_cache[t]
+
+            b.jumps = pyo.ConstraintList()
+            for e, jump in enumerate(jumps):
+                self._jump_constraints(b, e, jump, state(jump.time, after=False))
 
             b.ode = pyo.Constraint(range(n), b.t, rule=lambda b, i, t: pyo.Constraint.Skip if t == b.grid[0]
                                    else b.dx[i, t] == rhs_at(t)[i])
@@ -338,10 +435,26 @@ class PyomoProblem:
         def states_at(t: float) -> list:
             if math.isinf(t):
                 return steady
-            return [b.x[i, t] for i in range(n)] if horizon else start
+            return state(t, after=True) if horizon else start
 
         b.residual = pyo.ConstraintList()
         return [self._term(b, m, states_at(m.time)) for m in experiment.measurements]
+
+    def _jump_constraints(self, b: pyo.Block, e: int, jump: Jump, before: list) -> None:
+        """Δ_e = the state after the jump's events, executed in order, minus the state before."""
+        spec = self.spec
+        args = [TIME, spec.state_symbols, spec.symbols]
+        assign = {event.id: _pyomo_function(args, list(event.assignments.values()), event.id) for event in jump.events}
+        early = {event.id: assign[event.id](jump.time, before, self.theta) for event in jump.events
+                 if event.use_values_from_trigger_time}
+        x = list(before)
+        for event in jump.events:
+            values = early[event.id] if event.id in early else assign[event.id](jump.time, x, self.theta)
+            for name, value in zip(event.assignments, values):
+                x[spec.states.index(name)] = value
+        for name in jump.targets:
+            i = spec.states.index(name)
+            b.jumps.add(b.delta[e, i] == x[i] - before[i])
 
     def _steady_state(self, block: pyo.Block, rhs: Sequence[sympy.Expr], initial: Sequence,
                       where: str) -> list:
@@ -403,15 +516,27 @@ class PyomoProblem:
         m = self.model
         for i, v in enumerate(x):
             m.p[i].set_value(float(np.clip(v, self.spec.lower[i], self.spec.upper[i])))
-        runs = self.batch.trajectories(np.array([m.p[i].value for i in range(self.spec.dimension)]),
-                                       [np.array(self.time_points(k)) for k in range(len(self.spec.experiments))])
+        # The jumps' instants are asked for just before, too: x̃ there is the state before the events.
+        times = [np.unique([*self.time_points(k), *(np.nextafter(j.time, -np.inf) for j in self._jumps[k])])
+                 for k in range(len(self.spec.experiments))]
+        runs = self.batch.trajectories(np.array([m.p[i].value for i in range(self.spec.dimension)]), times)
         if runs is None:
             return False
         n = len(self.spec.states)
         for k, run in enumerate(runs):
             b = m.experiment[k]
             if hasattr(b, "t"):
-                for row, t in zip(run["states"], b.t):
+                row_at = dict(zip(times[k], run["states"]))
+                jumps = self._jumps[k]
+                deltas = [row_at[j.time] - row_at[np.nextafter(j.time, -np.inf)] for j in jumps]
+                for e, jump in enumerate(jumps):
+                    for name in jump.targets:
+                        i = self.spec.states.index(name)
+                        b.delta[e, i].set_value(float(deltas[e][i]))
+                for t in b.t:
+                    before = sum((d for j, d in zip(jumps, deltas) if j.time < t), np.zeros(n))
+                    at_jump = any(j.time == t for j in jumps)
+                    row = row_at[np.nextafter(t, -np.inf) if at_jump else t] - before
                     for i in range(n):
                         if not b.x[i, t].fixed:
                             b.x[i, t].set_value(float(row[i]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cmath
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 
@@ -89,6 +89,72 @@ class Parameter:
 
 
 @dataclass
+class Event:
+    """When `trigger` turns from false to true, the states in `assignments` get their new values.
+
+    `trigger` is a condition (relations joined by And/Or/Not) in states, parameters and `TIME`;
+    equalities are not allowed (they hold for an instant only). The semantics are SBML's (L3V2,
+    section 4.12); `delay`, an expression in parameters only, puts the execution that long after the
+    trigger (evaluated then; None: at once). At the instant an event executes:
+    - `initial_value`: the trigger's value just before time 0; False lets a trigger that is true at
+      time 0 fire then.
+    - Events that fire at the same instant execute one by one, the highest `priority` first
+      (evaluated when the choice is made; no priority ranks below every priority; ties in list
+      order). After each execution every trigger is evaluated again: one that turned true joins them.
+    - `persistent`: False drops an event whose trigger turns false before it executes (during its
+      delay, or by an earlier execution at the same instant).
+    - `use_values_from_trigger_time`: the assignments are evaluated when the event fires (True)
+      or when it executes, after those executed before it at that instant (False). All assignments
+      of one event are evaluated before any is made.
+    """
+
+    id: str
+    trigger: sympy.Basic
+    assignments: dict[str, sympy.Expr]
+    priority: sympy.Expr | None = None
+    delay: sympy.Expr | None = None
+    initial_value: bool = True
+    persistent: bool = True
+    use_values_from_trigger_time: bool = True
+
+
+@dataclass(frozen=True)
+class TriggerRelations:
+    """A trigger's relations by kind: `times` the instants of those in `TIME` alone (`TIME ≥ c`, …;
+    c free of states and time), `states` the others, each a `Relational`."""
+
+    times: tuple[tuple[sympy.Basic, sympy.Expr], ...]
+    states: tuple[sympy.Basic, ...]
+
+
+def trigger_relations(trigger: sympy.Basic, states: Collection[sympy.Symbol]) -> TriggerRelations:
+    """The relations of an event trigger, split into switches at fixed instants and state conditions.
+
+    A relation `TIME <op> c` (either side) whose c is free of `states` and time switches at c: a
+    simulator stops there instead of searching for it. Its value at c itself is taken as the value
+    right after c (`TIME > c` is true at c, `TIME <= c` false), the instant at which it changed.
+    """
+    times: list[tuple[sympy.Basic, sympy.Expr]] = []
+    conditions: list[sympy.Basic] = []
+    for rel in sympy.sympify(trigger).atoms(sympy.core.relational.Relational):
+        lhs, rhs = (rel.rhs, rel.lhs) if rel.rhs == TIME else (rel.lhs, rel.rhs)
+        inequality = isinstance(rel, (sympy.Gt, sympy.Ge, sympy.Lt, sympy.Le))
+        if lhs == TIME and inequality and not rhs.free_symbols & {TIME, *states}:
+            times.append((rel, rhs))
+        else:
+            conditions.append(rel)
+    key = sympy.default_sort_key
+    return TriggerRelations(tuple(sorted(times, key=lambda pair: key(pair[0]))), tuple(sorted(conditions, key=key)))
+
+
+def right_limit(relation: sympy.Basic, instant: sympy.Expr) -> sympy.Basic:
+    """`TIME <op> c` or `c <op> TIME` (from `trigger_relations`) as the condition that holds at c as
+    it does right after."""
+    rel = relation if relation.lhs == TIME else relation.reversed
+    return TIME >= instant if isinstance(rel, (sympy.Gt, sympy.Ge)) else TIME < instant
+
+
+@dataclass
 class OdeModel:
     """dx/dt = rhs(x, p, time), x(0) = initial(p), y = observables(x, p, time)."""
 
@@ -101,6 +167,8 @@ class OdeModel:
     #: Named derived quantities (SBML assignment rules and reaction rates, PySB expressions),
     #: already substituted into rhs/initial/observables; kept so that formulas can name them.
     expressions: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: Discontinuous changes of states (SBML events), in document order (ties of priority).
+    events: list[Event] = field(default_factory=list)
 
     @classmethod
     def from_sbml(cls, source: str | PathLike[str]) -> OdeModel:
@@ -136,6 +204,29 @@ class OdeModel:
                 if unknown:
                     raise ModelError(source, element=name, expected=f"{kind} in known symbols",
                                      message=f"undefined symbol(s): {', '.join(unknown)}")
+        for event in self.events:
+            self._validate_event(event, known, source)
+
+    def _validate_event(self, event: Event, known: set[sympy.Symbol], source: str | None) -> None:
+        """An event assigns states only, names known symbols and has no equality in its trigger."""
+        if not event.assignments:
+            raise ModelError(source, element=event.id, expected="an event with at least one assignment")
+        for target in event.assignments:
+            if target not in self.states:
+                raise ModelError(source, element=event.id, expected="event assignments to states",
+                                 found=target)
+        trigger = sympy.sympify(event.trigger)
+        if trigger.atoms(sympy.Eq, sympy.Ne):
+            raise ModelError(source, element=event.id, expected="a trigger of inequalities",
+                             message="an equality holds for an instant only and is not supported")
+        if event.delay is not None and sympy.sympify(event.delay).free_symbols & {*self.state_symbols, TIME}:
+            raise ModelError(source, element=event.id, expected="a delay in parameters only",
+                             message="a delay that depends on the states or on time is not supported")
+        parts = [trigger, *event.assignments.values()] + [e for e in (event.priority, event.delay) if e is not None]
+        unknown = sorted({str(s) for e in parts for s in sympy.sympify(e).free_symbols} - {str(s) for s in known})
+        if unknown:
+            raise ModelError(source, element=event.id, expected="an event in known symbols",
+                             message=f"undefined symbol(s): {', '.join(unknown)}")
 
     def check_start(self, values: Mapping[str, float] | None = None, source: str | None = None) -> None:
         """The initial state and the rhs at time 0 are finite numbers at the parameters' values.

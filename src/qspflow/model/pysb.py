@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import sympy
 from sympy.printing.str import StrPrinter
 
+from qspflow.errors import ModelError
 from qspflow.io import format_float
 from qspflow.model import TIME, OdeModel, Parameter, symbol, unique_name
 from qspflow.model.formulas import Formulas, checked_formulas, relaxing_states, valid_id
@@ -64,6 +65,9 @@ def _encode(model: OdeModel, formulas: Formulas, *, every_initial: bool) -> _Enc
     States that start at 0 and that a rule makes need no Initial; with `every_initial` they get
     one anyway, so that BioNetGen numbers the species in the model's state order.
     """
+    if model.events:
+        raise ModelError(None, element=model.events[0].id, expected="a model without events",
+                         message="PySB has no events; keep the model as SBML")
     taken = {*model.states, *model.parameters, *formulas.quantities}
 
     def fresh(name: str) -> str:

@@ -9,18 +9,25 @@ Reading turns an SBML core model (any level/version libsbml reads) into explicit
   without a rule are states whose right-hand side is 0;
 - global parameters keep their ids, reaction-local parameters become `<reaction>_<parameter>`;
   stoichiometries with an id become parameters too;
-- assignment rules, reaction rates (by reaction id) and initial assignments to non-states are
+- an initial assignment of a number to a parameter or compartment gives it that value;
+- assignment rules, reaction rates (by reaction id) and other initial assignments to non-states are
   substituted into everything in dependency order; they are also kept by name in
   `OdeModel.expressions`; rate rules give states;
 - function definitions are inlined; `piecewise` becomes `sympy.Piecewise` with its relational
   conditions kept (`time >= c`), so `OdeModel.breakpoints` sees input switches.
 
-Events, delays, algebraic rules, fast reactions, conversion factors, `rateOf` and
+- events become `qspflow.model.Event`s (trigger, assignments, priority, delay, `initialValue`,
+  `persistent`, `useValuesFromTriggerTime`; Level 2's implicit values are Level 3's defaults); a
+  parameter that an event assigns becomes a state whose right-hand side is 0 (or its rate rule).
+
+Event delays that depend on states or time, event assignments to compartments or stoichiometries,
+equalities in triggers, algebraic rules, fast reactions, conversion factors, `delay`, `rateOf` and
 non-constant stoichiometries raise `ModelError` naming the file and the element.
 
 Writing gives SBML L3V2 with one compartment of size 1, a species per state (an initial
 assignment where the initial value is an expression), a constant parameter per parameter,
-an assignment rule per expression and a rate rule per state (the right-hand side itself).
+an assignment rule per expression, a rate rule per state (the right-hand side itself) and an
+event per event.
 Observables are not written (they belong to a PEtab observable table). Floats are written
 with libsbml's 15 significant digits.
 """
@@ -38,7 +45,7 @@ import sympy
 
 from qspflow.errors import ModelError
 from qspflow.io import write_text
-from qspflow.model import TIME, OdeModel, Parameter, symbol
+from qspflow.model import TIME, Event, OdeModel, Parameter, symbol
 
 AVOGADRO = 6.02214179e23  # the value SBML L3V1 fixes for csymbol avogadro
 _SID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -181,6 +188,10 @@ class _Reader:
         for c in compartments:
             if c.getId() in assigned or c.getId() in rated:
                 raise self.error(c.getId(), "compartments whose size changes in time are not supported")
+        evented = self._event_targets()
+        # A parameter an event changes is a state (its rate rule, or 0, as right-hand side).
+        switched = [p.getId() for p in m.getListOfParameters() if p.getId() in evented and p.getId() not in rated]
+        rated_or_switched = set(rated) | set(switched)
 
         # What each id means at t = 0, before substitution (parameters stay symbols).
         parameters: dict[str, Parameter] = {}
@@ -192,13 +203,19 @@ class _Reader:
             if name in assigned:
                 return
             if name in initial_assignments:
-                if name not in rated:
+                start = self.math(initial_assignments[name].getMath(), name)
+                if name in rated_or_switched:
+                    return
+                if start.is_number and start.is_real:
+                    # A number: still a parameter, which a PEtab condition may set.
+                    parameters[name] = Parameter(name, float(start))
+                else:
                     constants.append(name)
                 return
             # A parameter may get its value from PEtab later; anything else needs one now.
-            if math.isnan(value) and (kind != "parameter" or name in rated):
+            if math.isnan(value) and (kind != "parameter" or name in rated_or_switched):
                 raise self.error(name, f"{kind} without a value")
-            if name in rated:
+            if name in rated_or_switched:
                 at_start[name] = _number(value)
             else:
                 parameters[name] = Parameter(name, float(value))
@@ -243,10 +260,13 @@ class _Reader:
             if name not in rhs:
                 states.append(name)
                 rhs[name] = self.math(rule.getMath(), name)
+        for name in switched:
+            states.append(name)
+            rhs[name] = sympy.Integer(0)
 
         rules = {name: self.math(rule.getMath(), name) for name, rule in assigned.items()}
         for name, assignment in initial_assignments.items():
-            if name not in assigned and name not in change:  # species: see _species_start
+            if name not in assigned and name not in change and name not in parameters:  # species: _species_start
                 at_start[name] = self.math(assignment.getMath(), name)
         at_start |= rules | rates
         start = _resolve({k: v.xreplace({TIME: 0}) for k, v in at_start.items()}, self.origin)
@@ -261,15 +281,61 @@ class _Reader:
             rhs={s: rhs[s].xreplace(by_symbol) for s in states},
             initial={s: start[s] for s in states},
             expressions=now,
+            events=[self._event(e, i, by_symbol) for i, e in enumerate(m.getListOfEvents())],
         )
         model.validate(self.origin)
         return model
 
+    def _event_targets(self) -> set[str]:
+        """The ids events assign; compartments and stoichiometries among them are not supported."""
+        m = self.sbml
+        stoichiometries = {r.getId() for rx in m.getListOfReactions() for r in _references(rx) if r.isSetId()}
+        compartments = {c.getId() for c in m.getListOfCompartments()}
+        targets = set()
+        for i, event in enumerate(m.getListOfEvents()):
+            for assignment in event.getListOfEventAssignments():
+                target = assignment.getVariable()
+                if target in compartments or target in stoichiometries:
+                    kind = "compartment" if target in compartments else "stoichiometry"
+                    raise self.error(_event_id(event, i), f"an event assignment to the {kind} '{target}' "
+                                                          "is not supported")
+                targets.add(target)
+        return targets
+
+    def _event(self, event: libsbml.Event, index: int, by_symbol: Mapping[sympy.Symbol, sympy.Expr]) -> Event:
+        """One SBML event with rules and reaction rates substituted (delays were refused before)."""
+        eid = _event_id(event, index)
+        trigger = event.getTrigger()
+        if trigger is None or not trigger.isSetMath():
+            raise self.error(eid, "an event without a trigger")
+        condition = self.math(trigger.getMath(), eid).xreplace(by_symbol)
+        if not isinstance(condition, sympy.logic.boolalg.Boolean):
+            raise self.error(eid, f"the trigger '{libsbml.formulaToL3String(trigger.getMath())}' is not a condition")
+        if condition.atoms(sympy.Eq, sympy.Ne):
+            raise self.error(eid, "an equality (eq, neq) in an event trigger holds for an instant only and "
+                                  "is not supported")
+        assignments = {}
+        for assignment in event.getListOfEventAssignments():
+            if assignment.isSetMath():
+                assignments[assignment.getVariable()] = self.math(assignment.getMath(), eid).xreplace(by_symbol)
+        priority, delay = event.getPriority(), event.getDelay()
+        level3 = self.sbml.getLevel() >= 3
+        return Event(
+            id=eid,
+            trigger=condition,
+            assignments=assignments,
+            priority=self.math(priority.getMath(), eid).xreplace(by_symbol)
+            if priority is not None and priority.isSetMath() else None,
+            delay=self.math(delay.getMath(), eid).xreplace(by_symbol) if delay is not None and delay.isSetMath()
+            else None,
+            # Level 2 has neither attribute: its events behave as Level 3's with both true.
+            initial_value=trigger.getInitialValue() if level3 else True,
+            persistent=trigger.getPersistent() if level3 else True,
+            use_values_from_trigger_time=event.getUseValuesFromTriggerTime(),
+        )
+
     def _reject_unsupported(self) -> None:
         m = self.sbml
-        if m.getNumEvents():
-            event = m.getEvent(0)
-            raise self.error(event.getId() or "event", "events are not supported")
         for i, rule in enumerate(m.getListOfRules()):
             if rule.isAlgebraic():
                 raise self.error(rule.getIdAttribute() or f"algebraicRule {i + 1}",
@@ -410,6 +476,11 @@ class _Reader:
         return self.math(definition.getBody(), element, values)
 
 
+def _event_id(event: libsbml.Event, index: int) -> str:
+    """An event's id, or `event <n>` (from 1) where it has none (ids are optional on events)."""
+    return event.getId() or f"event {index + 1}"
+
+
 def _references(rx: libsbml.Reaction) -> list[libsbml.SpeciesReference]:
     return list(rx.getListOfReactants()) + list(rx.getListOfProducts())
 
@@ -489,7 +560,28 @@ def sbml_text(model: OdeModel) -> str:
         rule = sbml.createRateRule()
         rule.setVariable(state)
         rule.setMath(_ast(sympy.sympify(model.rhs[state]), state))
+    for event in model.events:
+        _write_event(sbml, event)
     return libsbml.writeSBMLToString(doc)
+
+
+def _write_event(sbml: libsbml.Model, event: Event) -> None:
+    e = sbml.createEvent()
+    if _SID.match(event.id):
+        e.setId(event.id)
+    e.setUseValuesFromTriggerTime(event.use_values_from_trigger_time)
+    trigger = e.createTrigger()
+    trigger.setInitialValue(event.initial_value)
+    trigger.setPersistent(event.persistent)
+    trigger.setMath(_ast(sympy.sympify(event.trigger), event.id))
+    if event.priority is not None:
+        e.createPriority().setMath(_ast(sympy.sympify(event.priority), event.id))
+    if event.delay is not None:
+        e.createDelay().setMath(_ast(sympy.sympify(event.delay), event.id))
+    for target, value in event.assignments.items():
+        assignment = e.createEventAssignment()
+        assignment.setVariable(target)
+        assignment.setMath(_ast(sympy.sympify(value), event.id))
 
 
 def write_sbml(model: OdeModel, path: str | os.PathLike[str]) -> None:

@@ -13,7 +13,12 @@ and noise formulas have their `observableParameter{n}_{id}` / `noiseParameter{n}
 placeholders filled per measurement row.
 
 Integration is one function, `_integrate` (scipy `solve_ivp`, LSODA, rtol 1e-10, atol 1e-12,
-restarted at breakpoints).
+restarted at breakpoints). Events (`qspflow.model.Event`) are handled there too, in their own
+way: a trigger's relations in time alone make integration stop at their instants, the others are
+scipy's event functions (lhs − rhs, searched in the one direction in which the relation would
+change); at each stop or root the triggers are evaluated and the events that fire are executed
+by `_Events.fire`, or queued until their delay ends (another stop). A measurement at an event's
+instant sees the states after the event.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from petab.v1 import C
 from scipy.integrate import solve_ivp
 
 from qspflow.errors import PetabError
-from qspflow.model import TIME, OdeModel, symbol
+from qspflow.model import TIME, OdeModel, right_limit, symbol, trigger_relations
 from qspflow.petab.problem import (
     Observable,
     PetabProblem,
@@ -62,6 +67,7 @@ class NumericModel:
         self._jac = sympy.lambdify((TIME, xs, ps), jacobian, modules="math", cse=True)
         initial = [sympy.sympify(model.initial[s]).xreplace({TIME: 0}) for s in model.states]
         self.initial = sympy.lambdify((ps,), initial, modules="math")
+        self.events = _Events(model) if model.events else None
 
     def jac(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
         """The Jacobian, with derivatives that are not finite where the rhs is not differentiable
@@ -76,38 +82,165 @@ class NumericModel:
         return np.array([float(values.get(n, self.model.parameters[n].value)) for n in self.parameters])
 
 
+class _Events:
+    """A model's events as Python functions, and their execution (SBML's rules, `Event`'s docstring)."""
+
+    # Executions at one instant before a cascade of events counts as endless.
+    MAX_EXECUTIONS = 10_000
+
+    def __init__(self, model: OdeModel) -> None:
+        self.events = model.events
+        xs, ps = model.state_symbols, model.parameter_symbols
+        instants: dict[sympy.Basic, sympy.Expr] = {}
+        conditions: list[sympy.Basic] = []
+        for event in model.events:
+            relations = trigger_relations(event.trigger, xs)
+            instants.update(relations.times)
+            conditions += [r for r in relations.states if r not in conditions]
+        self.timed = list(instants)
+        self.instants = sympy.lambdify((ps,), list(instants.values()), modules="math")
+        at_instant = [right_limit(r, c) for r, c in instants.items()]
+        self.timed_truth = sympy.lambdify((TIME, ps), at_instant, modules="math")
+        self.condition_truth = sympy.lambdify((TIME, xs, ps), conditions, modules="math")
+        # lhs − rhs of each condition, as scipy's event functions; `rising[i]`: the relation is true above 0.
+        self.gaps = [sympy.lambdify((TIME, xs, ps), c.lhs - c.rhs, modules="math") for c in conditions]
+        self.rising = [isinstance(c, (sympy.Gt, sympy.Ge)) for c in conditions]
+        names = sympy.symbols(f"b0:{len(self.timed) + len(conditions)}")
+        replace = dict(zip([*self.timed, *conditions], names))
+        self.triggers = [sympy.lambdify((names,), sympy.sympify(e.trigger).xreplace(replace), modules="math")
+                         for e in model.events]
+        self.targets = [[model.states.index(s) for s in e.assignments] for e in model.events]
+        self.values = [sympy.lambdify((TIME, xs, ps), list(e.assignments.values()), modules="math")
+                       for e in model.events]
+        self.priorities = [None if e.priority is None else sympy.lambdify((TIME, xs, ps), e.priority, modules="math")
+                           for e in model.events]
+        self.delays = [None if e.delay is None else sympy.lambdify((ps,), e.delay, modules="math")
+                       for e in model.events]
+
+    def truth(self, t: float, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Every relation's value at t (a relation in time alone: its value right after t)."""
+        return np.array([*self.timed_truth(t, p), *self.condition_truth(t, x, p)], dtype=bool)
+
+    def trigger_values(self, relations: np.ndarray) -> np.ndarray:
+        return np.array([bool(trigger(relations)) for trigger in self.triggers])
+
+    def functions(self, p: np.ndarray, relations: np.ndarray) -> list:
+        """scipy event functions: each condition's lhs − rhs, terminal, watched in the direction
+        that would change its present value."""
+        functions = []
+        for i, (gap, rising) in enumerate(zip(self.gaps, self.rising)):
+            true = relations[len(self.timed) + i]
+
+            def function(t: float, x: np.ndarray, gap=gap) -> float:
+                return gap(t, x, p)
+
+            function.terminal = True
+            function.direction = -1.0 if true == rising else 1.0
+            functions.append(function)
+        return functions
+
+    def fire(self, t: float, x: np.ndarray, p: np.ndarray, relations: np.ndarray, memory: dict) -> np.ndarray:
+        """Execute the events due at t: those whose triggers turned true (from `memory["before"]`)
+        without a delay and those whose delay ends, one by one by priority, every trigger evaluated
+        again after each; a delayed one joins `memory["queue"]`. Returns the states after; `memory`
+        gets the relations and trigger values after."""
+        queue = memory["queue"]
+        now = self.trigger_values(relations)
+        pending: list[tuple[int, object]] = []
+
+        def start(turned: np.ndarray, now: np.ndarray, x: np.ndarray) -> None:
+            queue[:] = [q for q in queue if self.events[q[1]].persistent or now[q[1]]]
+            for k in np.flatnonzero(turned):
+                values = self.values[k](t, x, p) if self.events[k].use_values_from_trigger_time else None
+                delay = 0.0 if self.delays[k] is None else float(self.delays[k](p))
+                if delay < 0:
+                    raise SimulationFailure(f"event {self.events[k].id}: negative delay {delay:g}")
+                if delay > 0:
+                    queue.append((t + delay, k, values))
+                else:
+                    pending.append((k, values))
+
+        start(now & ~memory["before"], now, x)
+        pending += [(k, values) for due, k, values in queue if due == t]
+        queue[:] = [q for q in queue if q[0] != t]
+        for _ in range(self.MAX_EXECUTIONS):
+            if not pending:
+                memory["relations"], memory["before"] = relations, now
+                return x
+            ranks = [(-math.inf if self.priorities[k] is None else self.priorities[k](t, x, p), -k) for k, _ in pending]
+            k, values = pending.pop(ranks.index(max(ranks)))
+            if not self.events[k].persistent and not now[k]:
+                continue
+            x = x.copy()
+            x[self.targets[k]] = self.values[k](t, x, p) if values is None else values
+            relations = np.array([*relations[:len(self.timed)], *self.condition_truth(t, x, p)], dtype=bool)
+            later = self.trigger_values(relations)
+            start(later & ~now, later, x)
+            now = later
+        raise SimulationFailure(f"events keep firing at t = {t:g} (more than {self.MAX_EXECUTIONS} executions)")
+
+
 class SimulationFailure(Exception):
     """The integrator did not reach the end (`simulate_problem` records NaN and goes on)."""
 
 
 def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.ndarray,
                breakpoints: Sequence[float], *, t0: float = 0.0, rtol: float = RTOL,
-               atol: float = ATOL) -> np.ndarray:
-    """States at `times` (≥ t0, sorted) from x(t0) = x0, restarting at each breakpoint.
+               atol: float = ATOL, memory: dict | None = None) -> np.ndarray:
+    """States at `times` (≥ t0, sorted) from x(t0) = x0, restarting at each breakpoint and event.
 
-    The one integrator call of the module.
+    The one integrator call of the module. `memory` carries the events' relation and trigger
+    values from one call to the next (empty or None: the simulation starts at t0, where triggers
+    that are true and were not initially fire).
     """
     out = np.empty((len(times), len(x0)))
     end = float(times[-1]) if len(times) else t0
-    edges = [t0, *(b for b in breakpoints if t0 < b < end), end]
+    events = numeric.events
     x = np.asarray(x0, dtype=float)
-    done = 0
-    for a, b in zip(edges, edges[1:]):
+    stops = {b for b in breakpoints if t0 < b < end}
+    if events is not None:
+        stops |= {c for c in events.instants(p) if t0 < c <= end}
+        memory = {} if memory is None else memory
+        if not memory:
+            memory.update(before=np.array([e.initial_value for e in events.events]), queue=[])
+            x = events.fire(t0, x, p, events.truth(t0, x, p), memory)
+    done = int(np.searchsorted(times, t0, side="right"))
+    out[:done] = x
+    t = t0
+    while t < end:
+        b = min(e for e in (*stops, end) if e > t)
+        if events is not None:
+            b = min([b, *(due for due, *_ in memory["queue"] if due > t)])
         here = times[done:][times[done:] <= b]
-        if b > a:
-            t_eval = np.unique(np.append(here, b))
-            try:
-                sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (a, b), x, method="LSODA", t_eval=t_eval,
-                                rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p))
-            except (ArithmeticError, ValueError) as exc:
-                raise SimulationFailure(str(exc)) from exc
-            if sol.status != 0:
-                raise SimulationFailure(sol.message)
-            out[done:done + len(here)] = sol.y[:, np.searchsorted(t_eval, here)].T
-            x = sol.y[:, -1]
+        t_eval = np.unique(np.append(here, b))
+        functions = events.functions(p, memory["relations"]) if events is not None else None
+        try:
+            sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (t, b), x, method="LSODA", t_eval=t_eval,
+                            rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p), events=functions)
+        except (ArithmeticError, ValueError) as exc:
+            raise SimulationFailure(str(exc)) from exc
+        if sol.status == -1:
+            raise SimulationFailure(sol.message)
+        reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
+        if len(reached):
+            out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
+            done += len(reached)
+        if events is None:
+            x, t = sol.y[:, -1], b
+            continue
+        relations = memory["relations"].copy()
+        if sol.status == 1:  # a condition of a trigger changed: the first root ends the run
+            crossed = [i for i, found in enumerate(sol.t_events) if len(found)]
+            first = min(crossed, key=lambda i: sol.t_events[i][0])
+            t, x = float(sol.t_events[first][0]), sol.y_events[first][0]
+            for i in crossed:
+                if sol.t_events[i][0] == t:
+                    relations[len(events.timed) + i] = not relations[len(events.timed) + i]
         else:
-            out[done:done + len(here)] = x
-        done += len(here)
+            x, t = sol.y[:, -1], b
+            relations[:len(events.timed)] = events.timed_truth(b, p)
+        x = events.fire(t, x, p, relations, memory)
+        out[np.flatnonzero(times[:done] == t)] = x  # an output at an event's instant sees the states after it
     out[done:] = x  # times equal to t0 only
     return out
 
@@ -116,8 +249,9 @@ def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoi
                   rtol: float, atol: float) -> np.ndarray:
     """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x."""
     x, t = np.asarray(x0, dtype=float), 0.0
+    memory: dict = {}
     for end in 10.0 ** np.arange(13):
-        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol)[0]
+        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol, memory=memory)[0]
         t = end
         rate = np.abs(np.asarray(numeric.rhs(t, x, p), dtype=float))
         if np.all(rate * t <= STEADY_STATE_TOLERANCE * (np.abs(x) + atol)):

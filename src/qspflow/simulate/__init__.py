@@ -7,7 +7,10 @@ compiles it with the integrators into a module cached on disk by the sha256 of i
 whose threads claim a few sets at a time: adaptive Dormand–Prince 5(4) with Hairer's
 stiffness test, and a set found stiff is finished by Rodas4 (Rosenbrock, analytic Jacobian)
 from where it was. Integration restarts at the model's breakpoints (dose times) and never
-steps across one. A set that fails is marked with a status and NaN values; the batch goes on.
+steps across one. Events (`qspflow.model.Event`) stop it at the instants of time-triggered ones and
+where a state-triggered one's trigger changes (bisection on the step's interpolant, the step redone
+to end there), execute as SBML says and restart it. A set that fails is marked with a status and
+NaN values; the batch goes on.
 Results do not depend on the number of threads.
 
 Modules: `compile` (CompiledModel, compile_model, the content-hash cache), `codegen` (the

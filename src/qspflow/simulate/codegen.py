@@ -1,8 +1,9 @@
 """Generate the source of one model's batch simulator module (used by `qspflow.simulate.compile`).
 
 The module is the text of `kernel.py` (the integrators) with its model interface block filled in
-(sizes, `jit`) and the model's functions appended: `derive`, `rhs`, `jac`, `initial`, `observe`,
-generated from the sympy expressions with common subexpressions eliminated. Parameters that do
+(sizes, `jit`, the events' flags) and the model's functions appended: `derive`, `rhs`, `jac`, `initial`,
+`observe` and the events' `instants`, `triggers`, `assign`, `apply`, `priority`, `delay`, generated from the
+sympy expressions with common subexpressions eliminated. Parameters that do
 not vary are folded in as numbers; subexpressions of the varying parameters alone are computed
 once per parameter set by `derive`.
 
@@ -23,7 +24,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel, derivative, jacobian_entry, symbol
+from qspflow.model import TIME, Event, OdeModel, derivative, jacobian_entry, right_limit, symbol, trigger_relations
 
 MAX_UNROLLED_POWER = 8  # x**n with integer |n| up to this becomes multiplications
 # The lines of kernel.py that the generated module replaces, markers included.
@@ -140,6 +141,74 @@ def _function(name: str, args: str, doc: str, body: list[str]) -> str:
     return "\n".join(header + (body or ["    pass"])) + "\n"
 
 
+def _per_event(bodies: Sequence[list[str]]) -> list[str]:
+    """`if k == 0: … elif k == 1: …` around each event's body lines."""
+    lines = []
+    for k, body in enumerate(bodies):
+        lines.append(f"    {'if' if k == 0 else 'elif'} k == {k}:")
+        lines += ["    " + line for line in body] or ["        pass"]
+    return lines
+
+
+def _event_functions(printer: _Printer, events: Sequence[Event], states: Sequence[sympy.Symbol],
+                     rename: Mapping[sympy.Symbol, sympy.Symbol], loads: Mapping[sympy.Symbol, str]) -> tuple[
+                         list[str], list[str]]:
+    """The kernel's event functions (`instants`, `triggers`, `assign`, `apply`, `priority`) and the
+    interface lines of the events' sizes and flags; `events` have fixed parameters folded in."""
+    instants: dict[sympy.Basic, sympy.Symbol] = {}
+    at: list[sympy.Expr] = []
+    conditions = []
+    for event in events:
+        relations = trigger_relations(event.trigger, states)
+        limits = {}
+        for relation, instant in relations.times:
+            if relation not in instants:
+                instants[relation] = symbol(f"ti_{len(at)}")
+                at.append(instant)
+            limits[relation] = right_limit(relation, instants[relation])
+        conditions.append(sympy.Piecewise((sympy.Float(1.0), sympy.sympify(event.trigger).xreplace(limits)),
+                                          (sympy.Float(0.0), True)).xreplace(rename))
+    position = {y: i for i, y in enumerate(states)}
+    event_loads = {**loads, **{s: f"ti[{i}]" for i, s in enumerate(instants.values())}}
+    assign, apply, priority, delay = [], [], [], []
+    for event in events:
+        wait = sympy.Integer(0) if event.delay is None else sympy.sympify(event.delay).xreplace(rename)
+        delay.append(_block(printer, [("value", wait)], event.id, loads) + ["    return value"])
+        targets = [(position[symbol(name)], sympy.sympify(e).xreplace(rename)) for name, e in event.assignments.items()]
+        assign.append(_block(printer, [(f"v[{i}]", e) for i, e in targets], event.id, event_loads))
+        apply.append([f"    y[{i}] = v[{i}]" for i, _ in targets])
+        if event.priority is None:
+            priority.append(["    return -math.inf"])
+        else:
+            value = sympy.sympify(event.priority).xreplace(rename)
+            priority.append(_block(printer, [("value", value)], event.id, event_loads) + ["    return value"])
+    functions = [
+        _function("instants", "q, ti", "ti = the instants of the triggers' relations in time alone",
+                  _block(printer, [(f"ti[{i}]", e.xreplace(rename)) for i, e in enumerate(at)], "events", loads)),
+        _function("triggers", "t, y, q, ti, out", "out[k] = 1.0 where event k's trigger is true, else 0.0",
+                  _block(printer, [(f"out[{k}]", c) for k, c in enumerate(conditions)], "events", event_loads)),
+        _function("assign", "k, t, y, q, v", "v = the values event k assigns, at its targets' positions",
+                  _per_event(assign)),
+        _function("apply", "k, v, y", "y = v at event k's targets", _per_event(apply)),
+        _function("priority", "k, t, y, q", "event k's priority (-inf: none)",
+                  _per_event(priority) + ["    return -math.inf"]),
+        _function("delay", "k, q", "event k's delay (0.0: none)", _per_event(delay) + ["    return 0.0"]),
+    ]
+
+    def flags(values: Sequence[bool]) -> str:
+        return f"np.array({[bool(v) for v in values]}, dtype=np.bool_)"
+
+    interface = [
+        f"N_EVENTS = {len(events)}",
+        f"N_INSTANTS = {len(at)}",
+        f"INITIAL_VALUE = {flags([e.initial_value for e in events])}",
+        f"PERSISTENT = {flags([e.persistent for e in events])}",
+        f"USE_TRIGGER_VALUES = {flags([e.use_values_from_trigger_time for e in events])}",
+        f"N_DELAYED = {sum(e.delay is not None for e in events)}",
+    ]
+    return functions, interface
+
+
 def _check_blocks(f: Sequence[sympy.Expr], ys: Sequence[sympy.Symbol], block: int, name: str) -> None:
     """Each right-hand side of block k > 0 depends on the states of block 0 and of block k only (the
     structure of a sensitivity system; that its diagonal blocks are equal is `sensitivity_model`'s
@@ -224,6 +293,13 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
     derive += [(f"q[{len(p) + i}]", e) for i, e in enumerate(hoist.derived)]
 
     printer = _Printer()
+    folded_events = [dataclasses.replace(
+        e, trigger=sympy.sympify(e.trigger).xreplace(fixed),
+        assignments={k: sympy.sympify(v).xreplace(fixed) for k, v in e.assignments.items()},
+        priority=None if e.priority is None else sympy.sympify(e.priority).xreplace(fixed),
+        delay=None if e.delay is None else sympy.sympify(e.delay).xreplace(fixed)) for e in model.events]
+    event_functions, event_interface = _event_functions(printer, folded_events, model.state_symbols, rename,
+                                                        q_loads)
     functions = [
         _function("derive", "p, q", "q = (p, the parameter-only subexpressions)",
                   _block(printer, derive, "parameters", loads)),
@@ -235,6 +311,7 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
                   _block(printer, [(f"y[{i}]", e) for i, e in enumerate(initial)], "initial", loads)),
         _function("observe", "t, y, q, out", "out = observables(t, y, p)",
                   _block(printer, [(f"out[{i}]", e) for i, e in enumerate(observe)], "observables", q_loads)),
+        *event_functions,
     ]
     interface = [
         f"{INTERFACE_BEGIN}, generated by qspflow.simulate.codegen for model {model.name!r}; do not edit this file.",
@@ -247,6 +324,7 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
         f"N_DERIVED = {len(p) + len(hoist.derived)}",
         f"BLOCK = {block or len(states)}",
         f"N_ERROR = {error_states or len(states)}",
+        *event_interface,
         "",
         "",
         "def jit(**options):",

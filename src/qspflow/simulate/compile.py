@@ -38,6 +38,8 @@ STATUS_MESSAGES = {
     kernel.MAX_STEPS: "maximum number of steps reached",
     kernel.NON_FINITE: "non-finite values (initial values or right-hand side are NaN or infinite)",
     kernel.SINGULAR: "iteration matrix of the implicit method repeatedly singular",
+    kernel.ENDLESS_EVENTS: f"events keep firing at one instant (more than {kernel.MAX_EXECUTIONS} executions)",
+    kernel.BAD_DELAY: f"an event's delay is negative, or more than {kernel.MAX_QUEUED} delayed executions are pending",
 }
 # Sets a thread claims at a time: small, so that a thread descheduled by another process delays
 # only its current chunk; large enough that claiming (one atomic add) costs nothing.
@@ -228,6 +230,10 @@ def _inputs_digest(model: OdeModel, varying: Sequence[str], block: int | None, e
             repr(error_states)]
     for part in (model.rhs, model.initial, model.observables):
         text += [f"{k}={sympy.srepr(sympy.sympify(v))}" for k, v in part.items()]
+    for e in model.events:
+        text += [repr((e.id, e.initial_value, e.persistent, e.use_values_from_trigger_time)),
+                 sympy.srepr(sympy.sympify(e.trigger)), sympy.srepr(e.priority), sympy.srepr(e.delay),
+                 *(f"{k}={sympy.srepr(sympy.sympify(v))}" for k, v in e.assignments.items())]
     return hashlib.sha256("\n".join(text).encode()).hexdigest()
 
 

@@ -7,10 +7,19 @@ control over states and sensitivities, the analytic Jacobian of the whole system
 `compile_sensitivities` compiles it like any model, so the integrators, the content-hash cache and
 the parallel batch loop are the ones `simulate` uses. Breakpoints are the model's: a discontinuity
 at a fixed time needs no jump in s; one at a parameter-dependent time is not supported here.
+
+An event x⁺ = g(x⁻, p, τ) at time τ makes the sensitivities jump too: the extended model's events
+are the model's with the assignments
+    s_k⁺ = g_x s_k⁻ + ∂g/∂p_k + (g_x f⁻ + g_t − f⁺) ∂τ/∂p_k
+to every sensitivity state (g is the identity on the states the event leaves; f⁻, f⁺ the right-hand
+sides before and after). ∂τ/∂p_k is 0 at an instant that does not depend on p_k, ∂c/∂p_k for a
+trigger `time ≥ c(p)`, and −(h_x s_k + h_p)/(h_x f⁻ + h_t) where a single condition h = lhs − rhs
+on the states changes sign; a trigger that combines several conditions and moves with p is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +28,8 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import OdeModel, Parameter, derivative, jacobian_entry, symbol, unique_name
+from qspflow.model import (TIME, Event, OdeModel, Parameter, derivative, jacobian_entry, symbol, trigger_relations,
+                           unique_name)
 from qspflow.simulate.compile import CompiledModel, compile_model
 
 LOG_FLOOR = sympy.Float(1e-300)
@@ -57,8 +67,55 @@ def sensitivity_model(model: OdeModel, wrt: Sequence[str]) -> tuple[OdeModel, li
         new_rhs[name] = new_rhs[name].replace(sympy.log, lambda a: sympy.log(a + LOG_FLOOR))
     parameters = {n: Parameter(n, p.value) for n, p in model.parameters.items()}
     states = list(model.states) + [name for column in names for name in column]
+    sensitivities = [[symbol(name) for name in column] for column in names]
+    events = [_event_with_sensitivities(model, e, wrt, sensitivities) for e in model.events]
     return OdeModel(f"{model.name}_sensitivities", states, parameters, new_rhs, new_initial,
-                    expressions=dict(model.expressions)), names
+                    expressions=dict(model.expressions), events=events), names
+
+
+def _event_with_sensitivities(model: OdeModel, event: Event, wrt: Sequence[str],
+                              sensitivities: Sequence[Sequence[sympy.Symbol]]) -> Event:
+    """`event` with the jumps of the sensitivity states (module docstring) among its assignments."""
+    x = model.state_symbols
+    f = [sympy.sympify(model.rhs[s]) for s in model.states]
+    g = [sympy.sympify(event.assignments.get(s, xi)) for s, xi in zip(model.states, x)]
+    after = {xi: gi for xi, gi in zip(x, g) if gi != xi}
+    f_after = [fi.xreplace(after) for fi in f]
+    relations = trigger_relations(event.trigger, x)
+    assignments = dict(event.assignments)
+    for p, s in zip(wrt, sensitivities):
+        theta = symbol(p)
+        tau = _time_derivative(event, relations, x, f, s, theta)
+        for i, name in enumerate(s):
+            jump = sum((derivative(g[i], xj) * sj for xj, sj in zip(x, s)), sympy.Integer(0)) + derivative(g[i], theta)
+            if tau != 0:
+                slope = sum((derivative(g[i], xj) * fj for xj, fj in zip(x, f)), sympy.Integer(0))
+                jump += (slope + derivative(g[i], TIME) - f_after[i]) * tau
+            if jump != name:
+                assignments[name.name] = jump
+    return dataclasses.replace(event, assignments=assignments)
+
+
+def _time_derivative(event: Event, relations, x: Sequence[sympy.Symbol], f: Sequence[sympy.Expr],
+                     s: Sequence[sympy.Symbol], theta: sympy.Symbol) -> sympy.Expr:
+    """∂τ/∂θ of the event's time τ (module docstring)."""
+    moving = [c for _, c in relations.times if theta in c.free_symbols]
+    if event.delay is not None and (relations.states or moving or theta in sympy.sympify(event.delay).free_symbols):
+        raise ModelError(None, element=event.id, expected=f"a delayed event whose time does not move with '{theta}'",
+                         message="sensitivities through the time of a delayed event are not supported")
+    if not relations.states and not moving:
+        return sympy.Integer(0)
+    if len(relations.times) + len(relations.states) > 1:
+        raise ModelError(None, element=event.id, expected="a trigger of one condition, or one that does not "
+                                                          f"move with the parameter '{theta}'",
+                         message="sensitivities through the time of an event whose trigger combines several "
+                                 "conditions are not supported")
+    if moving:
+        return derivative(moving[0], theta)
+    relation = relations.states[0]
+    h = relation.lhs - relation.rhs
+    rate = sum((derivative(h, xj) * fj for xj, fj in zip(x, f)), derivative(h, TIME))
+    return -(sum((derivative(h, xj) * sj for xj, sj in zip(x, s)), derivative(h, theta))) / rate
 
 
 @dataclass
