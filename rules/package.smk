@@ -16,10 +16,12 @@ rule package:
         "logs/package.log",
     benchmark:
         "benchmarks/package.tsv"
+    group:
+        "finish"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/package.yaml"
     script:
