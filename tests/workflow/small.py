@@ -19,14 +19,14 @@ SMALL = {
     "infer": {"max_networks": 1},
     "calibrate": {
         "starts": 1,
-        "global_evaluations": 1000,
+        "global_evaluations": 5000,
         "polish": False,
         "profile_parameters": ["pd_ec50"],
         "profile_max_steps": 2,
         "profile_step": 0.2,
     },
     "sensitivity": {"morris_trajectories": 4, "sobol_n": 8, "bootstrap": 10, "chunks": 2},
-    "vpop": {"n_candidates": 200, "chunks": 2, "n_vps": 20, "pilot": 10, "alpha_repeats": 2},
+    "vpop": {"n_candidates": 200, "chunks": 2, "n_vps": 20, "alpha_repeats": 2},
 }
 # What a run writes that two runs must have byte-identical (logs and benchmarks hold times).
 COMPARED = ("results", "package")
