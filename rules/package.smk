@@ -16,8 +16,6 @@ rule package:
         "logs/package.log",
     benchmark:
         "benchmarks/package.tsv"
-    group:
-        "finish"
     threads: 1
     resources:
         runtime=attempt_scaled(10),

@@ -22,7 +22,7 @@ rule report:
     benchmark:
         "benchmarks/report/{study}/{step}.tsv"
     group:
-        "finish"
+        "reports"
     threads: 1
     resources:
         runtime=attempt_scaled(10),
