@@ -61,7 +61,7 @@ def test_a_run_killed_in_a_calibration_start_and_in_a_chunked_step_resumes_into_
     # A killed Snakemake leaves its lock: --unlock is the documented first step after a crash.
     run_snakemake(workdir, "--unlock")
     _kill_during(
-        workdir, Path("logs/sensitivity_simulate/example/0.log"), RESULTS / "sensitivity/chunks/0.tsv", seconds_in=3
+        workdir, Path("logs/sensitivity_simulate/example/0.log"), RESULTS / "sensitivity/chunks/0.tsv", seconds_in=1
     )
     run_snakemake(workdir, "--unlock")
     resumed = run_snakemake(workdir, "--cores", "2", "--rerun-incomplete")
