@@ -13,6 +13,10 @@ from qspflow.steps.study import study_config
 
 min_version("9.0")
 
+# The project image (envs/Containerfile, built by bin/container-build) for `--sdm apptainer`: every rule
+# runs in it. The README ("The container") says how to turn the podman image into this file.
+container: "qspflow.sif"
+
 if not config:
     raise WorkflowError("qspflow: no study config: run `snakemake --configfile STUDY.yaml` "
                         "(config/config.yaml is the bundled example study)")

@@ -21,8 +21,8 @@ rule calibrate_global:
     priority: 1
     threads: 2
     resources:
-        runtime=30,
-        mem_mb=2000,
+        runtime=attempt_scaled(30),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/calibrate.yaml"
     script:
@@ -45,8 +45,8 @@ rule calibrate_start:
         "benchmarks/calibrate_start/{study}/{net}/{start}.tsv"
     threads: 1
     resources:
-        runtime=60,
-        mem_mb=4000,
+        runtime=attempt_scaled(60),
+        mem_mb=attempt_scaled(4000),
     conda:
         "../envs/calibrate.yaml"
     script:
@@ -83,8 +83,8 @@ rule calibrate:
         "benchmarks/calibrate/{study}/{net}.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/calibrate.yaml"
     script:
@@ -103,8 +103,8 @@ checkpoint select:
         "benchmarks/select/{study}.tsv"
     threads: 1
     resources:
-        runtime=5,
-        mem_mb=500,
+        runtime=attempt_scaled(5),
+        mem_mb=attempt_scaled(500),
     conda:
         "../envs/calibrate.yaml"
     script:
@@ -131,8 +131,8 @@ rule profile:
         "benchmarks/profile/{study}.tsv"
     threads: 2
     resources:
-        runtime=120,
-        mem_mb=4000,
+        runtime=attempt_scaled(120),
+        mem_mb=attempt_scaled(4000),
     conda:
         "../envs/calibrate.yaml"
     script:

@@ -28,6 +28,15 @@ def seed_for(step):
     return seed
 
 
+def attempt_scaled(base):
+    """A resource (memory, runtime) of `base` at a job's first attempt, growing with each retry (`retries`)."""
+
+    def scaled(wildcards, attempt):
+        return base * attempt
+
+    return scaled
+
+
 def prepare_inputs(wildcards):
     """The measurement file, and the experiment table and PKN when the study has them."""
     data = config["data"]

@@ -22,8 +22,8 @@ rule convert:
         "benchmarks/convert/{study}/{net}.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(1000),
     conda:
         "../envs/convert.yaml"
     script:

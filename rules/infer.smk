@@ -14,8 +14,8 @@ checkpoint infer:
         "benchmarks/infer/{study}.tsv"
     threads: 1
     resources:
-        runtime=60,
-        mem_mb=2000,
+        runtime=attempt_scaled(60),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/infer.yaml"
     script:

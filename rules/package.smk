@@ -18,8 +18,8 @@ rule package:
         "benchmarks/package.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/package.yaml"
     script:

@@ -20,8 +20,8 @@ rule prepare:
         "benchmarks/prepare/{study}.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(1000),
     conda:
         "../envs/prepare.yaml"
     script:

@@ -21,10 +21,12 @@ rule report:
         "logs/report/{study}/{step}.log",
     benchmark:
         "benchmarks/report/{study}/{step}.tsv"
+    group:
+        "reports"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/report.yaml"
     script:

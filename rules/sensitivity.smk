@@ -16,8 +16,8 @@ rule sensitivity_sample:
         "benchmarks/sensitivity_sample/{study}.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=1000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(1000),
     conda:
         "../envs/sensitivity.yaml"
     script:
@@ -41,8 +41,8 @@ rule sensitivity_simulate:
         "benchmarks/sensitivity_simulate/{study}/{chunk}.tsv"
     threads: 2
     resources:
-        runtime=30,
-        mem_mb=2000,
+        runtime=attempt_scaled(30),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/sensitivity.yaml"
     script:
@@ -76,8 +76,8 @@ rule sensitivity:
         "benchmarks/sensitivity/{study}.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/sensitivity.yaml"
     script:

@@ -20,8 +20,8 @@ rule vpop_candidates:
         "benchmarks/vpop_candidates/{study}/{chunk}.tsv"
     threads: 2
     resources:
-        runtime=30,
-        mem_mb=2000,
+        runtime=attempt_scaled(30),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/vpop.yaml"
     script:
@@ -50,8 +50,8 @@ rule vpop:
         "benchmarks/vpop/{study}.tsv"
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     conda:
         "../envs/vpop.yaml"
     script:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -55,3 +58,34 @@ def test_containerfile_builds_from_the_lock_through_bin_setup(root: Path) -> Non
     text = (root / "envs" / "Containerfile").read_text()
     assert "bin/setup" in text
     assert "requirements.lock" in (root / "bin" / "setup").read_text()
+
+
+def _envs_check(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(root / "bin" / "envs"), "--check"], capture_output=True, text=True)
+
+
+def test_the_env_files_are_what_bin_envs_writes_from_the_lock(root: Path) -> None:
+    proc = _envs_check(root)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bin_envs_names_an_env_file_that_drifted_from_the_lock(root: Path, tmp_path: Path) -> None:
+    shutil.copytree(root / "envs", tmp_path / "envs")
+    (tmp_path / "bin").mkdir()
+    shutil.copy2(root / "bin" / "envs", tmp_path / "bin" / "envs")
+    lock = tmp_path / "envs" / "requirements.lock"
+    lock.write_text(re.sub(r"^salib==\S+", "salib==9.9.9", lock.read_text(), flags=re.M | re.I))
+    proc = _envs_check(tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "envs/sensitivity.yaml differs from what bin/envs writes (envs/steps.in + envs/requirements.lock)"
+
+
+def test_every_rule_uses_the_env_that_envs_steps_in_gives_it(root: Path) -> None:
+    steps = yaml.safe_load((root / "envs" / "steps.in").read_text())
+    env_of = {rule: step for step, spec in steps.items() for rule in spec["rules"]}
+    found = {}
+    for smk in (root / "rules").glob("*.smk"):
+        for rule, env in re.findall(r'^(?:rule|checkpoint) (\w+):.*?conda:\s*\n\s*"\.\./envs/(\w+)\.yaml"',
+                                    smk.read_text(), re.M | re.S):
+            found[rule] = env
+    assert found == env_of

@@ -27,6 +27,7 @@ from qspflow.errors import AuditError
 from qspflow.io import output_file, output_folder, write_text
 from qspflow.provenance.audit import FileCheck, audit_json, audit_markdown, compare, passed
 from qspflow.provenance.bundle import safe_extract, write_bundle
+from qspflow.provenance.environment import run_environment
 from qspflow.provenance.jobs import snakemake_jobs
 from qspflow.provenance.manifest import manifest_text, read_manifest, sha256_file, verify
 
@@ -230,7 +231,7 @@ def audit(*, bundle: FilePath, out: FilePath, cores: int = 2, force: bool = Fals
             rebuild = staging / "rebuild"
             _copy_for_rebuild(top, rebuild, entries)
             status = _rebuild(rebuild, cores, staging / "rebuild.log")
-            meta |= {"stage": "rebuild", "snakemake_exit_status": status}
+            meta |= {"stage": "rebuild", "snakemake_exit_status": status} | run_environment(rebuild)
             outputs = {rel: h for rel, h in entries.items() if rel.startswith(OUTPUTS)}
             checks = compare(outputs, rebuild, [OUTPUTS])
             study = top.name.removesuffix("-submission")
