@@ -5,7 +5,7 @@ published reference (≤ 1e-3 absolute or 1e-6 relative) where there is one, and
 independent libroadrunner (CVODE) evaluation of the same problem to 1e-4 relative
 (`benchmarks/petab_collection.py` holds the references, that evaluation and its recorded values, which
 it recomputes on every run). The problems that cannot pass are named here and in the README with the
-reason. Slow: 11 min on this 2-core machine under a load of 7 (about 3 min unloaded, estimated from
+reason. Slow: 12 min on this 2-core machine under a load of 7 (about 3.5 min unloaded, estimated from
 the load); the README's table gives the time per problem.
 """
 
