@@ -24,11 +24,6 @@ import petab_collection as collection  # noqa: E402  (benchmarks/petab_collectio
 NAMES = sorted(p.name for p in collection.COLLECTION.iterdir() if p.is_dir()) if collection.COLLECTION.is_dir() else []
 # The problems with objective priors: their log-posterior (next to last line) adds the priors' log-densities.
 PRIORS = {"Bachmann_MSB2011", "Isensee_JCB2018", "Lang_PLOSComputBiol2024", "Raimundez_PCB2020", "Schwen_PONE2014"}
-# SBML events are being added on the events branch; remove these at its merge (both must then pass).
-PENDING = {
-    "Liu_IFACPapersOnLine2025": "pending on SBML events (the events branch): remove this skip at its merge",
-    "Smith_BMCSystBiol2013": "pending on SBML events (the events branch): remove this skip at its merge",
-}
 # Named in the README with the reason.
 EXCEPTIONS = {
     "Chen_MSB2009": "500 species, 827 reactions: the reference simulator (scipy LSODA on lambdified sympy) needs "
@@ -46,8 +41,8 @@ def test_the_collection_is_all_there(cases):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_petab_llh_gives_amicis_reference_or_agrees_with_libroadrunner(name):
-    if name in PENDING or name in EXCEPTIONS:
-        pytest.skip(PENDING.get(name) or EXCEPTIONS[name])
+    if name in EXCEPTIONS:
+        pytest.skip(EXCEPTIONS[name])
     path = collection.problem_yaml(name)
     posterior, llh = petab_llh(problem=path)
     if name in collection.REFERENCES:

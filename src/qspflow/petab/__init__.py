@@ -19,7 +19,7 @@ from qspflow.petab.export import (
     problem_files,
     write_problem,
 )
-from qspflow.petab.priors import Prior, log_prior
+from qspflow.petab.priors import Prior
 from qspflow.petab.problem import (
     Observable,
     PetabProblem,
@@ -27,6 +27,7 @@ from qspflow.petab.problem import (
     is_missing,
     lint,
     load_problem,
+    log_prior,
     replacement_cells,
 )
 from qspflow.petab.reference import (

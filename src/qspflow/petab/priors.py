@@ -24,15 +24,10 @@ sums the log-densities of a problem's priors at given parameter values.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from petab.v1 import C
-
-if TYPE_CHECKING:
-    from qspflow.petab.problem import PetabProblem
 
 LN10 = math.log(10.0)
 PRIOR_TYPES = (C.UNIFORM, C.NORMAL, C.LAPLACE, C.LOG_NORMAL, C.LOG_LAPLACE, C.PARAMETER_SCALE_UNIFORM,
@@ -98,13 +93,3 @@ def scaled(scale: str, value: float) -> float:
     if value <= 0:
         return -math.inf if value == 0 else math.nan
     return math.log(value) if scale == C.LOG else math.log10(value)
-
-
-def log_prior(problem: PetabProblem, parameters: Mapping[str, float] | None = None) -> float:
-    """Σ log p of the problem's objective priors at the nominal values, `parameters` (id → linear
-    value) overriding them; 0 without priors, −inf outside a prior's support."""
-    total = 0.0
-    for name, prior in problem.priors.items():
-        value = (parameters or {}).get(name, problem.parameters[name].value)
-        total -= float(prior.terms(scaled(prior.scale, float(value)))[0])
-    return total if not math.isnan(total) else -math.inf

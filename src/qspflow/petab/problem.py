@@ -41,7 +41,7 @@ from qspflow.errors import PetabError
 from qspflow.io import parse_user_yaml
 from qspflow.model import SCALES, TIME, OdeModel, Parameter, symbol
 from qspflow.model.sbml import read_sbml
-from qspflow.petab.priors import PARAMETER_NAMES, PRIOR_TYPES, Prior
+from qspflow.petab.priors import PARAMETER_NAMES, PRIOR_TYPES, Prior, scaled
 
 log = logging.getLogger(__name__)
 
@@ -583,3 +583,13 @@ def cell_value(raw: object, values: Mapping[str, float], source: str, column: st
                                  found=raw) from None
             return values[raw]
     return float(raw)
+
+
+def log_prior(problem: PetabProblem, parameters: Mapping[str, float] | None = None) -> float:
+    """Σ log p of the problem's objective priors at the nominal values, `parameters` (id → linear
+    value) overriding them; 0 without priors, −inf outside a prior's support."""
+    total = 0.0
+    for name, prior in problem.priors.items():
+        value = (parameters or {}).get(name, problem.parameters[name].value)
+        total -= float(prior.terms(scaled(prior.scale, float(value)))[0])
+    return total if not math.isnan(total) else -math.inf

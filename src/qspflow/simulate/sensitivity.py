@@ -28,8 +28,17 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import (TIME, Event, OdeModel, Parameter, derivative, jacobian_entry, symbol, trigger_relations,
-                           unique_name)
+from qspflow.model import (
+    TIME,
+    Event,
+    OdeModel,
+    Parameter,
+    derivative,
+    jacobian_entry,
+    symbol,
+    trigger_relations,
+    unique_name,
+)
 from qspflow.simulate.compile import CompiledModel, compile_model
 
 LOG_FLOOR = sympy.Float(1e-300)
