@@ -159,3 +159,14 @@ def test_a_parameter_scale_uniform_prior_without_parameters_spans_the_bounds(tmp
 def test_a_bad_prior_is_refused_naming_the_row_and_column(tmp_path, kind, parameters, words):
     with pytest.raises(PetabError, match=r"parameters\.tsv, row 4, " + words):
         load_problem(_with_priors(tmp_path, {"scale": (kind, parameters)}))
+
+
+def test_the_transcription_refuses_a_problem_with_priors_it_would_ignore(tmp_path):
+    from qspflow.calibrate import open_session
+    from qspflow.errors import ConfigError
+
+    path = _with_priors(tmp_path)
+    with pytest.raises(ConfigError, match=r"key 'calibrate.local_method': found 'transcription', objective priors "
+                                          r"\(on k_out, scale, sd_log\)"):
+        open_session(path, local_method="transcription", profile=False)
+    open_session(path, local_method="shooting", profile=False)

@@ -93,7 +93,13 @@ SMOOTHING = 1e-8
 
 def check_transcribable(spec: CalibrationSpec) -> None:
     """Raise `ConfigError` for events the transcription cannot hold (it holds `time >= c` with c a
-    number under every condition, see the module docstring); `local_method: shooting` simulates them."""
+    number under every condition, see the module docstring) and for objective priors (its objective
+    is the likelihood alone); `local_method: shooting` handles both."""
+    with_prior = [name for name, prior in zip(spec.names, spec.priors) if prior is not None]
+    if with_prior:
+        raise ConfigError(spec.problem.path, key="calibrate.local_method", found="transcription",
+                          message=f"objective priors (on {', '.join(with_prior)}), which the Pyomo transcription's "
+                                  "objective does not include; use local_method: shooting (a MAP estimate)")
     for experiment in spec.experiments:
         event_instants(spec, experiment)
 
