@@ -28,7 +28,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -85,13 +85,13 @@ class PetabProblem:
     path: Path
     model: OdeModel
     parameters: dict[str, Parameter]
-    priors: dict[str, Prior]
     observables: dict[str, Observable]
     condition_table: pd.DataFrame
     measurement_table: pd.DataFrame
     observable_table: pd.DataFrame
     parameter_table: pd.DataFrame
     files: dict[str, str]  # table kind (C.MEASUREMENT_FILES, …) → file name(s), for messages
+    priors: dict[str, Prior] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,8 +149,8 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
         if name in model.parameters:
             model.parameters[name] = parameter
     model.check_start(source=str(sbml_path))
-    return PetabProblem(yaml_path, model, parameters, priors, observables, problem.condition_df,
-                        problem.measurement_df, problem.observable_df, problem.parameter_df, files)
+    return PetabProblem(yaml_path, model, parameters, observables, problem.condition_df, problem.measurement_df,
+                        problem.observable_df, problem.parameter_df, files, priors)
 
 
 # ------------------------------------------------------------------------- files and the YAML
