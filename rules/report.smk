@@ -21,8 +21,6 @@ rule report:
         "logs/report/{study}/{step}.log",
     benchmark:
         "benchmarks/report/{study}/{step}.tsv"
-    group:
-        "reports"
     threads: 1
     resources:
         runtime=attempt_scaled(10),

@@ -87,8 +87,7 @@ def test_the_slurm_profile_runs_every_job_on_the_cluster_into_the_same_bytes_as_
     said = proc.stdout + proc.stderr
     assert proc.returncode == 0, said[-5000:]
 
-    # Snakemake's word: every job but `all` went to SLURM, each rule's job alone, the report notebooks in
-    # groups (`group: "reports"`) ...
+    # Snakemake's word: every job but `all` went to SLURM, each job alone ...
     assert re.findall(r"^local(?:rule|checkpoint) (\w+):", said, re.M) == ["all"]
     rules = re.findall(r"^(?:rule|checkpoint) (\w+):", said, re.M)
     assert set(rules) == {
@@ -105,11 +104,11 @@ def test_the_slurm_profile_runs_every_job_on_the_cluster_into_the_same_bytes_as_
         "sensitivity",
         "vpop_candidates",
         "vpop",
+        "report",
         "package",
     }, rules
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", said)
-    groups = [slurm_id for slurm_id, kind in submitted if kind.startswith("group_reports")]
-    assert groups and len(submitted) == len(rules) + len(groups), submitted
+    assert len(submitted) == len(rules), submitted
     # ... and SLURM's own: a completion record of each job, on the node, in the workflow's folder.
     records = {}
     for line in (folder / "jobcomp.log").read_text().splitlines():
