@@ -33,7 +33,7 @@ STARTS = {"low": 1.0, "high": 2.0}  # x(0) per condition
 FAST = dict(starts=2, random_starts=0, global_method="none", profile=False)
 
 
-def _write_problem(folder: Path, model: OdeModel, **tables: pd.DataFrame) -> Path:
+def write_problem(folder: Path, model: OdeModel, **tables: pd.DataFrame) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_sbml(model, folder / "model.xml")
     for name, table in tables.items():
@@ -58,7 +58,7 @@ def decay_problem(folder: Path, *, distribution: str = "normal", bounds: tuple[f
     model = OdeModel("decay", ["x"], {rate: Parameter(rate, 1.0), "x0": Parameter("x0", 1.0)}, {"x": -k * x},
                      {"x": x0})
     data = _decay_data()
-    return _write_problem(
+    return write_problem(
         folder, model,
         conditions=pd.DataFrame({"conditionId": list(STARTS), "x0": list(STARTS.values())}),
         observables=pd.DataFrame({"observableId": ["obs_x"], "observableFormula": ["x"],
@@ -215,7 +215,7 @@ def _network_problem(folder: Path) -> Path:
         ("obs_B", "", "solo", 2.5, 2.4, "", "0.05"),
     ], columns=["observableId", "preequilibrationConditionId", "simulationConditionId", "time", "measurement",
                 "observableParameters", "noiseParameters"])
-    return _write_problem(
+    return write_problem(
         folder, model,
         conditions=pd.DataFrame({"conditionId": ["pre", "main", "solo"], "k1": [0.5, 2.0, "k_solo"],
                                  "x": [math.nan, 0.2, math.nan]}),

@@ -21,11 +21,12 @@ from qspflow.calibrate.transcription import PyomoProblem, check_transcribable
 from qspflow.errors import ConfigError, ModelError
 from qspflow.model import TIME, Event, OdeModel, Parameter, symbol
 from qspflow.model.pysb import to_pysb
-from qspflow.model.sbml import read_sbml, sbml_text, write_sbml
+from qspflow.model.sbml import read_sbml, sbml_text
 from qspflow.petab import load_problem, log_likelihood
 from qspflow.petab.reference import simulate_condition
 from qspflow.simulate import compile_model
 from qspflow.simulate.sensitivity import compile_sensitivities
+from test_calibrate import write_problem  # tests/unit is on sys.path (pytest prepend import mode)
 
 K, DOSE, VOLUME, DOSE_TIMES = 0.5, 2.0, 4.0, (1.0, 3.0, 5.0)
 REFILL_AT, K_BEFORE, K_AFTER, SWITCH = 0.3, 0.5, 2.0, 2.0
@@ -384,7 +385,6 @@ def dosing_problem(folder: Path) -> Path:
                      events=[Event("first", TIME >= t_dose, {"A": A + dose}, priority=sympy.Integer(2)),
                              Event("second", TIME >= 3, {"A": 2 * A + dose}, priority=sympy.Integer(1),
                                    use_values_from_trigger_time=False)])
-    write_sbml(model, (folder.mkdir(parents=True, exist_ok=True), folder / "model.xml")[1])
     starts = {"early": 1.0, "late": 3.0}
     times = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
     rows = [(c, t, dosing_analytic(np.array([t]), K, t0)[0]) for c, t0 in starts.items() for t in times]
@@ -397,12 +397,7 @@ def dosing_problem(folder: Path) -> Path:
         "parameters": pd.DataFrame({"parameterId": ["k"], "parameterScale": ["log10"], "lowerBound": [1e-2],
                                     "upperBound": [1e2], "nominalValue": [1.0], "estimate": [1]}),
     }
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.tsv", sep="\t", index=False)
-    (folder / "problem.yaml").write_text(
-        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n- condition_files: [conditions.tsv]\n"
-        "  measurement_files: [measurements.tsv]\n  observable_files: [observables.tsv]\n  sbml_files: [model.xml]\n")
-    return folder / "problem.yaml"
+    return write_problem(folder, model, **tables)
 
 
 def dosing_analytic(t: np.ndarray, k: float, t_dose: float) -> np.ndarray:
