@@ -83,3 +83,32 @@ def test_vpop_defaults_are_the_schema_defaults() -> None:
     assert set(schema) == set(KEYS)
     library = {key: default for key, (default, _) in KEYS.items() if default is not None}
     assert {key: schema[key] for key in library} == library
+
+
+def _integer_minimums(section: str) -> dict[str, int]:
+    return {key: sub["minimum"] for key, sub in SCHEMA["properties"][section]["properties"].items()
+            if sub.get("type") == "integer" and "minimum" in sub}
+
+
+@pytest.mark.parametrize("section", ["sensitivity", "vpop"])
+def test_schema_integer_minimums_are_the_library_minimums(section) -> None:
+    """A value the schema lets through is one the library accepts, and one below it the library refuses too."""
+    from qspflow.errors import ConfigError
+    from qspflow.sensitivity import sensitivity_options
+    from qspflow.steps.vpop import _algorithm, _sizes
+
+    output = {"name": "y", "kind": "value", "of": "obs", "time": 1}
+
+    def parse(key: str, value: int) -> None:
+        if section == "vpop":
+            _algorithm({key: value})
+            _sizes({"chunks": 1, key: value})
+        else:
+            sensitivity_options({"outputs": [output], key: value})
+
+    minimums = _integer_minimums(section)
+    assert len(minimums) >= 4
+    for key, minimum in minimums.items():
+        parse(key, minimum)
+        with pytest.raises(ConfigError, match=key):
+            parse(key, minimum - 1)
