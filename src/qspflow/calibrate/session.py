@@ -42,7 +42,7 @@ from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.options import CalibrationOptions, calibration_options
 from qspflow.calibrate.profile import confidence_interval, estimates_table, profile_path, profiles_table
 from qspflow.calibrate.search import differential_evolution_search, distinct_best, latin_hypercube, scatter_search
-from qspflow.calibrate.shooting import CONVERGED_FLAGS, shoot
+from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, CONVERGED_FLAGS, shoot, shoot_in_stages
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
 from qspflow.calibrate.transcription import PyomoProblem, check_solver, check_transcribable, transcribable
@@ -67,10 +67,6 @@ POLISH_SLACK = 1e-6  # simulated log-likelihood a polished optimum may lose and 
 # interval ends are read where the profile falls 1.92 with slope ≈ 1.96/σ, so 1e-3 moves them by
 # ≈ 5e-4·σ, while the sloppy directions of a QSP model take a dozen more iterations to gain the rest.
 PROFILE_TOLERANCE = 1e-3
-# Integration tolerances of a profile's points: their log-likelihoods are then within ~1e-5 of the
-# optimum's tolerances (measured on the example: 3e-6, gradient 1e-5 relative), far inside
-# PROFILE_TOLERANCE, at 40 % of the cost (the example's gradient: 0.165 s against 0.42 s CPU).
-PROFILE_RTOL, PROFILE_ATOL = 1e-6, 1e-8
 # Levenberg damping of the profile predictor: the undamped step along a near-singular Fisher
 # information runs off along sloppy directions (measured: llh 115 below the point it predicts).
 PREDICTOR_DAMPING = 0.1
@@ -186,7 +182,8 @@ class CalibrationSession:
         o, spec = self.options, self.spec
         began = time.perf_counter()
         x0 = np.asarray(x0, dtype=float)
-        shot = shoot(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter, max_time=o.max_cpu_time)
+        shot = shoot_in_stages(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter,
+                               max_time=o.max_cpu_time)
         llh = spec.simulated_llh(shot.x) if math.isfinite(shot.nll) else -math.inf
         result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, shot.converged,
                              time.perf_counter() - began, o.n_elements, [], "shooting")
@@ -258,11 +255,11 @@ class CalibrationSession:
         key = (np.asarray(best, dtype=float).tobytes(), n_elements, o.local_method)
         if o.local_method == "shooting":
             if self._optimum is None or self._optimum[:3] != key:
-                shot = shoot(self.gradient, np.asarray(best, dtype=float), spec.lower, spec.upper,
-                             max_iter=o.max_iter, max_time=o.max_cpu_time)
+                shot = shoot_in_stages(self.gradient, np.asarray(best, dtype=float), spec.lower, spec.upper,
+                                       max_iter=o.max_iter, max_time=o.max_cpu_time)
                 self._optimum = (*key, (shot.x, shot.fim), -shot.nll)
 
-            problem = self.gradient.with_tolerances(PROFILE_RTOL, PROFILE_ATOL)
+            problem = self.gradient.with_tolerances(COARSE_RTOL, COARSE_ATOL)  # far inside PROFILE_TOLERANCE
 
             def solve(value: float, warm: tuple) -> tuple[bool, float, tuple]:
                 x0 = _predicted(warm, i, value, spec.lower, spec.upper)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ import numpy as np
 from qspflow.calibrate.derivatives import GradientProblem
 
 CONVERGED_FLAGS = ("FTOL", "XTOL", "GTOL")
+# Integration tolerances of the first stage of `shoot_in_stages`: log-likelihoods within ~1e-5 of the
+# exact tolerances' (measured on the example: 3e-6, gradient 1e-5 relative) at 40 % of the cost of a
+# gradient (the example's: 0.165 s against 0.42 s CPU), ample for the iterations far from an optimum.
+COARSE_RTOL, COARSE_ATOL = 1e-6, 1e-8
 
 
 @dataclass
@@ -84,3 +89,22 @@ def shoot(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np
     flag = optimizer.exitflag.name
     return ShootingResult(full(z), float(nll), flag, flag in CONVERGED_FLAGS, optimizer.iteration,
                           best.get("e", start).fim)
+
+
+def shoot_in_stages(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *,
+                    max_iter: int, max_time: float = math.inf) -> ShootingResult:
+    """`shoot` first at the coarse integration tolerances, then on from where that ended at the problem's
+    own: the optimum, its log-likelihood and its Fisher information are those of the exact tolerances,
+    and most iterations cost 40 % as much. Iterations and time are shared by the two stages."""
+    began = time.perf_counter()
+    coarse = shoot(problem.with_tolerances(COARSE_RTOL, COARSE_ATOL), x0, lower, upper, max_iter=max_iter,
+                   max_time=max_time)
+    if not math.isfinite(coarse.nll) or coarse.status.startswith("NOT_FINITE"):
+        return shoot(problem, x0, lower, upper, max_iter=max_iter, max_time=max_time)
+    left = max_iter - coarse.iterations
+    if left <= 0:
+        return coarse
+    fine = shoot(problem, coarse.x, lower, upper, max_iter=left,
+                 max_time=max(max_time - (time.perf_counter() - began), 1.0))
+    fine.iterations += coarse.iterations
+    return fine
