@@ -35,15 +35,19 @@ REFERENCES = {
 TOLERANCE = 0.5
 
 
-def run(problem: str, seed: int, threads: int, extra: list[str]) -> tuple[float, float]:
-    """(best log-likelihood, wall seconds) of one `qspflow calibrate` run."""
+def run(problem: str, seed: int, threads: int, extra: list[str], log_dir: Path | None) -> tuple[float, float]:
+    """(best log-likelihood, wall seconds) of one `qspflow calibrate` run; its log kept in `log_dir` if given."""
     yaml = CASES / problem / f"{problem}.yaml"
     with tempfile.TemporaryDirectory() as out:
         command = [str(ROOT / ".venv" / "bin" / "qspflow"), "calibrate", str(yaml), "--seed", str(seed),
-                   "--no-profile", "--threads", str(threads), "--out", str(Path(out) / "result"), "--quiet", *extra]
+                   "--no-profile", "--threads", str(threads), "--out", str(Path(out) / "result"),
+                   "--verbose" if log_dir else "--quiet", *extra]
         began = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.perf_counter() - began
+    if log_dir:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / f"{problem}.seed{seed}.log").write_text(done.stderr)
     if done.returncode != 0:
         print(f"# {problem} seed {seed} failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
         return float("-inf"), seconds
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", default=list(REFERENCES), choices=list(REFERENCES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--log-dir", type=Path, help="keep each run's log (stderr, progress included) here")
     parser.add_argument("options", nargs="*", help="further `qspflow calibrate` options (after --)")
     args = parser.parse_args()
     times: list[float] = []
@@ -63,7 +68,7 @@ def main() -> None:
         reference = REFERENCES[problem]
         results = []
         for seed in args.seeds:
-            llh, seconds = run(problem, seed, args.threads, args.options)
+            llh, seconds = run(problem, seed, args.threads, args.options, args.log_dir)
             reached = llh >= reference - TOLERANCE
             results.append((llh, seconds, reached))
             times.append(seconds)
