@@ -503,3 +503,15 @@ def test_a_worker_process_that_dies_ends_the_run_with_a_clear_error(tmp_path):
     tasks = [("local", k, "test", _KillsItsWorker()) for k in range(2)]
     with pytest.raises(SolverError, match=r"key 'calibrate.threads': found '2', a worker process ended abruptly"):
         calibrate_session._run_tasks(session, session.spec.problem.path, tasks, 2, lambda k, result: None)
+
+
+def test_starts_stopped_before_converging_end_with_the_best_point_and_reached_false(tmp_path, caplog):
+    # One fides iteration from each start: none converges, the calibration still ends at the best
+    # point found, saying so, and never claims to have reached the optimum.
+    result = calibrate_problem(decay_problem(tmp_path), max_iter=1, polish=False, **FAST)
+    assert not result.starts["status"].isin(["FTOL", "GTOL", "XTOL"]).any()
+    assert result.best_llh == pytest.approx(result.starts["llh"].max(), abs=1e-9)
+    assert result.best_llh < _normal_llh(_least_squares()) - 1e-3
+    assert not result.reached
+    assert result.summary.set_index("key").loc["reached", "value"] == "false"
+    assert "stopped without converging" in caplog.text

@@ -55,7 +55,7 @@ GLOBAL_COLUMNS = ("start", "origin", "objective")  # then initial:<parameter>
 STARTS_COLUMNS = ("start", "origin", "method", "status", "objective", "llh", "n_elements")  # then initial:, final:
 # Local-start statuses that count as converged: Ipopt's termination conditions, fides' exit flags.
 CONVERGED = TRANSCRIPTION_CONVERGED + CONVERGED_FLAGS
-# The best optimum counts as reached when this many converged starts end within REACHED_LLH of it
+# The best optimum counts as reached when it converged and this many converged starts end within REACHED_LLH of it
 # (with one start: that one): a calibration cannot know the true optimum, but an optimum found
 # from several distinct starts is the field's working evidence (the waterfall's first plateau).
 REACHED_STARTS, REACHED_LLH = 2, 0.1
@@ -109,7 +109,7 @@ class CalibrationResult:
     n_params: int
     n_data: int
     options: CalibrationOptions
-    reached: bool = True  # the best optimum was found by REACHED_STARTS converged starts
+    reached: bool = True  # the best point converged, and REACHED_STARTS converged starts ended there
     starts_at_best: int = 1
 
     @property
@@ -372,19 +372,26 @@ class CalibrationSession:
 
     def _conclude(self, starts: Sequence[StartResult]) -> CalibrationResult:
         o, spec = self.options, self.spec
-        converged = [s for s in starts if s.converged and math.isfinite(s.llh)]
-        if not converged:
+        # The best point found, converged or not: a start stopped by max_iter/max_cpu_time may have got
+        # further than every converged one (Fujita_SciSignal2010, seed 2: llh −50.1 against −911.3).
+        found = [s for s in starts if math.isfinite(s.llh)]
+        if not found:
             statuses = ", ".join(sorted({s.status for s in starts}))
             raise SolverError(str(spec.problem.path), key="calibrate.solver", found=o.solver,
-                              message=f"no local start converged (statuses: {statuses}); "
-                                      "try more starts, a larger max_iter or max_cpu_time")
-        best = max(converged, key=lambda s: (s.llh, -s.start))
+                              message=f"no local start ended at a point the model can be simulated at (statuses: "
+                                      f"{statuses}); try more starts or other bounds")
+        converged = [s for s in found if s.converged]
+        best = max(found, key=lambda s: (s.llh, s.converged, -s.start))
         at_best = sum(1 for s in converged if best.llh - s.llh < REACHED_LLH)
-        reached = at_best >= min(REACHED_STARTS, len(starts))
+        reached = best.converged and at_best >= min(REACHED_STARTS, len(starts))
         log.info("best optimum: start %d (%s), llh %.10g (simulated; the local method's %.10g); "
                  "%d of %d starts converged, %d within %g of it", best.start, best.method, best.llh, -best.nll,
                  len(converged), len(starts), at_best, REACHED_LLH)
-        if not reached:
+        if not best.converged:
+            log.warning("reached: false — the best point (llh %.8g) is where start %d stopped without converging "
+                        "(%s): a larger max_iter or max_cpu_time may take it further", best.llh, best.start,
+                        best.status)
+        elif not reached:
             log.warning("reached: false — only one of %d starts ended at the best optimum (llh %.8g): it may not be "
                         "the global one; more starts or a larger global budget may find a better one",
                         len(starts), best.llh)
@@ -547,7 +554,7 @@ def calibrate_problem(problem_yaml: str | Path, **options: object) -> Calibratio
     keyword options as `CalibrationOptions`.
 
     Raises `SolverError` when the solver is not installed, `ConfigError` for a bad option,
-    `PetabError` for a bad problem, and `SolverError` when no local start converged.
+    `PetabError` for a bad problem, and `SolverError` when no local start ended at a finite log-likelihood.
     """
     began = time.perf_counter()
     session = open_session(problem_yaml, **options)
