@@ -340,3 +340,11 @@ def test_breakpoints_are_found_where_a_condition_is_linear_in_time():
     model = OdeModel("steps", ["x"], {"t_on": Parameter("t_on", 60.0)}, {"x": step + ramp + ignored - x}, {"x": 0})
     assert model.breakpoints() == [1799.99]
     assert model.breakpoints({"t_on": 60.0}) == [60.0, 1799.99]
+
+
+def test_a_simulation_past_its_time_budget_gives_minus_infinity_naming_the_condition(boehm, caplog):
+    # The calibration's verification of a start has a budget (calibrate.max_cpu_time): at some parameters
+    # LSODA crawls for hours (Weber_BMC2015, a steady state). Here a budget no simulation meets.
+    assert log_likelihood(boehm, max_seconds=0.0) == -math.inf
+    assert "simulation failed (still integrating at t = 0 when its time ran out)" in caplog.text
+    assert log_likelihood(boehm, max_seconds=60.0) == pytest.approx(-138.22199693517703, abs=1e-3)

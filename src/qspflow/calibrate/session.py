@@ -184,11 +184,14 @@ class CalibrationSession:
         x0 = np.asarray(x0, dtype=float)
         shot = shoot_in_stages(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter,
                                max_time=o.max_cpu_time)
-        llh = spec.simulated_llh(shot.x) if math.isfinite(shot.nll) else -math.inf
+        llh = spec.simulated_llh(shot.x, o.max_cpu_time) if math.isfinite(shot.nll) else -math.inf
         result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, shot.converged,
                              time.perf_counter() - began, o.n_elements, [], "shooting")
         log.info("start %d: shooting %s after %d iterations, llh %.8g, %.1f s", start, shot.status, shot.iterations,
                  llh, result.seconds)
+        if math.isfinite(shot.nll) and not math.isfinite(llh):
+            result.notes.append(f"start {start}: the independent re-simulation of where it ended failed or took "
+                                f"longer than calibrate.max_cpu_time ({o.max_cpu_time:g} s): not used")
         if not (o.polish and shot.converged and math.isfinite(llh) and transcribable(spec)):
             return result
         nlp = self.nlp(o.n_elements)
@@ -199,7 +202,7 @@ class CalibrationSession:
             result.notes.append(f"start {start}: the transcription did not converge from the shooting optimum "
                                 f"({polished.status}); the shooting optimum stands")
         else:
-            llh_polished = spec.simulated_llh(polished.x)
+            llh_polished = spec.simulated_llh(polished.x, o.max_cpu_time)
             gap = abs(-polished.nll - llh_polished)
             # Kept only where the simulation says it is at least as good: the collocation's own
             # optimum can be a discretization error worse for the ODE than shooting's.
@@ -223,7 +226,7 @@ class CalibrationSession:
         if solution is None:
             return StartResult(start, origin, x0, x0, math.nan, -math.inf, "simulation failed at the start",
                                False, time.perf_counter() - began, n, notes)
-        llh = spec.simulated_llh(solution.x)
+        llh = spec.simulated_llh(solution.x, o.max_cpu_time)
         for refinement in range(o.max_refinements + 1):
             gap = abs(-solution.nll - llh)
             if not solution.converged or gap <= o.verify_tolerance:
@@ -241,7 +244,7 @@ class CalibrationSession:
                 break
             n *= 2
             solution = nlp.solve_local(o.local_box)
-            llh = spec.simulated_llh(solution.x)
+            llh = spec.simulated_llh(solution.x, o.max_cpu_time)
         return StartResult(start, origin, np.asarray(x0, dtype=float), solution.x, solution.nll, llh,
                            solution.status, solution.converged, time.perf_counter() - began, n, notes)
 

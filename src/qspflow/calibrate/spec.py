@@ -173,11 +173,12 @@ class CalibrationSpec:
         X = np.atleast_2d(np.asarray(X, dtype=float))
         return np.column_stack([to_linear(s, X[:, i]) for i, s in enumerate(self.scales)])
 
-    def simulated_llh(self, x: Sequence[float]) -> float:
+    def simulated_llh(self, x: Sequence[float], max_seconds: float | None = None) -> float:
         """The log-likelihood at `x` by `qspflow.petab` (tight-tolerance integration, independent code),
-        plus the log-prior where the problem has objective priors (the log-posterior up to its evidence)."""
+        plus the log-prior where the problem has objective priors (the log-posterior up to its evidence);
+        −inf when the simulation takes longer than `max_seconds`."""
         values = self.linear(x)
-        return log_likelihood(self.problem, values) + log_prior(self.problem, values)
+        return log_likelihood(self.problem, values, max_seconds=max_seconds) + log_prior(self.problem, values)
 
     def neg_log_prior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(−log prior, its gradient, the diagonal of its Fisher information) for rows X of scaled

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -184,17 +185,28 @@ class SimulationFailure(Exception):
     """The integrator did not reach the end (`simulate_problem` records NaN and goes on)."""
 
 
+class _Overtime(Exception):
+    """Raised from the right-hand side past a deadline: it ends LSODA's call at once."""
+
+
 def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.ndarray,
                breakpoints: Sequence[float], *, t0: float = 0.0, rtol: float = RTOL,
-               atol: float = ATOL, memory: dict | None = None) -> np.ndarray:
+               atol: float = ATOL, memory: dict | None = None, deadline: float | None = None) -> np.ndarray:
     """States at `times` (≥ t0, sorted) from x(t0) = x0, restarting at each breakpoint and event.
 
     The one integrator call of the module. `memory` carries the events' relation and trigger
     values from one call to the next (empty or None: the simulation starts at t0, where triggers
-    that are true and were not initially fire).
+    that are true and were not initially fire). Past `deadline` (time.monotonic) it raises
+    `SimulationFailure`.
     """
     out = np.empty((len(times), len(x0)))
     end = float(times[-1]) if len(times) else t0
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _Overtime
+        return numeric.rhs(t, y, p)
+
     events = numeric.events
     x = np.asarray(x0, dtype=float)
     stops = {b for b in breakpoints if t0 < b < end}
@@ -215,10 +227,12 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
         t_eval = np.unique(np.append(here, b))
         functions = events.functions(p, memory["relations"]) if events is not None else None
         try:
-            sol = solve_ivp(lambda t, y: numeric.rhs(t, y, p), (t, b), x, method="LSODA", t_eval=t_eval,
+            sol = solve_ivp(rhs, (t, b), x, method="LSODA", t_eval=t_eval,
                             rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p), events=functions)
         except (ArithmeticError, ValueError) as exc:
             raise SimulationFailure(str(exc)) from exc
+        except _Overtime:
+            raise SimulationFailure(f"still integrating at t = {t:g} when its time ran out") from None
         if sol.status == -1:
             raise SimulationFailure(sol.message)
         reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
@@ -246,12 +260,13 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
 
 
 def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoints: Sequence[float], *,
-                  rtol: float, atol: float) -> np.ndarray:
+                  rtol: float, atol: float, deadline: float | None = None) -> np.ndarray:
     """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x."""
     x, t = np.asarray(x0, dtype=float), 0.0
     memory: dict = {}
     for end in 10.0 ** np.arange(13):
-        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol, memory=memory)[0]
+        x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol, memory=memory,
+                       deadline=deadline)[0]
         t = end
         rate = np.abs(np.asarray(numeric.rhs(t, x, p), dtype=float))
         if np.all(rate * t <= STEADY_STATE_TOLERANCE * (np.abs(x) + atol)):
@@ -261,11 +276,12 @@ def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoi
 
 def simulate_condition(model: OdeModel, parameter_values: Mapping[str, float], times: Sequence[float], *,
                        initial_values: Mapping[str, float] | None = None, numeric: NumericModel | None = None,
-                       rtol: float = RTOL, atol: float = ATOL) -> np.ndarray:
+                       rtol: float = RTOL, atol: float = ATOL, deadline: float | None = None) -> np.ndarray:
     """States of one condition (rows: `times`, columns: `model.states`) from time 0.
 
     `parameter_values` override `Parameter.value` by name; `initial_values` override x(0) by
-    state name; a time of `inf` means the steady state. Raises `SimulationFailure`.
+    state name; a time of `inf` means the steady state. Raises `SimulationFailure`, also when
+    still integrating past `deadline` (time.monotonic).
     """
     numeric = numeric or NumericModel(model)
     p = numeric.vector(parameter_values)
@@ -275,11 +291,11 @@ def simulate_condition(model: OdeModel, parameter_values: Mapping[str, float], t
     breakpoints = model.breakpoints(dict(zip(numeric.parameters, p)))
     times = np.asarray(times, dtype=float)
     finite = np.unique(times[np.isfinite(times)])
-    states = _integrate(numeric, p, x0, finite, breakpoints, rtol=rtol, atol=atol)
+    states = _integrate(numeric, p, x0, finite, breakpoints, rtol=rtol, atol=atol, deadline=deadline)
     out = np.full((len(times), len(model.states)), np.nan)
     out[np.isfinite(times)] = states[np.searchsorted(finite, times[np.isfinite(times)])]
     if np.isinf(times).any():
-        out[np.isinf(times)] = _steady_state(numeric, p, x0, breakpoints, rtol=rtol, atol=atol)
+        out[np.isinf(times)] = _steady_state(numeric, p, x0, breakpoints, rtol=rtol, atol=atol, deadline=deadline)
     return out
 
 
@@ -298,15 +314,19 @@ def simulate_problem(problem: PetabProblem, parameters: Mapping[str, float] | No
     return table
 
 
-def log_likelihood(problem: PetabProblem, parameters: Mapping[str, float] | None = None) -> float:
+def log_likelihood(problem: PetabProblem, parameters: Mapping[str, float] | None = None, *,
+                   max_seconds: float | None = None) -> float:
     """Σ log p(measurement | simulation, σ) over all rows.
 
     normal: −½[log(2πσ²) + r²/σ²], laplace: −[log(2σ) + |r|/σ]; for log/log10 transformations
     r is the difference of the transformed values and the Jacobian term −log(m) (−log(m·ln 10))
     keeps the density in measurement units (as AMICI does). −inf when a term is not finite
-    (a failed simulation, a non-positive value under a log transformation, σ ≤ 0).
+    (a failed simulation, a non-positive value under a log transformation, σ ≤ 0), and when the
+    simulation takes longer than `max_seconds` (a safety cap: at some parameters of some models
+    LSODA crawls for hours).
     """
-    simulation, sigma = _evaluate(problem, parameters)
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    simulation, sigma = _evaluate(problem, parameters, deadline)
     observables = [problem.observables[oid] for oid in problem.measurement_table[C.OBSERVABLE_ID]]
     m = problem.measurement_table[C.MEASUREMENT].to_numpy(dtype=float)
     transformation = np.array([o.transformation for o in observables])
@@ -322,7 +342,8 @@ def log_likelihood(problem: PetabProblem, parameters: Mapping[str, float] | None
     return total if math.isfinite(total) else -math.inf
 
 
-def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None,
+              deadline: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Simulated observable and σ per measurement row."""
     model = problem.model
     values = {name: p.value for name, p in model.parameters.items()}
@@ -351,9 +372,10 @@ def _evaluate(problem: PetabProblem, parameters: Mapping[str, float] | None) -> 
                 if pre_id not in steady_states:
                     pre_p, pre_x = _condition(problem, pre_id, values)
                     steady_states[pre_id] = simulate_condition(model, pre_p, [math.inf], initial_values=pre_x,
-                                                               numeric=numeric)[0]
+                                                               numeric=numeric, deadline=deadline)[0]
                 x_values = {**dict(zip(model.states, steady_states[pre_id])), **x_values}
-            states = simulate_condition(model, p_values, times[rows], initial_values=x_values, numeric=numeric)
+            states = simulate_condition(model, p_values, times[rows], initial_values=x_values, numeric=numeric,
+                                        deadline=deadline)
         except SimulationFailure as exc:
             condition = f"{pre_id} → {sim_id}" if pre_id else sim_id
             log.warning("condition %s: simulation failed (%s)", condition, exc)
