@@ -33,7 +33,8 @@ class CalibrationOptions:
     search (batch-objective evaluations; seconds). n_elements: collocation elements per
     measurement interval. local_box: half-width of the moving box of a local solve, as a fraction
     of each bound width. max_iter: solver iterations per solve. max_cpu_time: solver seconds per
-    local start. verify_tolerance: largest accepted |collocation − simulated| log-likelihood.
+    local start, and the budget of the re-simulation that verifies it. verify_tolerance: largest
+    accepted |collocation − simulated| log-likelihood.
     max_refinements: element doublings allowed when it is larger. min_distance: least normalized
     distance between two local starts. profile: compute profiles and CIs. profile_parameters: the
     parameters to profile (empty: every estimated parameter). profile_step: first
