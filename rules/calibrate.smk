@@ -19,7 +19,7 @@ rule calibrate_global:
     # First among ready jobs: it checks the calibration options against every candidate model, so a
     # bad option stops the run before independent jobs (reports) write anything.
     priority: 1
-    threads: 2
+    threads: 1
     resources:
         runtime=attempt_scaled(30),
         mem_mb=attempt_scaled(2000),

@@ -39,7 +39,7 @@ rule sensitivity_simulate:
         "logs/sensitivity_simulate/{study}/{chunk}.log",
     benchmark:
         "benchmarks/sensitivity_simulate/{study}/{chunk}.tsv"
-    threads: 2
+    threads: 1
     resources:
         runtime=attempt_scaled(30),
         mem_mb=attempt_scaled(2000),

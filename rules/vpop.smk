@@ -18,7 +18,7 @@ rule vpop_candidates:
         "logs/vpop_candidates/{study}/{chunk}.log",
     benchmark:
         "benchmarks/vpop_candidates/{study}/{chunk}.tsv"
-    threads: 2
+    threads: 1
     resources:
         runtime=attempt_scaled(30),
         mem_mb=attempt_scaled(2000),

@@ -309,8 +309,11 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
                   ["    J[:, :] = 0.0", "    ft[:] = 0.0"] + _block(printer, jac, "jacobian", q_loads)),
         _function("initial", "p, y", "y = x(0)",
                   _block(printer, [(f"y[{i}]", e) for i, e in enumerate(initial)], "initial", loads)),
+        # Without observables `observe` copies the states: one statement, not one per state, as the
+        # many states of a sensitivity system would cost seconds of numba compilation.
         _function("observe", "t, y, q, out", "out = observables(t, y, p)",
-                  _block(printer, [(f"out[{i}]", e) for i, e in enumerate(observe)], "observables", q_loads)),
+                  _block(printer, [(f"out[{i}]", e) for i, e in enumerate(observe)], "observables", q_loads)
+                  if observables else [f"    out[:] = y[:{len(states)}]"]),
         *event_functions,
     ]
     interface = [
