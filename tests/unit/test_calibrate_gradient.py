@@ -19,7 +19,7 @@ from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import ModelError
 from qspflow.model import OdeModel, Parameter, symbol
 from qspflow.petab import load_problem
-from qspflow.simulate import compile_model
+from qspflow.simulate import compile_model, kernel
 from qspflow.simulate.sensitivity import compile_sensitivities, sensitivity_model
 
 BOEHM_LLH = -138.22199693517703  # AMICI's reference at the nominal (published) parameters
@@ -41,6 +41,20 @@ def test_sensitivities_of_decay_are_the_analytic_derivatives(tmp_path):
     np.testing.assert_allclose(result.sensitivities[0, :, 0, 0], -times * x0 * np.exp(-k * times), rtol=1e-7,
                                atol=1e-12)
     np.testing.assert_allclose(result.sensitivities[0, :, 0, 1], np.exp(-k * times), rtol=1e-8)
+
+
+def test_sensitivities_outside_the_error_control_follow_the_states_steps(tmp_path):
+    controlled = compile_sensitivities(_decay(), varying=["k", "x0"], cache_dir=tmp_path)
+    loose = compile_sensitivities(_decay(), varying=["k", "x0"], error_control=False, cache_dir=tmp_path)
+    assert loose.compiled.path != controlled.compiled.path
+    times = np.array([0.0, 0.5, 1.0, 3.0])
+    k, x0 = 0.7, 2.0
+    result = loose.simulate(np.array([[k, x0]]), times, rtol=1e-10, atol=1e-12, method="implicit")
+    assert result.status[0] == 0
+    np.testing.assert_allclose(result.states[0, :, 0], x0 * np.exp(-k * times), rtol=1e-8)
+    # The states' steps bound the sensitivities' error too where they vary on the same time scale.
+    np.testing.assert_allclose(result.sensitivities[0, :, 0, 0], -times * x0 * np.exp(-k * times), rtol=1e-6,
+                               atol=1e-12)
 
 
 def test_sensitivities_to_a_subset_and_the_system_they_solve():
@@ -180,3 +194,27 @@ def test_a_start_that_cannot_be_simulated_ends_with_the_reason(boehm):
                                                                      "condition model1_data1: step size underflow")
     result = shoot(failing, spec.nominal, spec.lower, spec.upper, max_iter=10)
     assert not result.converged and result.status.startswith("simulation failed at the start: condition")
+
+
+class _Underflowing:
+    """A compiled sensitivity system whose error-controlled integration fails, as Weber_BMC2015's does
+    far from its optimum (step size underflow) while its states integrate."""
+
+    def __init__(self, real):
+        self.real, self.varying, self.wrt, self.compiled = real, real.varying, real.wrt, real.compiled
+
+    def simulate(self, params, times, **options):
+        result = self.real.simulate(params, times, **options)
+        result.status[:] = kernel.UNDERFLOW
+        return result
+
+
+@pytest.mark.slow
+def test_where_the_sensitivities_error_control_fails_the_states_alone_control_the_steps(boehm):
+    spec = boehm.spec
+    failing = boehm.with_tolerances(boehm.rtol, boehm.atol)
+    failing.simulator = _Underflowing(boehm.simulator)
+    e, reference = failing.evaluate(spec.nominal), boehm.evaluate(spec.nominal)
+    assert -e.nll == pytest.approx(BOEHM_LLH, abs=1e-5)
+    np.testing.assert_allclose(e.gradient, reference.gradient, rtol=1e-4, atol=1e-4)
+    assert failing._states_controlled[0].compiled.path != boehm.simulator.compiled.path

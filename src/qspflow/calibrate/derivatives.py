@@ -34,7 +34,7 @@ from qspflow.calibrate.objective import LN10, STEADY_TIMES, BatchProblem, measur
 from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
 from qspflow.model import derivative
 from qspflow.simulate import STATUS_MESSAGES
-from qspflow.simulate.sensitivity import compile_sensitivities
+from qspflow.simulate.sensitivity import CompiledSensitivities, compile_sensitivities
 
 # Integration tolerances of the gradient: tighter than the global search's, so that the gradient
 # is accurate where the trust region needs it (near an optimum).
@@ -136,6 +136,7 @@ class GradientProblem:
         self._moved = np.flatnonzero([any(e.moves(k) for e in self._experiments) for k in range(len(varying))])
         self.simulator = compile_sensitivities(batch.model, varying=varying, wrt=[varying[k] for k in self._moved],
                                                cache_dir=batch.cache_dir)
+        self._states_controlled: list[CompiledSensitivities] = []  # shared with `with_tolerances` views
         # ∂x(0)/∂p of the simulator: 1 where p is a state's initial-value parameter (after the columns).
         n = len(spec.states)
         self._initial_sensitivity = np.zeros((n, len(self._moved)))
@@ -213,6 +214,9 @@ class GradientProblem:
             result = self.simulator.simulate(params[None, :], times, rtol=self.rtol, atol=self.atol,
                                              threads=self.threads, method=METHOD)
             if result.status[0] != 0:
+                result = self._with_states_controlled().simulate(params[None, :], times, rtol=self.rtol,
+                                                                 atol=self.atol, threads=self.threads, method=METHOD)
+            if result.status[0] != 0:
                 return f"condition {e.experiment.condition}: {STATUS_MESSAGES[int(result.status[0])]}"
             for j, t in enumerate(times):
                 out[float(t)] = (result.states[0, j], result.sensitivities[0, j] @ d_params[self._moved])
@@ -222,6 +226,17 @@ class GradientProblem:
                 return f"condition {e.experiment.condition}, steady state: {steady}"
             out[math.inf] = (steady[0], steady[1] @ d_params[self._moved])
         return out
+
+    def _with_states_controlled(self) -> CompiledSensitivities:
+        """The system whose step size the states alone control (CVODES's default, errconS off), compiled on
+        first need: where the sensitivities' error control drives the step size to underflow while the
+        states integrate (Weber_BMC2015, far from the optimum), their values at the states' steps still
+        give the trust region a usable gradient."""
+        if not self._states_controlled:
+            self._states_controlled.append(compile_sensitivities(
+                self._batch.model, varying=self.simulator.varying, wrt=self.simulator.wrt, error_control=False,
+                cache_dir=self._batch.cache_dir))
+        return self._states_controlled[0]
 
     def _steady(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
         """The steady state from the simulator parameters `params` and its sensitivities.

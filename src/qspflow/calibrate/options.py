@@ -21,8 +21,9 @@ LOCAL_METHODS = ("shooting", "transcription")
 class CalibrationOptions:
     """Every option of a calibration, in the order `summary.tsv` lists them.
 
-    starts: local starts — the best distinct global candidates, or Latin-hypercube points
-    with global_method "none". random_starts: further local starts from Latin-hypercube points
+    starts: local starts — the best global candidate of each basin the global search found
+    (`search.best_of_basins`), topped up with Latin-hypercube points, or Latin-hypercube points
+    alone with global_method "none". random_starts: further local starts from Latin-hypercube points
     over the bounds (the global search's best points can all lie in one basin). seed: seeds the
     global search and the Latin hypercube.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward

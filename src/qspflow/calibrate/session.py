@@ -41,7 +41,12 @@ from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.options import CalibrationOptions, calibration_options
 from qspflow.calibrate.profile import confidence_interval, estimates_table, profile_path, profiles_table
-from qspflow.calibrate.search import differential_evolution_search, distinct_best, latin_hypercube, scatter_search
+from qspflow.calibrate.search import (
+    best_of_basins,
+    differential_evolution_search,
+    scatter_search,
+    simulable_latin_hypercube,
+)
 from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, CONVERGED_FLAGS, shoot, shoot_in_stages
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
@@ -295,8 +300,9 @@ class CalibrationSession:
         """The initial points of the local starts (stage 1): start, origin, objective (−llh at the
         point, by the batch simulator), initial:<parameter> (scaled).
 
-        `starts` rows from the global search (if it found fewer distinct points, Latin-hypercube
-        points, origin "lhs", fill the rest), then `random_starts` Latin-hypercube points.
+        `starts` rows from the global search (if it found fewer basins, Latin-hypercube
+        points, origin "lhs", fill the rest), then `random_starts` Latin-hypercube points; every
+        Latin-hypercube point one where the model can be simulated, where 20 hypercubes hold one.
         """
         o, spec = self.options, self.spec
         rng = np.random.default_rng(o.seed)
@@ -306,22 +312,21 @@ class CalibrationSession:
             search = scatter_search if o.global_method == "ess" else differential_evolution_search
             archive = search(self.batch.objective, spec.lower, spec.upper, rng=rng,
                              max_evaluations=o.global_evaluations, time_limit=o.global_time)
-            chosen = distinct_best(archive.X, archive.f, o.starts, spec.lower, spec.upper, o.min_distance)
+            chosen = best_of_basins(self.batch.objective, archive.X, archive.f, o.starts, spec.lower, spec.upper,
+                                    o.min_distance)
             points, values, origins = archive.X[chosen], archive.f[chosen], [o.global_method] * len(chosen)
-            log.info("global search: %d evaluations; local starts from its %d best distinct points (−llh %s)",
+            log.info("global search: %d evaluations; local starts from the best points of %d basins (−llh %s)",
                      archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in values))
         missing = o.starts - len(points)
         if missing:
             if o.global_method != "none":
                 log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
-            extra = latin_hypercube(missing, spec.lower, spec.upper, rng)
-            points = np.vstack([points, extra])
-            values = np.concatenate([values, self.batch.objective(extra)])
+            extra, f = simulable_latin_hypercube(self.batch.objective, missing, spec.lower, spec.upper, rng)
+            points, values = np.vstack([points, extra]), np.concatenate([values, f])
             origins += ["lhs"] * missing
         if o.random_starts:
-            extra = latin_hypercube(o.random_starts, spec.lower, spec.upper, rng)
-            points = np.vstack([points, extra])
-            values = np.concatenate([values, self.batch.objective(extra)])
+            extra, f = simulable_latin_hypercube(self.batch.objective, o.random_starts, spec.lower, spec.upper, rng)
+            points, values = np.vstack([points, extra]), np.concatenate([values, f])
             origins += ["lhs"] * o.random_starts
         frame = pd.DataFrame({"start": range(len(points)), "origin": origins, "objective": values})
         vectors = pd.DataFrame(points, columns=self.columns("initial"))

@@ -1,0 +1,84 @@
+"""The choice of local starts from a global search's archive: one per basin (hill-valley test)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qspflow.calibrate.search import FAILED, best_of_basins, latin_hypercube, simulable_latin_hypercube
+
+LOWER, UPPER = np.zeros(2), np.ones(2)
+
+
+def _two_wells(X: np.ndarray) -> np.ndarray:
+    """Wells at (0.2, 0.5), depth 0, and (0.8, 0.5), depth 0.01, a ridge at x = 0.5 between them."""
+    left = ((X[:, 0] - 0.2) ** 2 + (X[:, 1] - 0.5) ** 2)
+    right = ((X[:, 0] - 0.8) ** 2 + (X[:, 1] - 0.5) ** 2) + 0.01
+    return np.minimum(left, right)
+
+
+def _archive() -> np.ndarray:
+    """A converged search's archive: dozens of points at the deeper well, a few at the other."""
+    rng = np.random.default_rng(1)
+    deep = np.array([0.2, 0.5]) + rng.normal(scale=0.08, size=(60, 2))
+    shallow = np.array([0.8, 0.5]) + rng.normal(scale=0.08, size=(5, 2))
+    return np.clip(np.vstack([deep, shallow]), 0.0, 1.0)
+
+
+def test_one_start_per_basin_the_best_of_each():
+    X = _archive()
+    f = _two_wells(X)
+    chosen = best_of_basins(_two_wells, X, f, 5, LOWER, UPPER, 0.05)
+    assert len(chosen) == 2  # two wells: the other three starts are left to the Latin hypercube
+    assert chosen[0] == int(np.argmin(f))
+    right = X[:, 0] > 0.5
+    assert chosen[1] == int(np.flatnonzero(right)[np.argmin(f[right])])
+
+
+def test_the_old_rule_would_have_taken_every_start_from_the_deeper_well():
+    X = _archive()
+    f = _two_wells(X)
+    best = np.argsort(f)[:5]
+    assert (X[best, 0] < 0.5).all()  # why `best_of_basins` tests for a ridge, not for distance alone
+
+
+def test_a_point_between_that_cannot_be_simulated_separates_two_basins():
+    X = np.array([[0.2, 0.5], [0.3, 0.5]])
+    f = _two_wells(X)
+
+    def failing_between(points):
+        return np.where(np.abs(points[:, 0] - 0.25) < 0.02, np.inf, _two_wells(points))
+
+    assert best_of_basins(failing_between, X, f, 5, LOWER, UPPER, 0.05) == [0, 1]
+    assert best_of_basins(_two_wells, X, f, 5, LOWER, UPPER, 0.05) == [0]
+
+
+def test_failed_and_close_points_are_never_starts():
+    X = np.array([[0.2, 0.5], [0.21, 0.5], [0.8, 0.5], [0.5, 0.9]])
+    f = np.array([0.0, -1.0, FAILED, np.nan])
+    calls = []
+
+    def objective(points):
+        calls.append(len(points))
+        return _two_wells(points)
+
+    assert best_of_basins(objective, X, f, 5, LOWER, UPPER, 0.05) == [1]
+    assert calls == []  # the close point is skipped untested; the failed ones end the choice
+
+
+def test_latin_hypercube_starts_are_redrawn_where_the_model_cannot_be_simulated():
+    def half_simulable(points):  # "no steady state" right of x = 0.5
+        return np.where(points[:, 0] > 0.5, np.inf, _two_wells(points))
+
+    X, f = simulable_latin_hypercube(half_simulable, 6, LOWER, UPPER, np.random.default_rng(0))
+    assert X.shape == (6, 2) and (X[:, 0] <= 0.5).all()
+    np.testing.assert_array_equal(f, _two_wells(X))
+    again, _ = simulable_latin_hypercube(half_simulable, 6, LOWER, UPPER, np.random.default_rng(0))
+    np.testing.assert_array_equal(X, again)
+    plain = latin_hypercube(6, LOWER, UPPER, np.random.default_rng(0))
+    assert (plain[:, 0] > 0.5).any()  # the first hypercube had points to redraw
+
+
+def test_points_that_never_simulate_are_kept_after_the_last_round():
+    X, f = simulable_latin_hypercube(lambda points: np.full(len(points), np.inf), 3, LOWER, UPPER,
+                                     np.random.default_rng(0))
+    assert X.shape == (3, 2) and np.isinf(f).all()
