@@ -315,7 +315,7 @@ class CalibrationSession:
             chosen = best_of_basins(self.batch.objective, archive.X, archive.f, o.starts, spec.lower, spec.upper,
                                     o.min_distance)
             points, values, origins = archive.X[chosen], archive.f[chosen], [o.global_method] * len(chosen)
-            log.info("global search: %d evaluations; local starts from the best points of %d basins (−llh %s)",
+            log.info("global search: %d evaluations; local starts from the best points of %d basin(s) (−llh %s)",
                      archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in values))
         missing = o.starts - len(points)
         if missing:
