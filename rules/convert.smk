@@ -20,6 +20,9 @@ rule convert:
         "logs/convert/{study}/{net}.log",
     benchmark:
         "benchmarks/convert/{study}/{net}.tsv"
+    # As `calibrate_global`'s: a model's global search waits for its conversion, and the searches are the
+    # longest chain of the calibration; local starts of other models can wait.
+    priority: 1
     threads: 1
     resources:
         runtime=attempt_scaled(10),

@@ -5,6 +5,7 @@ with preequilibration, conservation laws, piecewise inputs and every noise model
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -516,3 +517,17 @@ def test_starts_stopped_before_converging_end_with_the_best_point_and_reached_fa
     assert not result.reached
     assert result.summary.set_index("key").loc["reached", "value"] == "false"
     assert "stopped without converging" in caplog.text
+
+
+def test_the_global_job_compiles_the_starts_sensitivity_system_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("QSPFLOW_CACHE", str(tmp_path / "cache"))
+    path = decay_problem(tmp_path / "problem")
+    options = dict(starts=1, random_starts=0, global_evaluations=200, profile=False)
+    steps.calibrate_global(problem=path, global_starts=tmp_path / "global.tsv", seed=1, **options)
+    # The cache's index of what was compiled (its modules may be this process's from another cache).
+    index = tmp_path / "cache" / "simulate" / "inputs"
+    compiled = [json.loads(p.read_text())["states"] for p in index.glob("*.json")]
+    assert sorted(compiled) == [["x"], ["x", "s_x_k"]]
+    steps.calibrate_global(problem=path, global_starts=tmp_path / "other.tsv", seed=1, local_method="transcription",
+                           **options)
+    assert len(list(index.glob("*.json"))) == 2

@@ -165,6 +165,11 @@ class CalibrationSession:
         the options against the problem first (a job that needs no simulation never compiles it)."""
         return BatchProblem(self.spec, threads=self._threads)
 
+    def compile_local(self) -> GradientProblem | None:
+        """What the local starts simulate, compiled (or loaded from the cache): shooting's sensitivity
+        system; None for the transcription, which builds its NLP per start."""
+        return self.gradient if self.options.local_method == "shooting" else None
+
     # ------------------------------------------------------------------- units of work
 
     def nlp(self, n_elements: int) -> PyomoProblem:

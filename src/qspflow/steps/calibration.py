@@ -53,7 +53,11 @@ def calibrate_global(*, problem: FilePath, global_starts: FilePath, seed: int, t
     to profile must be estimated in one of them (checked before the search)."""
     session = open_session(problem, seed=seed, threads=threads, **options)
     check_profile_candidates(session, candidates)
-    write_table(session.global_starts(), global_starts, float_format=EXACT_FORMAT)
+    table = session.global_starts()
+    # Compiled here, into the shared cache, the starts' system is there when they begin: otherwise the
+    # model's first start compiles it (about a minute) while the others wait for it.
+    session.compile_local()
+    write_table(table, global_starts, float_format=EXACT_FORMAT)
 
 
 def calibrate_start(*, problem: FilePath, global_starts: FilePath, start: int, result: FilePath,
