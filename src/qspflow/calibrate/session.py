@@ -323,16 +323,13 @@ class CalibrationSession:
             log.info("global search: %d evaluations; local starts from the best points of %d basin(s) (−llh %s)",
                      archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in values))
         missing = o.starts - len(points)
-        if missing:
-            if o.global_method != "none":
-                log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
-            extra, f = simulable_latin_hypercube(self.batch.objective, missing, spec.lower, spec.upper, rng)
-            points, values = np.vstack([points, extra]), np.concatenate([values, f])
-            origins += ["lhs"] * missing
-        if o.random_starts:
-            extra, f = simulable_latin_hypercube(self.batch.objective, o.random_starts, spec.lower, spec.upper, rng)
-            points, values = np.vstack([points, extra]), np.concatenate([values, f])
-            origins += ["lhs"] * o.random_starts
+        if missing and o.global_method != "none":
+            log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
+        for count in (missing, o.random_starts):  # two hypercubes, in this order: the seed fixes both
+            if count:
+                extra, f = simulable_latin_hypercube(self.batch.objective, count, spec.lower, spec.upper, rng)
+                points, values = np.vstack([points, extra]), np.concatenate([values, f])
+                origins += ["lhs"] * count
         frame = pd.DataFrame({"start": range(len(points)), "origin": origins, "objective": values})
         vectors = pd.DataFrame(points, columns=self.columns("initial"))
         return pd.concat([frame, vectors], axis=1)
