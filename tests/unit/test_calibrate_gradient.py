@@ -196,6 +196,14 @@ def test_a_start_that_cannot_be_simulated_ends_with_the_reason(boehm):
     assert not result.converged and result.status.startswith("simulation failed at the start: condition")
 
 
+@pytest.mark.slow
+def test_a_non_finite_proposal_is_a_failed_evaluation_not_an_error(boehm):
+    x = boehm.spec.nominal.copy()
+    x[3] = np.nan  # what fides' subproblem proposed on Fujita_SciSignal2010 (sqrt of a negative)
+    e = boehm.evaluate(x)
+    assert e.nll == math.inf and e.reason == "non-finite parameters proposed"
+
+
 class _Underflowing:
     """A compiled sensitivity system whose error-controlled integration fails, as Weber_BMC2015's does
     far from its optimum (step size underflow) while its states integrate."""

@@ -155,8 +155,10 @@ class GradientProblem:
         """The negative log-likelihood at the scaled vector x, its gradient and FIM in x."""
         spec = self.spec
         x = np.asarray(x, dtype=float)
-        L = spec.linear_matrix(x[None, :])[0]
         d = spec.dimension
+        if not np.isfinite(x).all():  # fides' trust-region subproblem can propose NaN (Fujita_SciSignal2010)
+            return Evaluation(math.inf, np.full(d, np.nan), np.full((d, d), np.nan), "non-finite parameters proposed")
+        L = spec.linear_matrix(x[None, :])[0]
         nll, gradient, fim = 0.0, np.zeros(d), np.zeros((d, d))
         for e in self._experiments:
             run = self._experiment(e, L)

@@ -64,9 +64,11 @@ CONVERGED = TRANSCRIPTION_CONVERGED + CONVERGED_FLAGS
 # (with one start: that one): a calibration cannot know the true optimum, but an optimum found
 # from several distinct starts is the field's working evidence (the waterfall's first plateau).
 REACHED_STARTS, REACHED_LLH = 2, 0.1
-# Ipopt iterations of a polish: from an optimum, a well-scaled transcription converges in tens; one
-# that has not within this many will not soon (a badly scaled one: Fujita_SciSignal2010).
-POLISH_ITERATIONS = 200
+# Ipopt iterations of a polish: from a shooting optimum a transcription that will be kept converges in
+# 10–20 (measured: Boehm, Bruno, Sneyd and the example's three models, four starts each); where it
+# does not converge (Weber_BMC2015, Fujita_SciSignal2010: not in 200 either) each iteration cost
+# Weber 0.45 s, and 200 of them were most of a start's time.
+POLISH_ITERATIONS = 30
 POLISH_SLACK = 1e-6  # simulated log-likelihood a polished optimum may lose and still replace shooting's
 # A profile point is re-optimized until an iteration gains less than this in log-likelihood: the
 # interval ends are read where the profile falls 1.92 with slope ≈ 1.96/σ, so 1e-3 moves them by
