@@ -107,15 +107,20 @@ def test_the_slurm_profile_runs_every_job_on_the_cluster_into_the_same_bytes_as_
         "report",
         "package",
     }, rules
-    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", said)
-    assert len(submitted) == len(rules), submitted
+    # Alone or as a job array (the profile's slurm-array-jobs): one SLURM job, or array task, per Snakemake job.
+    single = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S+/slurm_logs/(\w+)/", said)
+    arrays = re.findall(r"Submitted array job with Snakemake IDs ([\d,]+) and SLURM job ID (\d+)\. "
+                        r"The individual task IDs are (\d+)-(\d+)\.", said)
+    tasks = {(array_id, str(task)) for _, array_id, first, last in arrays for task in range(int(first), int(last) + 1)}
+    assert sum(len(ids.split(",")) for ids, *_ in arrays) == len(tasks)
+    assert len(single) + len(tasks) == len(rules), (single, arrays)
+    assert arrays, "the chunk, start, profile and report jobs were not submitted as job arrays"
     # ... and SLURM's own: a completion record of each job, on the node, in the workflow's folder.
-    records = {}
-    for line in (folder / "jobcomp.log").read_text().splitlines():
-        fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        records[fields["JobId"]] = fields
-    assert sorted(records, key=int) == sorted({slurm_id for slurm_id, _ in submitted}, key=int)
-    for record in records.values():
+    records = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in (folder / "jobcomp.log").read_text().splitlines()]
+    assert sorted(r["JobId"] for r in records if "ArrayJobId" not in r) == sorted(slurm_id for slurm_id, _ in single)
+    assert {(r["ArrayJobId"], r["ArrayTaskId"]) for r in records if "ArrayJobId" in r} == tasks
+    assert len(records) == len(rules)
+    for record in records:
         assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", record
         assert record["NodeList"] == "localhost" and record["WorkDir"] == str(workdir), record
 
