@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 
 import numpy as np
@@ -185,6 +186,15 @@ def test_module_is_cached_under_the_hash_of_its_text(compiled, tmp_path):
     assert again.path == compiled.path
     assert list((compiled.path.parent / "__pycache__").glob(f"{compiled.path.stem}.solve_batch-*.nbi"))
     assert generate(_test_model(), VARYING[:-1]).source != text  # folding kr3 changes the module
+
+
+def test_a_second_cache_folder_gets_the_module_its_index_names(compiled, tmp_path):
+    # Loaded in this process from the first folder, the same module is still written into the second.
+    other = compile_model(_test_model(), varying=VARYING, cache_dir=tmp_path)
+    assert other.path == tmp_path / compiled.path.name and other.path.read_text() == compiled.path.read_text()
+    assert [json.loads(f.read_text())["digest"] for f in (tmp_path / "inputs").glob("*.json")] == [other.path.stem]
+    again = compile_model(_test_model(), varying=VARYING, cache_dir=tmp_path)  # now found through the index
+    assert again.path == other.path
 
 
 def test_a_pickled_model_simulates_the_same(compiled):

@@ -209,11 +209,12 @@ class CompiledModel:
 
 
 def _module(path: Path, text: str | None = None) -> ModuleType:
-    """The loaded module of a generated file (written first when `text` is given)."""
+    """The loaded module of a generated file (written first when `text` is given, also where this process
+    loaded the same module from another cache folder: each folder holds what its index names)."""
     digest = path.stem
+    if text is not None:
+        _write_once(path, text)
     if digest not in _modules:
-        if text is not None:
-            _write_once(path, text)
         _modules[digest] = _load(path, digest)
     return _modules[digest]
 
