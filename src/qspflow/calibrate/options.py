@@ -53,7 +53,7 @@ class CalibrationOptions:
     solver: str = "ipopt"
     global_method: str = "ess"
     global_evaluations: int = 100_000
-    global_time: float = 600.0
+    global_time: float = 60.0
     n_elements: int = 4
     local_box: float = 0.1
     max_iter: int = 3000
