@@ -65,6 +65,7 @@ def _calibrate(args: argparse.Namespace) -> None:
                                       random_starts=args.random_starts, seed=args.seed,
                                       solver=args.solver, global_method=args.global_method,
                                       local_method=args.local_method, polish=not args.no_polish,
+                                      local_phase=args.local_phase,
                                       profile=not args.no_profile, profile_parameters=args.profile or [],
                                       threads=args.threads)
     print(format(best, EXACT_FORMAT))
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
                    help="global stage before the local solves: scatter search (default), differential evolution, "
                         "or none (Latin-hypercube multi-start)")
+    p.add_argument("--local-phase", action="store_true",
+                   help="local solves inside the scatter search, whose optima are the first local starts (MEIGO's "
+                        "local phase)")
     profiles = p.add_mutually_exclusive_group()
     profiles.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
     profiles.add_argument("--profile", action="append", metavar="PARAMETER",

@@ -99,8 +99,10 @@ def test_pyomo_estimate_is_the_least_squares_estimate_and_collocation_matches_si
     result = calibrate_problem(decay_problem(tmp_path), n_elements=8, **FAST)
     expected = _least_squares()
     assert math.log10(result.best["k"]) == pytest.approx(expected, abs=1e-5)
-    assert (result.starts["status"] == "optimal").all()
     best = _best_row(result)
+    # Only the best shooting optimum is polished by the transcription.
+    assert best["status"] == "optimal" and best["method"] == "shooting+transcription"
+    assert set(result.starts.drop(index=best.name)["method"]) == {"shooting"}
     assert -best["objective"] == pytest.approx(result.best_llh, abs=1e-6)  # collocation vs simulation
     assert result.best_llh == pytest.approx(_normal_llh(expected), abs=1e-6)
 
@@ -114,6 +116,19 @@ def test_each_local_method_alone_gives_the_least_squares_estimate(tmp_path):
         assert (result.starts["method"] == method).all() and set(result.starts["status"]) <= statuses
         assert result.best_llh == pytest.approx(_normal_llh(_least_squares()), abs=1e-6)
         assert result.reached and result.starts_at_best == 2
+
+
+def test_the_local_phase_solves_are_the_first_starts_repeated_from_where_they_began(tmp_path):
+    path = decay_problem(tmp_path)
+    options = dict(starts=2, random_starts=0, profile=False, global_evaluations=2000, n_elements=8)
+    result = calibrate_problem(path, local_phase=True, **options)
+    local = result.starts[result.starts["origin"] == "ess-local"]
+    assert result.starts["origin"].iloc[0] == "ess-local"
+    assert math.log10(result.best["k"]) == pytest.approx(_least_squares(), abs=1e-5)
+    assert (local["final:k"] - math.log10(result.best["k"])).abs().max() < 1e-5
+    without = calibrate_problem(path, **options)
+    assert set(without.starts["origin"]) <= {"ess", "lhs"}
+    assert math.log10(without.best["k"]) == pytest.approx(_least_squares(), abs=1e-5)
 
 
 def test_laplace_noise_gives_the_least_absolute_deviation_estimate(tmp_path):

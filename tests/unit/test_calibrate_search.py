@@ -1,10 +1,21 @@
-"""The choice of local starts from a global search's archive: one per basin (hill-valley test)."""
+"""The choice of local starts from a global search's archive: one per basin (hill-valley test), and the
+scatter search's local phase."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from scipy.optimize import minimize
 
-from qspflow.calibrate.search import FAILED, best_of_basins, latin_hypercube, simulable_latin_hypercube
+from qspflow.calibrate.search import (
+    FAILED,
+    LocalSolve,
+    best_local_solves,
+    best_of_basins,
+    latin_hypercube,
+    scatter_search,
+    simulable_latin_hypercube,
+)
 
 LOWER, UPPER = np.zeros(2), np.ones(2)
 
@@ -82,3 +93,44 @@ def test_points_that_never_simulate_are_kept_after_the_last_round():
     X, f = simulable_latin_hypercube(lambda points: np.full(len(points), np.inf), 3, LOWER, UPPER,
                                      np.random.default_rng(0))
     assert X.shape == (3, 2) and np.isinf(f).all()
+
+
+# ------------------------------------------------------------------------------ the local phase
+
+
+def _exact_local(objective):
+    """A local solver for the search: L-BFGS-B on one point of the batch objective, in the unit box."""
+    def solve(x0: np.ndarray) -> tuple[np.ndarray, float]:
+        fit = minimize(lambda x: objective(x[None, :])[0], x0, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0),
+                       options={"ftol": 1e-15, "gtol": 1e-12})
+        return fit.x, float(fit.fun)
+    return solve
+
+
+def _rosenbrock(X: np.ndarray) -> np.ndarray:
+    """Rosenbrock's valley in 6 dimensions, the unit box mapped onto [-2, 2]: its minimum 0 at 0.75."""
+    Z = 4 * X - 2
+    return np.sum(100 * (Z[:, 1:] - Z[:, :-1] ** 2) ** 2 + (1 - Z[:, :-1]) ** 2, axis=1)
+
+
+def test_the_local_phase_puts_each_local_optimum_and_where_it_began_in_the_archive():
+    lower, upper = np.zeros(6), np.ones(6)
+    plain = scatter_search(_rosenbrock, lower, upper, rng=np.random.default_rng(3), max_evaluations=3000)
+    archive = scatter_search(_rosenbrock, lower, upper, rng=np.random.default_rng(3), max_evaluations=3000,
+                             local=_exact_local(_rosenbrock))
+    assert not plain.local and plain.f.min() > 1e-3  # combinations of sampled points stay up the valley
+    assert archive.local and archive.f.min() < 1e-8
+    assert np.allclose(archive.X[np.argmin(archive.f)], 0.75, atol=1e-4)
+    X, f = archive.X, archive.f
+    for solve in archive.local:
+        assert solve.f0 == pytest.approx(_rosenbrock(solve.x0[None, :])[0])  # began at an evaluated child
+        assert np.any(np.all(X == solve.x0, axis=1)) and solve.f in f  # began and ended at archived points
+
+
+def test_the_best_local_solves_are_chosen_best_first_from_distinct_beginnings():
+    solves = [LocalSolve(np.array([0.1, 0.1]), 5.0, 0.5), LocalSolve(np.array([0.9, 0.9]), 4.0, 0.1),
+              LocalSolve(np.array([0.5, 0.5]), 3.0, FAILED), LocalSolve(np.array([0.91, 0.9]), 6.0, 0.1),
+              LocalSolve(np.array([0.3, 0.7]), 2.0, 0.1)]
+    # [3] began within 0.05 of [1], which ended as well; the failed solve [2] is never a start.
+    assert best_local_solves(solves, 5, LOWER, UPPER, 0.05) == [1, 4, 0]
+    assert best_local_solves(solves, 2, LOWER, UPPER, 0.05) == [1, 4]

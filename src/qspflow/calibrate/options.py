@@ -28,13 +28,16 @@ class CalibrationOptions:
     global search and the Latin hypercube.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
     sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
-    start). polish: after shooting, re-solve its optimum by the Pyomo transcription and keep that
+    start). polish: after shooting, re-solve the best optimum by the Pyomo transcription and keep that
     where it converges and is verified. solver: "ipopt" (cyipopt) or "ripopt". global_method: "ess"
-    (scatter search), "de" (differential evolution) or "none". global_evaluations, global_time: budget of the global
-    search (batch-objective evaluations; seconds). n_elements: collocation elements per
-    measurement interval. local_box: half-width of the moving box of a local solve, as a fraction
-    of each bound width. max_iter: solver iterations per solve. max_cpu_time: solver seconds per
-    local start, and the budget of the re-simulation that verifies it. verify_tolerance: largest
+    (scatter search), "de" (differential evolution) or "none". local_phase: with "ess" and "shooting", local
+    solves inside the scatter search (MEIGO's local phase), whose optima are the first local starts.
+    global_evaluations, global_time: budget of the global search (batch-objective evaluations; seconds;
+    a local solve of the local phase counts as one evaluation and may end up to max_cpu_time past
+    global_time). n_elements: collocation elements per measurement interval. local_box: half-width of
+    the moving box of a local solve, as a fraction of each bound width. max_iter: solver iterations per
+    solve. max_cpu_time: solver seconds per local start, and the budget of the re-simulation that
+    verifies it. verify_tolerance: largest
     accepted |collocation − simulated| log-likelihood.
     max_refinements: element doublings allowed when it is larger. min_distance: least normalized
     distance between two local starts. profile: compute profiles and CIs. profile_parameters: the
@@ -52,6 +55,7 @@ class CalibrationOptions:
     polish: bool = True
     solver: str = "ipopt"
     global_method: str = "ess"
+    local_phase: bool = False
     global_evaluations: int = 100_000
     global_time: float = 60.0
     n_elements: int = 4
@@ -77,6 +81,7 @@ class CalibrationOptions:
         choice(_key("solver"), self.solver, SOLVERS)
         choice(_key("local_method"), self.local_method, LOCAL_METHODS)
         flag(_key("polish"), self.polish)
+        flag(_key("local_phase"), self.local_phase)
         choice(_key("global_method"), self.global_method, GLOBAL_METHODS)
         flag(_key("profile"), self.profile)
         object.__setattr__(self, "profile_parameters", names(_key("profile_parameters"), self.profile_parameters))

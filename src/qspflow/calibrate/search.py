@@ -1,9 +1,10 @@
 """The global stage of a calibration: searches on a batch objective (Latin hypercube, differential
-evolution, scatter search).
+evolution, scatter search with a local phase).
 
-The searches only see a function of N scaled parameter vectors at once (in a calibration,
-`qspflow.calibrate.objective.BatchProblem.objective`) and return an `Archive` of every point they
-evaluated, from which `best_of_basins` picks the starts of the local stage.
+The searches see a function of N scaled parameter vectors at once (in a calibration,
+`qspflow.calibrate.objective.BatchProblem.objective`) and, for the scatter search's local phase, a
+local solver; they return an `Archive` of every point they evaluated or a local solve ended at,
+from which `best_of_basins` picks the starts of the local stage.
 """
 
 from __future__ import annotations
@@ -31,17 +32,38 @@ HILL_PROBES = (0.25, 0.5, 0.75)
 MAX_CANDIDATES = 20
 # Latin hypercubes drawn at most for the starts at which the model can be simulated.
 RESAMPLE_ROUNDS = 20
+# The scatter search's local phase: a local solve after the first iteration of each run and then every
+# LOCAL_EVERY iterations (MEIGO's local.n1 = 1; its n2 = 10 on problems whose iterations are cheaper),
+# from the child that ranks best on quality and distance from earlier local starts and optima, weighted
+# LOCAL_BALANCE to distance (MEIGO's local.balance).
+LOCAL_EVERY = 5
+LOCAL_BALANCE = 0.5
+
+# A local solver for the search: from a scaled point to where it ended and its objective there.
+LocalSolver = Callable[[np.ndarray], tuple[np.ndarray, float]]
 
 
 # ------------------------------------------------------------------------------ searches
 
 
+@dataclass(frozen=True)
+class LocalSolve:
+    """One local solve of a local phase: where it began (scaled) and the objective there, and the objective
+    where it ended (that point is in the archive)."""
+
+    x0: np.ndarray
+    f0: float
+    f: float
+
+
 @dataclass
 class Archive:
-    """Every point a search evaluated (scaled) and its objective, in evaluation order."""
+    """Every point a search evaluated (scaled) and its objective, in evaluation order, and the local solves
+    of its local phase (`LocalSolve`), in order."""
 
     points: list[np.ndarray] = field(default_factory=list)
     values: list[np.ndarray] = field(default_factory=list)
+    local: list[LocalSolve] = field(default_factory=list)
 
     def add(self, X: np.ndarray, f: np.ndarray) -> None:
         self.points.append(np.array(X, dtype=float))
@@ -146,8 +168,9 @@ def differential_evolution_search(objective: Callable[[np.ndarray], np.ndarray],
 
 def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndarray, upper: np.ndarray, *,
                    rng: np.random.Generator, refset_size: int = 10, max_evaluations: int = 100_000,
-                   time_limit: float = 60.0, stuck: int = 20) -> Archive:
-    """Enhanced scatter search (Egea, Martí & Banga 2010; MEIGO's eSS), its local phase left to Pyomo.
+                   time_limit: float = 60.0, stuck: int = 20, local: LocalSolver | None = None) -> Archive:
+    """Enhanced scatter search (Egea, Martí & Banga 2010; MEIGO's eSS), with its local phase when `local`
+    is given.
 
     A diverse Latin-hypercube set seeds a reference set of the best and the most diverse points.
     Each iteration combines every pair of members in hyper-rectangles around the first one (one
@@ -155,17 +178,63 @@ def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndar
     best child when that is better and tries one step beyond it in the same direction
     ("go-beyond"). A member that does not improve for `stuck` iterations is replaced by the candidate
     farthest from the reference set; when the best value stalls that long, the search starts over
-    from a new diverse set (see `_Budget.restarts`). Local solves come afterwards, from the best
+    from a new diverse set (see `_Budget.restarts`).
+
+    The local phase (see `LOCAL_EVERY`) puts each local optimum into the archive and, where it is better,
+    in place of the worst member: combinations of local optima reach basins that combinations of
+    sampled points do not (Fujita_SciSignal2010: the published basin from the second local solve of a
+    seed whose plain search handed every start to another one). Each local solve counts as one
+    evaluation; the time limit covers it. The calibration's local starts then come from the best
     distinct archived points.
     """
     budget = _Budget(objective, max_evaluations, time_limit)
+    phase = _LocalPhase(local, upper - lower) if local is not None else None
     for _ in budget.restarts("scatter search"):
-        _scatter_run(budget, lower, upper, rng, refset_size, stuck)
+        _scatter_run(budget, lower, upper, rng, refset_size, stuck, phase)
+    if phase is not None:
+        log.info("scatter search: %d local solve(s) in its local phase", len(phase.starts))
     return budget.archive
 
 
+@dataclass
+class _LocalPhase:
+    """The local solver of a scatter search and where its solves began and ended (scaled)."""
+
+    solve: LocalSolver
+    width: np.ndarray
+    starts: list[np.ndarray] = field(default_factory=list)
+    optima: list[np.ndarray] = field(default_factory=list)
+
+    def due(self, iteration: int) -> bool:
+        return iteration == 1 or iteration % LOCAL_EVERY == 0
+
+    def choose(self, children: np.ndarray, f: np.ndarray) -> int | None:
+        """The child with the best weighted rank of quality and of distance from earlier starts and
+        optima (None if none could be simulated)."""
+        candidates = np.flatnonzero(f < FAILED)
+        if not candidates.size:
+            return None
+        quality = np.argsort(np.argsort(f[candidates], kind="stable"), kind="stable")
+        if not self.starts:
+            return int(candidates[np.argmin(quality)])
+        visited = np.array(self.starts + self.optima)
+        gaps = np.array([np.min(np.linalg.norm((visited - children[c]) / self.width, axis=1)) for c in candidates])
+        distance = np.argsort(np.argsort(-gaps, kind="stable"), kind="stable")
+        score = (1 - LOCAL_BALANCE) * quality + LOCAL_BALANCE * distance
+        return int(candidates[np.argmin(score)])
+
+    def run(self, budget: _Budget, x0: np.ndarray, f0: float) -> tuple[np.ndarray, float]:
+        x, f = self.solve(x0)
+        f = float(f) if math.isfinite(f) else FAILED
+        self.starts.append(np.array(x0, dtype=float))
+        self.optima.append(np.array(x, dtype=float))
+        budget.archive.local.append(LocalSolve(np.array(x0, dtype=float), float(f0), f))
+        budget.archive.add(np.asarray(x, dtype=float)[None, :], np.array([f]))
+        return np.asarray(x, dtype=float), f
+
+
 def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator,
-                 b: int, stuck: int) -> None:
+                 b: int, stuck: int, phase: _LocalPhase | None) -> None:
     """One scatter search, until the budget is spent or its best value stalls for `stuck` iterations."""
     d = len(lower)
     width = upper - lower
@@ -179,8 +248,9 @@ def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.
         chosen.append(rest.pop(int(np.argmax(gaps))))
     refset, f_ref = diverse[chosen].copy(), f_diverse[chosen].copy()
     idle = np.zeros(len(refset), dtype=int)
-    best, stalled = float(np.min(f_ref)), 0
+    best, stalled, iteration = float(np.min(f_ref)), 0, 0
     while not budget.exhausted and stalled <= stuck:
+        iteration += 1
         order = np.argsort(f_ref, kind="stable")
         refset, f_ref, idle = refset[order], f_ref[order], idle[order]
         n = len(refset)
@@ -208,6 +278,13 @@ def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.
             for (i, c, fc), z, fz in zip(improved, beyond, f_beyond):
                 refset[i], f_ref[i] = (z, fz) if fz < fc else (c, fc)
                 idle[i] = 0
+        if phase is not None and phase.due(iteration) and not budget.exhausted:
+            pick = phase.choose(children, f_children)
+            if pick is not None:
+                x, fx = phase.run(budget, children[pick], f_children[pick])
+                worst = int(np.argmax(f_ref))
+                if fx < f_ref[worst] and not np.any(np.all(np.isclose(refset, x), axis=1)):
+                    refset[worst], f_ref[worst], idle[worst] = x, fx, 0
         for i in np.flatnonzero(idle > stuck):
             if i == int(np.argmin(f_ref)):
                 continue
@@ -219,6 +296,21 @@ def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.
         current = float(np.min(f_ref))
         stalled = 0 if current < best - 1e-6 * max(1.0, abs(best)) else stalled + 1
         best = min(best, current)
+
+
+def best_local_solves(solves: list[LocalSolve], n: int, lower: np.ndarray, upper: np.ndarray,
+                      min_distance: float) -> list[int]:
+    """Indices of up to n local solves of a local phase, those that ended best first, each begun at least
+    `min_distance` from those chosen before (normalized as in `best_of_basins`): the local stage repeats
+    them from where they began, so that its table shows each optimum with the distinct starts that found it."""
+    width = upper - lower
+    chosen: list[int] = []
+    for i in sorted(range(len(solves)), key=lambda k: (solves[k].f, k)):
+        if len(chosen) == n or not solves[i].f < FAILED:
+            break
+        if all(np.linalg.norm((solves[i].x0 - solves[k].x0) / width) >= min_distance for k in chosen):
+            chosen.append(i)
+    return chosen
 
 
 def best_of_basins(objective: Callable[[np.ndarray], np.ndarray], X: np.ndarray, f: np.ndarray, n: int,

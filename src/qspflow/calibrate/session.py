@@ -42,6 +42,7 @@ from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.options import CalibrationOptions, calibration_options
 from qspflow.calibrate.profile import confidence_interval, estimates_table, profile_path, profiles_table
 from qspflow.calibrate.search import (
+    best_local_solves,
     best_of_basins,
     differential_evolution_search,
     scatter_search,
@@ -188,9 +189,7 @@ class CalibrationSession:
         return self._transcription(start, origin, x0)
 
     def _shooting(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
-        """Single shooting (fides) from x0, verified by independent simulation; with `polish`, the
-        Pyomo transcription re-solves from its optimum and is kept where it converges, agrees with
-        the simulation within `verify_tolerance` and is not worse by the simulation."""
+        """Single shooting (fides) from x0, verified by independent simulation."""
         o, spec = self.options, self.spec
         began = time.perf_counter()
         x0 = np.asarray(x0, dtype=float)
@@ -204,28 +203,33 @@ class CalibrationSession:
         if math.isfinite(shot.nll) and not math.isfinite(llh):
             result.notes.append(f"start {start}: the independent re-simulation of where it ended failed or took "
                                 f"longer than calibrate.max_cpu_time ({o.max_cpu_time:g} s): not used")
-        if not (o.polish and shot.converged and math.isfinite(llh) and transcribable(spec)):
-            return result
+        return result
+
+    def _polish(self, result: StartResult) -> StartResult:
+        """The Pyomo transcription re-solved from a shooting optimum, kept where it converges, agrees with
+        the simulation within `verify_tolerance` and is not worse by the simulation (notes say why not).
+
+        Only the best optimum is polished: the polish refines the result, and on the problems where it
+        fails (Fujita_SciSignal2010) its 30 iterations cost each start 20–40 s for nothing."""
+        o, spec = self.options, self.spec
         nlp = self.nlp(o.n_elements)
-        if not nlp.initialize(shot.x):
+        if not nlp.initialize(result.x):
             return result
         polished = nlp.solve_local(o.local_box, max_iter=POLISH_ITERATIONS)
         if not polished.converged:
-            result.notes.append(f"start {start}: the transcription did not converge from the shooting optimum "
-                                f"({polished.status}); the shooting optimum stands")
-        else:
-            llh_polished = spec.simulated_llh(polished.x, o.max_cpu_time)
-            gap = abs(-polished.nll - llh_polished)
-            # Kept only where the simulation says it is at least as good: the collocation's own
-            # optimum can be a discretization error worse for the ODE than shooting's.
-            if gap <= o.verify_tolerance and llh_polished >= llh - POLISH_SLACK:
-                result = replace(result, x=polished.x, nll=polished.nll, llh=llh_polished, status=polished.status,
-                                 method="shooting+transcription")
-            else:
-                result.notes.append(f"start {start}: the transcription's optimum (llh {llh_polished:.8g}, "
-                                    f"collocation {-polished.nll:.8g}) does not improve on shooting's "
-                                    f"({llh:.8g}); the shooting optimum stands")
-        result.seconds = time.perf_counter() - began
+            log.warning("start %d: the transcription did not converge from the shooting optimum (%s); the shooting "
+                        "optimum stands", result.start, polished.status)
+            return result
+        llh = spec.simulated_llh(polished.x, o.max_cpu_time)
+        gap = abs(-polished.nll - llh)
+        # Kept only where the simulation says it is at least as good: the collocation's own
+        # optimum can be a discretization error worse for the ODE than shooting's.
+        if gap <= o.verify_tolerance and llh >= result.llh - POLISH_SLACK:
+            log.info("start %d: polished by the transcription (%s), llh %.10g", result.start, polished.status, llh)
+            return replace(result, x=polished.x, nll=polished.nll, llh=llh, status=polished.status,
+                           method="shooting+transcription")
+        log.warning("start %d: the transcription's optimum (llh %.8g, collocation %.8g) does not improve on "
+                    "shooting's (%.8g); the shooting optimum stands", result.start, llh, -polished.nll, result.llh)
         return result
 
     def _transcription(self, start: int, origin: str, x0: np.ndarray) -> StartResult:
@@ -259,6 +263,14 @@ class CalibrationSession:
             llh = spec.simulated_llh(solution.x, o.max_cpu_time)
         return StartResult(start, origin, np.asarray(x0, dtype=float), solution.x, solution.nll, llh,
                            solution.status, solution.converged, time.perf_counter() - began, n, notes)
+
+    def _search_local(self, x0: np.ndarray) -> tuple[np.ndarray, float]:
+        """A local solve of the scatter search's local phase: shooting from x0 (where it ended, −llh there)."""
+        o, spec = self.options, self.spec
+        shot = shoot_in_stages(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter, max_time=o.max_cpu_time)
+        log.info("scatter search: local solve %s after %d iterations, −llh %.8g", shot.status, shot.iterations,
+                 shot.nll)
+        return shot.x, shot.nll
 
     def profile(self, i: int, best: np.ndarray, n_elements: int) -> tuple[list[tuple[float, float]], float]:
         """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum.
@@ -316,14 +328,28 @@ class CalibrationSession:
         points, values = np.empty((0, spec.dimension)), np.empty(0)
         origins: list[str] = []
         if o.global_method != "none":
-            search = scatter_search if o.global_method == "ess" else differential_evolution_search
-            archive = search(self.batch.objective, spec.lower, spec.upper, rng=rng,
-                             max_evaluations=o.global_evaluations, time_limit=o.global_time)
-            chosen = best_of_basins(self.batch.objective, archive.X, archive.f, o.starts, spec.lower, spec.upper,
-                                    o.min_distance)
-            points, values, origins = archive.X[chosen], archive.f[chosen], [o.global_method] * len(chosen)
-            log.info("global search: %d evaluations; local starts from the best points of %d basin(s) (−llh %s)",
-                     archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in values))
+            budget = {"rng": rng, "max_evaluations": o.global_evaluations, "time_limit": o.global_time}
+            if o.global_method == "de":
+                archive = differential_evolution_search(self.batch.objective, spec.lower, spec.upper, **budget)
+            else:
+                local = self._search_local if o.local_phase and o.local_method == "shooting" else None
+                archive = scatter_search(self.batch.objective, spec.lower, spec.upper, local=local, **budget)
+            solves = [archive.local[i] for i in best_local_solves(archive.local, o.starts, spec.lower, spec.upper,
+                                                                  o.min_distance)]
+            if solves:
+                points = np.array([s.x0 for s in solves])
+                values = np.array([s.f0 for s in solves])
+                origins = [f"{o.global_method}-local"] * len(solves)
+                log.info("local phase: local starts repeat its %d best solve(s) (ended at −llh %s)", len(solves),
+                         ", ".join(f"{s.f:.6g}" for s in solves))
+            if o.starts > len(solves):
+                chosen = best_of_basins(self.batch.objective, archive.X, archive.f, o.starts - len(solves),
+                                        spec.lower, spec.upper, o.min_distance)
+                points = np.vstack([points, archive.X[chosen]])
+                values = np.concatenate([values, archive.f[chosen]])
+                origins += [o.global_method] * len(chosen)
+                log.info("global search: %d evaluations; local starts from the best points of %d basin(s) (−llh %s)",
+                         archive.evaluations, len(chosen), ", ".join(f"{f:.6g}" for f in archive.f[chosen]))
         missing = o.starts - len(points)
         if missing and o.global_method != "none":
             log.info("%d Latin-hypercube point(s) fill the remaining local starts", missing)
@@ -392,8 +418,13 @@ class CalibrationSession:
             raise SolverError(str(spec.problem.path), key="calibrate.solver", found=o.solver,
                               message=f"no local start ended at a point the model can be simulated at (statuses: "
                                       f"{statuses}); try more starts or other bounds")
-        converged = [s for s in found if s.converged]
         best = max(found, key=lambda s: (s.llh, s.converged, -s.start))
+        if o.local_method == "shooting" and o.polish and best.converged and transcribable(spec):
+            polished = self._polish(best)
+            starts = [polished if s is best else s for s in starts]
+            found = [polished if s is best else s for s in found]
+            best = polished
+        converged = [s for s in found if s.converged]
         at_best = sum(1 for s in converged if best.llh - s.llh < REACHED_LLH)
         reached = best.converged and at_best >= min(REACHED_STARTS, len(starts))
         log.info("best optimum: start %d (%s), llh %.10g (simulated; the local method's %.10g); "
