@@ -181,11 +181,10 @@ def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndar
     from a new diverse set (see `_Budget.restarts`).
 
     The local phase (see `LOCAL_EVERY`) puts each local optimum into the archive and, where it is better,
-    in place of the worst member: combinations of local optima reach basins that combinations of
-    sampled points do not (Fujita_SciSignal2010: the published basin from the second local solve of a
-    seed whose plain search handed every start to another one). Each local solve counts as one
-    evaluation; the time limit covers it. The calibration's local starts then come from the best
-    distinct archived points.
+    in place of the worst member, so that later combinations start from local optima
+    (Fujita_SciSignal2010 seed 2: its second local solve reached the published basin, where the plain
+    search hands every start to another; the README has where it did not help). Each local solve counts
+    as one evaluation; the time limit covers it, and `Archive.local` records it.
     """
     budget = _Budget(objective, max_evaluations, time_limit)
     phase = _LocalPhase(local, upper - lower) if local is not None else None
