@@ -44,6 +44,7 @@ def test_schema_defaults_make_valid_options():
     ({"global_method": "cmaes"}, "key 'calibrate.global_method': expected one of \\['ess', 'de', 'none'\\]"),
     ({"solver": "snopt"}, "key 'calibrate.solver': expected one of \\['ipopt', 'ripopt'\\]"),
     ({"profile": "yes"}, "key 'calibrate.profile': expected true or false"),
+    ({"local_phase": 1}, "key 'calibrate.local_phase': expected true or false"),
     ({"profile_parameters": "k"}, "key 'calibrate.profile_parameters': expected a list of names"),
     ({"stars": 3}, "key 'calibrate.stars': expected one of the keys"),
 ])
