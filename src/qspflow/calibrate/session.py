@@ -207,7 +207,7 @@ class CalibrationSession:
 
     def _polish(self, result: StartResult) -> StartResult:
         """The Pyomo transcription re-solved from a shooting optimum, kept where it converges, agrees with
-        the simulation within `verify_tolerance` and is not worse by the simulation (notes say why not).
+        the simulation within `verify_tolerance` and is not worse by the simulation (the log says why not).
 
         Only the best optimum is polished: the polish refines the result, and on the problems where it
         fails (Fujita_SciSignal2010) its 30 iterations cost each start 20–40 s for nothing."""
