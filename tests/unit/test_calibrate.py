@@ -420,7 +420,7 @@ def test_outputs_are_written_and_byte_stable(tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(names)
 
 
-def test_the_stages_as_separate_jobs_give_the_in_process_result(tmp_path):
+def test_the_stages_as_separate_jobs_give_the_in_process_result(tmp_path, monkeypatch):
     """calibrate_global → calibrate_start per start → calibrate (the Snakemake jobs) reproduce the
     one-process `calibrate_folder` byte for byte; `profile` then adds intervals around its optimum."""
     path = decay_problem(tmp_path / "problem")
@@ -438,6 +438,11 @@ def test_the_stages_as_separate_jobs_give_the_in_process_result(tmp_path):
         assert (tmp_path / "whole" / name).read_bytes() == (out / name).read_bytes(), name
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "whole").iterdir())
     profiled = tmp_path / "profiled"
+
+    def polished_twice(session, result):
+        raise AssertionError("the profile step polished the optimum that `calibrate` had polished")
+
+    monkeypatch.setattr(calibrate_session.CalibrationSession, "_polish", polished_twice)
     steps.profile(problem=path, starts_table=out / "starts.tsv", estimates=profiled / "estimates.tsv",
                   profiles=profiled / "profiles.tsv", plot=profiled / "profiles.png", **options)
     estimates = pd.read_csv(profiled / "estimates.tsv", sep="\t")

@@ -98,7 +98,8 @@ def profile(*, problem: FilePath, starts_table: FilePath, estimates: FilePath, p
             threads: int = 1, **options: object) -> None:
     """Profile likelihoods around the best optimum in the `calibrate` table `starts_table`: the
     estimates with their 95 % intervals, the profile points and their figure."""
-    session = open_session(problem, threads=threads, **{**options, "profile": True})
+    # The `calibrate` step polished the best start already (or found the polish not kept): not again here.
+    session = open_session(problem, threads=threads, **{**options, "profile": True, "polish": False})
     result = session.conclude(_read_starts(session, [starts_table]))
     _write_profiles(result, estimates=estimates, profiles=profiles, plot=plot)
 
