@@ -125,12 +125,14 @@ def test_the_local_phase_puts_each_local_optimum_and_where_it_began_in_the_archi
     for solve in archive.local:
         assert solve.f0 == pytest.approx(_rosenbrock(solve.x0[None, :])[0])  # began at an evaluated child
         assert np.any(np.all(X == solve.x0, axis=1)) and solve.f in f  # began and ended at archived points
+        assert f[np.flatnonzero(np.all(X == solve.x, axis=1))][0] == solve.f
 
 
 def test_the_best_local_solves_are_chosen_best_first_from_distinct_beginnings():
-    solves = [LocalSolve(np.array([0.1, 0.1]), 5.0, 0.5), LocalSolve(np.array([0.9, 0.9]), 4.0, 0.1),
-              LocalSolve(np.array([0.5, 0.5]), 3.0, FAILED), LocalSolve(np.array([0.91, 0.9]), 6.0, 0.1),
-              LocalSolve(np.array([0.3, 0.7]), 2.0, 0.1)]
+    end = np.array([0.5, 0.5])
+    solves = [LocalSolve(np.array([0.1, 0.1]), 5.0, end, 0.5), LocalSolve(np.array([0.9, 0.9]), 4.0, end, 0.1),
+              LocalSolve(np.array([0.5, 0.5]), 3.0, end, FAILED), LocalSolve(np.array([0.91, 0.9]), 6.0, end, 0.1),
+              LocalSolve(np.array([0.3, 0.7]), 2.0, end, 0.1)]
     # [3] began within 0.05 of [1], which ended as well; the failed solve [2] is never a start.
     assert best_local_solves(solves, 5, LOWER, UPPER, 0.05) == [1, 4, 0]
     assert best_local_solves(solves, 2, LOWER, UPPER, 0.05) == [1, 4]

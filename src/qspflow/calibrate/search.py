@@ -48,11 +48,12 @@ LocalSolver = Callable[[np.ndarray], tuple[np.ndarray, float]]
 
 @dataclass(frozen=True)
 class LocalSolve:
-    """One local solve of a local phase: where it began (scaled) and the objective there, and the objective
-    where it ended (that point is in the archive)."""
+    """One local solve of a local phase: where it began and ended (scaled; the end is in the archive too)
+    and the objective at both."""
 
     x0: np.ndarray
     f0: float
+    x: np.ndarray
     f: float
 
 
@@ -191,32 +192,30 @@ def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndar
     for _ in budget.restarts("scatter search"):
         _scatter_run(budget, lower, upper, rng, refset_size, stuck, phase)
     if phase is not None:
-        log.info("scatter search: %d local solve(s) in its local phase", len(phase.starts))
+        log.info("scatter search: %d local solve(s) in its local phase", len(budget.archive.local))
     return budget.archive
 
 
 @dataclass
 class _LocalPhase:
-    """The local solver of a scatter search and where its solves began and ended (scaled)."""
+    """The local solver of a scatter search and the bound widths that normalize its distances."""
 
     solve: LocalSolver
     width: np.ndarray
-    starts: list[np.ndarray] = field(default_factory=list)
-    optima: list[np.ndarray] = field(default_factory=list)
 
     def due(self, iteration: int) -> bool:
         return iteration == 1 or iteration % LOCAL_EVERY == 0
 
-    def choose(self, children: np.ndarray, f: np.ndarray) -> int | None:
-        """The child with the best weighted rank of quality and of distance from earlier starts and
-        optima (None if none could be simulated)."""
+    def choose(self, children: np.ndarray, f: np.ndarray, solves: list[LocalSolve]) -> int | None:
+        """The child with the best weighted rank of quality and of distance from where the earlier
+        `solves` began and ended (None if none could be simulated)."""
         candidates = np.flatnonzero(f < FAILED)
         if not candidates.size:
             return None
         quality = np.argsort(np.argsort(f[candidates], kind="stable"), kind="stable")
-        if not self.starts:
+        if not solves:
             return int(candidates[np.argmin(quality)])
-        visited = np.array(self.starts + self.optima)
+        visited = np.array([s.x0 for s in solves] + [s.x for s in solves])
         gaps = np.array([np.min(np.linalg.norm((visited - children[c]) / self.width, axis=1)) for c in candidates])
         distance = np.argsort(np.argsort(-gaps, kind="stable"), kind="stable")
         score = (1 - LOCAL_BALANCE) * quality + LOCAL_BALANCE * distance
@@ -224,12 +223,10 @@ class _LocalPhase:
 
     def run(self, budget: _Budget, x0: np.ndarray, f0: float) -> tuple[np.ndarray, float]:
         x, f = self.solve(x0)
-        f = float(f) if math.isfinite(f) else FAILED
-        self.starts.append(np.array(x0, dtype=float))
-        self.optima.append(np.array(x, dtype=float))
-        budget.archive.local.append(LocalSolve(np.array(x0, dtype=float), float(f0), f))
-        budget.archive.add(np.asarray(x, dtype=float)[None, :], np.array([f]))
-        return np.asarray(x, dtype=float), f
+        x, f = np.array(x, dtype=float), float(f) if math.isfinite(f) else FAILED
+        budget.archive.local.append(LocalSolve(np.array(x0, dtype=float), float(f0), x, f))
+        budget.archive.add(x[None, :], np.array([f]))
+        return x, f
 
 
 def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator,
@@ -278,7 +275,7 @@ def _scatter_run(budget: _Budget, lower: np.ndarray, upper: np.ndarray, rng: np.
                 refset[i], f_ref[i] = (z, fz) if fz < fc else (c, fc)
                 idle[i] = 0
         if phase is not None and phase.due(iteration) and not budget.exhausted:
-            pick = phase.choose(children, f_children)
+            pick = phase.choose(children, f_children, budget.archive.local)
             if pick is not None:
                 x, fx = phase.run(budget, children[pick], f_children[pick])
                 worst = int(np.argmax(f_ref))
