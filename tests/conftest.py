@@ -29,3 +29,13 @@ def cases() -> Path:
 @pytest.fixture(scope="session")
 def example() -> Path:
     return ROOT / "resources" / "example"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (bin/test runs two workers, `--dist loadgroup`) each test module runs whole in
+    one worker, so that its module fixtures are made once; and the modules that compare with the small
+    example's reference run (tests/workflow/small.py, memoized per process) share one worker and one run."""
+    for item in items:
+        module = item.module
+        group = "small-reference" if "reference_run" in vars(module) else module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
