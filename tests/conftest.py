@@ -31,11 +31,21 @@ def example() -> Path:
     return ROOT / "resources" / "example"
 
 
+# The longest test modules, longest first (measured, seconds on the idle 2-core machine): started first, so that
+# the two workers end together rather than one finishing the container test alone.
+LONGEST_FIRST = (
+    "tests/workflow/test_container.py",  # the image's first build ~225, the audit in it ~400
+    "tests/workflow/test_slurm.py",  # ~450 with the small example's reference run, which the next three share
+    "tests/workflow/test_example.py",  # ~300: the example's run, reports in a browser, the package
+    "tests/workflow/test_audit.py",  # ~180 besides the reference run
+    "tests/unit/test_calibrate_reach.py",  # ~230: Fujita, Bruno, Boehm to their published fits
+    "tests/workflow/test_resume.py",  # ~200
+    "tests/workflow/test_calibrate.py",  # ~160
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (bin/test runs two workers, `--dist loadgroup`) each test module runs whole in
-    one worker, so that its module fixtures are made once; and the modules that compare with the small
-    example's reference run (tests/workflow/small.py, memoized per process) share one worker and one run."""
-    for item in items:
-        module = item.module
-        group = "small-reference" if "reference_run" in vars(module) else module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The longest modules first. bin/test runs pytest-xdist with `--dist loadfile --no-loadscope-reorder`:
+    each module whole in one of two workers (its module fixtures made once), in this order."""
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

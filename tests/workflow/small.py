@@ -1,14 +1,18 @@
 """A small run of the example study through the whole workflow graph, made once per test session on this
-machine (`--cores 2`): the reference that the SLURM, container and crash-and-resume tests compare with,
+machine (`--cores 2`, shared by pytest-xdist's workers): the reference that the SLURM, container and crash-and-resume tests compare with,
 byte for byte. And the Debian packages those tests install when they are missing."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from .conftest import configure, copy_workflow, run_snakemake
 
@@ -39,11 +43,19 @@ def small_workflow(dest: Path) -> Path:
     return workdir
 
 
-@functools.cache
-def reference_run(base: Path) -> Path:
-    """The small example run once with `--cores 2` under `base` (memoized: one run per test session)."""
-    workdir = small_workflow(base / "reference")
-    run_snakemake(workdir, "--cores", "2")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small example run with `--cores 2` once per test session: by the first test to ask, in whichever
+    pytest-xdist worker; the others wait for it (a lock file in the folder the workers share)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    workdir, done = base / "reference", base / "reference.done"
+    with open(base / "reference.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            run_snakemake(small_workflow(workdir), "--cores", "2")
+            done.touch()
     return workdir
 
 
@@ -77,11 +89,14 @@ def installed(*packages: str) -> str | None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return f"needs the Debian packages {' '.join(missing)} (apt-get as root is not available here)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-    ):
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            return f"apt-get could not install {' '.join(missing)}: {proc.stderr.strip()[-300:]}"
+    # One apt-get at a time across pytest-xdist's workers: a second one would fail on dpkg's lock.
+    with open(Path(tempfile.gettempdir()) / "qspflow-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        ):
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+            if proc.returncode != 0:
+                return f"apt-get could not install {' '.join(missing)}: {proc.stderr.strip()[-300:]}"
     return None

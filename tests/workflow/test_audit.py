@@ -23,7 +23,7 @@ QSPFLOW = str(Path(sys.executable).with_name("qspflow"))
 
 
 def test_the_audit_rebuilds_the_bundle_bit_for_bit_with_one_core(tmp_path_factory) -> None:
-    reference = reference_run(tmp_path_factory.getbasetemp())
+    reference = reference_run(tmp_path_factory)
     work = tmp_path_factory.mktemp("audit")
     bundle = work / BUNDLE.name
     shutil.copyfile(reference / BUNDLE, bundle)

@@ -31,7 +31,7 @@ def image() -> str:
 
 
 def test_the_audit_inside_the_image_rebuilds_the_host_bundle_byte_for_byte(image: str, tmp_path_factory) -> None:
-    reference = reference_run(tmp_path_factory.getbasetemp())
+    reference = reference_run(tmp_path_factory)
     work = tmp_path_factory.mktemp("container")
     shutil.copy2(reference / BUNDLE, work / "example-submission.tar.gz")
     proc = subprocess.run(

@@ -49,7 +49,7 @@ def _kill_during(workdir: Path, log: Path, output: Path, *, seconds_in: float) -
 def test_a_run_killed_in_a_calibration_start_and_in_a_chunked_step_resumes_into_the_same_bytes(
     tmp_path_factory,
 ) -> None:
-    reference = reference_run(tmp_path_factory.getbasetemp())
+    reference = reference_run(tmp_path_factory)
     workdir = small_workflow(tmp_path_factory.mktemp("resume") / "wf")
 
     _kill_during(

@@ -60,7 +60,7 @@ def test_the_slurm_profile_runs_every_job_on_the_cluster_into_the_same_bytes_as_
     cluster, tmp_path_factory
 ) -> None:
     folder, env = cluster
-    reference = reference_run(tmp_path_factory.getbasetemp())
+    reference = reference_run(tmp_path_factory)
     workdir = small_workflow(tmp_path_factory.mktemp("slurm") / "wf")
     # The loopback cluster has no accounting: squeue sees finished jobs (MinJobAge 600 s) and is polled
     # every few seconds; its one shared folder needs no latency wait.
