@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -258,3 +260,24 @@ def test_boehm_is_found_stiff_and_matches_roadrunner(boehm, cases):
         # Every state, also pApA and pBpB of order 1e-5: atol 1e-14 keeps them under relative control.
         relative = np.abs(result.values - reference)[~zero] / np.abs(reference[~zero])
         assert relative.max() <= 1e-7, method
+
+
+COMPILE_ONCE = """
+import sys
+import sympy
+from qspflow.model import OdeModel, Parameter, symbol
+from qspflow.simulate import compile_model
+x, k = symbol("x"), symbol("k")
+model = OdeModel("decay_once", ["x"], {"k": Parameter("k", 1.0)}, {"x": -k * x}, {"x": sympy.Integer(1)})
+compiled = compile_model(model, varying=["k"], cache_dir=sys.argv[1])
+print(sum(compiled._module.solve_batch.stats.cache_misses.values()))
+"""
+
+
+def test_processes_that_compile_one_module_together_compile_it_once(tmp_path):
+    # Chunk jobs start together on a cold cache: one compiles, the others wait for its lock and load.
+    procs = [subprocess.Popen([sys.executable, "-c", COMPILE_ONCE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    misses = sorted(int(p.communicate(timeout=600)[0].split()[-1]) for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert misses[0] == 0 and misses[1] > 0, misses

@@ -9,6 +9,8 @@ checks a batch and hands it to the module's `solve_batch`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import inspect
@@ -265,5 +267,21 @@ def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | P
         _write_once(index, json.dumps({"digest": digest, "states": generated.states, "varying": generated.varying,
                                        "observables": generated.observables,
                                        "breakpoints": generated.breakpoints}))
-    compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))  # compile (or load) now, not later
+    with _one_at_a_time(path.with_suffix(".lock")):
+        compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))  # compile (or load) now, not later
     return compiled
+
+
+@contextlib.contextmanager
+def _one_at_a_time(lock: Path) -> Iterator[None]:
+    """One process at a time compiles a module; the others wait, then load what it cached: the chunk jobs of a
+    workflow start together, and on a cold cache each would compile the same module (≈ 15 s apiece).
+    Unlocked where the lock file cannot be made (a read-only cache)."""
+    try:
+        handle = open(lock, "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
