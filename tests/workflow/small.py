@@ -1,6 +1,6 @@
 """A small run of the example study through the whole workflow graph, made once per test session on this
-machine (`--cores 2`, shared by pytest-xdist's workers): the reference that the SLURM, container and crash-and-resume tests compare with,
-byte for byte. And the Debian packages those tests install when they are missing."""
+machine (`--cores 2`, shared by pytest-xdist's workers): the reference that the SLURM, container, audit and
+crash-and-resume tests compare with, byte for byte. And the Debian packages those tests install when they are missing."""
 
 from __future__ import annotations
 
