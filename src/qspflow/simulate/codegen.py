@@ -209,20 +209,68 @@ def _event_functions(printer: _Printer, events: Sequence[Event], states: Sequenc
     return functions, interface
 
 
-def _check_blocks(f: Sequence[sympy.Expr], ys: Sequence[sympy.Symbol], block: int, name: str) -> None:
-    """Each right-hand side of block k > 0 depends on the states of block 0 and of block k only (the
-    structure of a sensitivity system; that its diagonal blocks are equal is `sensitivity_model`'s
-    construction, too costly to verify symbolically for large systems)."""
+@dataclasses.dataclass(frozen=True)
+class _Blocks:
+    """A right-hand side split by its blocks: the states' own f₀ (the first BLOCK rows) and, for each of
+    `count` sensitivity blocks k, f_k = A·s_k + g_k, with one coefficient matrix A for every block.
+    A plain model is one block (count 0)."""
+
+    states: list[sympy.Expr]
+    count: int
+    coefficients: dict[tuple[int, int], sympy.Expr]  # A[i, j] ≠ 0
+    inhomogeneous: dict[int, sympy.Expr]  # g_k[i] ≠ 0, by its row in the whole system
+
+
+def _split(f: Sequence[sympy.Expr], ys: Sequence[sympy.Symbol], block: int, name: str) -> _Blocks:
+    """`f` as `_Blocks`, checked: block 0 depends on its own states only; block k > 0 on block 0's and
+    linearly on its own, with the coefficients of block 1 (the structure of a sensitivity system)."""
     if len(ys) % block:
         raise ModelError(None, element=name, expected=f"a number of states divisible by the block size {block}",
                          found=len(ys))
-    position = {y: j for j, y in enumerate(ys)}
+    states = frozenset(ys)
+    first = ys[block:2 * block]
+    homogeneous: list[sympy.Expr] = []
+    inhomogeneous = {}
     for i, fi in enumerate(f):
-        for y in fi.free_symbols & position.keys():
-            j = position[y]
-            if j >= block and i // block != j // block:
-                raise ModelError(None, element=name, expected="the Jacobian structure of a sensitivity system",
-                                 found=f"df[{i}]/dy[{j}] ≠ 0")
+        start = i // block * block
+        own = frozenset(ys[start:start + block]) if start else frozenset()
+        outside = fi.free_symbols & states - frozenset(ys[:block]) - own
+        if outside:
+            raise ModelError(None, element=name, expected="the Jacobian structure of a sensitivity system",
+                             found=f"df[{i}]/d{sorted(outside, key=str)[0]} ≠ 0")
+        if not start:
+            continue
+        terms = sympy.Add.make_args(fi)
+        linear = sympy.Add(*[a for a in terms if a.free_symbols & own]).xreplace(dict(zip(ys[start:], first)))
+        if start == block:
+            homogeneous.append(linear)
+        elif linear != homogeneous[i % block]:
+            raise ModelError(None, element=name, expected="sensitivity blocks with the coefficients of the first",
+                             found=f"row {i}")
+        rest = sympy.Add(*[a for a in terms if not a.free_symbols & own])
+        if rest != 0:
+            inhomogeneous[i] = rest
+    coefficients = {}
+    for i, linear in enumerate(homogeneous):
+        for j, s in enumerate(first):
+            a = derivative(linear, s)
+            if a.free_symbols & frozenset(first):
+                raise ModelError(None, element=name, expected="sensitivities that enter their equations linearly",
+                                 found=f"row {block + i}")
+            if a != 0:
+                coefficients[i, j] = a
+    return _Blocks(list(f[:block]), len(ys) // block - 1, coefficients, inhomogeneous)
+
+
+def _over_blocks(block: int, count: int, rows: Mapping[str, Sequence[tuple[int, str]]]) -> list[str]:
+    """A loop over the sensitivity blocks (o: a block's first row) setting each of `rows`, a target
+    such as `dy[o + 2]`, to its Σ coefficient·y[o + j]: one line per row, not one per row and block."""
+    if not count or not rows:
+        return []
+    lines = [f"    for o in range({block}, {block * (count + 1)}, {block}):"]
+    for target, terms in rows.items():
+        lines.append(f"        {target} = " + (" + ".join(f"{c}*y[o + {j}]" for j, c in terms) or "0.0"))
+    return lines
 
 
 def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
@@ -257,14 +305,44 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
     breakpoints = tuple(dataclasses.replace(model, rhs=folded, observables={}).breakpoints())
     f = [folded[s].xreplace(rename) for s in states]
     ys = list(y.values())
-    if block is not None:
-        _check_blocks(f, ys, block, model.name)
-    # Of a sensitivity system only the first block column: the integrator needs no more (kernel._solve_w).
-    # Entries finite at x = 0 (`jacobian_entry`).
-    entries = [(f"J[{i}, {j}]", jacobian_entry(fi, yj, frozenset(ys))) for i, fi in enumerate(f)
-               for j, yj in enumerate(ys[:block or len(ys)]) if yj in fi.free_symbols]
-    jac = [(target, e) for target, e in entries if e != 0]
-    jac += [(f"ft[{i}]", sympy.powsimp(derivative(fi, t))) for i, fi in enumerate(f)]
+    size = block or len(ys)
+    blocks = _split(f, ys, size, model.name)
+    x = ys[:size]
+    hoist = _Hoist(p.values())
+
+    def nonzero(entries: Mapping[tuple, sympy.Expr]) -> dict[tuple, sympy.Expr]:
+        return {key: hoist(e) for key, e in entries.items() if e != 0}
+
+    def by_state(e: sympy.Expr) -> list[tuple[int, sympy.Expr]]:
+        """(m, ∂e/∂x_m) for the states x_m in e, finite at x = 0 (`jacobian_entry`)."""
+        return [(m, jacobian_entry(e, xm, frozenset(ys))) for m, xm in enumerate(x) if xm in e.free_symbols]
+
+    # f₀, then A and g of the sensitivity blocks as scalars that one loop over the blocks combines.
+    a = nonzero(blocks.coefficients)
+    g = nonzero({(r,): e for r, e in blocks.inhomogeneous.items()})
+    rhs = [(f"dy[{i}]", hoist(e)) for i, e in enumerate(blocks.states)]
+    rhs += [(f"a_{i}_{j}", e) for (i, j), e in a.items()] + [(f"g_{r}", e) for (r,), e in g.items()]
+    rhs_tail = _over_blocks(size, blocks.count, {f"dy[o + {i}]": [(j, f"a_{i}_{j}") for (i_, j) in a if i_ == i]
+                                                 for i in range(size)})
+    rhs_tail += [f"    dy[{r}] += g_{r}" for (r,) in g]
+    # Of a sensitivity system only the first block column: the integrator needs no more (kernel._solve_w):
+    # ∂f₀/∂x, and per block ∂(A·s_k + g_k)/∂x = (∂A/∂x)·s_k + ∂g_k/∂x; ft = ∂f/∂t likewise.
+    jx = nonzero({(i, m): d for i, fi in enumerate(blocks.states) for m, d in by_state(fi)})
+    jt = nonzero({(i,): sympy.powsimp(derivative(fi, t)) for i, fi in enumerate(blocks.states)})
+    ax = nonzero({(i, m, j): d for (i, j), e in blocks.coefficients.items() for m, d in by_state(e)})
+    at = nonzero({(i, j): derivative(e, t) for (i, j), e in blocks.coefficients.items()})
+    gx = nonzero({(r, m): d for r, e in blocks.inhomogeneous.items() for m, d in by_state(e)})
+    gt = nonzero({(r,): sympy.powsimp(derivative(e, t)) for r, e in blocks.inhomogeneous.items()})
+    jac = [(f"J[{i}, {m}]", e) for (i, m), e in jx.items()] + [(f"ft[{i}]", e) for (i,), e in jt.items()]
+    jac += [(f"ax_{i}_{m}_{j}", e) for (i, m, j), e in ax.items()] + [(f"at_{i}_{j}", e) for (i, j), e in at.items()]
+    jac += [(f"gx_{r}_{m}", e) for (r, m), e in gx.items()] + [(f"gt_{r}", e) for (r,), e in gt.items()]
+    loops: dict[str, list[tuple[int, str]]] = {}
+    for i, m, j in ax:
+        loops.setdefault(f"J[o + {i}, {m}]", []).append((j, f"ax_{i}_{m}_{j}"))
+    for i, j in at:
+        loops.setdefault(f"ft[o + {i}]", []).append((j, f"at_{i}_{j}"))
+    jac_tail = _over_blocks(size, blocks.count, loops)
+    jac_tail += [f"    J[{r}, {m}] += gx_{r}_{m}" for r, m in gx] + [f"    ft[{r}] += gt_{r}" for (r,) in gt]
 
     initial = [sympy.sympify(model.initial[s]).xreplace(fixed).xreplace({TIME: sympy.Integer(0)}) for s in states]
     by_state = dict(zip(y, initial))
@@ -282,9 +360,6 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
         observe = ys
 
     # The per-step functions read q = (p, derived); `derive` fills it once per parameter set.
-    hoist = _Hoist(p.values())
-    f = [hoist(e) for e in f]
-    jac = [(target, hoist(e)) for target, e in jac if e != 0]
     observe = [hoist(e) for e in observe]
     q_loads = {**{s: f"q[{i}]" for i, s in enumerate(p.values())},
                **{d: f"q[{len(p) + i}]" for i, d in enumerate(hoist.derived.values())}}
@@ -304,11 +379,14 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
         _function("derive", "p, q", "q = (p, the parameter-only subexpressions)",
                   _block(printer, derive, "parameters", loads)),
         _function("rhs", "t, y, q, dy", "dy = f(t, y, p)",
-                  _block(printer, [(f"dy[{i}]", e) for i, e in enumerate(f)], "rhs", q_loads)),
+                  _block(printer, rhs, "rhs", q_loads) + rhs_tail),
         _function("jac", "t, y, q, J, ft", "J = df/dy (its first BLOCK columns), ft = df/dt",
-                  ["    J[:, :] = 0.0", "    ft[:] = 0.0"] + _block(printer, jac, "jacobian", q_loads)),
+                  ["    J[:, :] = 0.0", "    ft[:] = 0.0"]
+                  + _block(printer, jac, "jacobian", q_loads) + jac_tail),
+        # Zeros (most of a sensitivity system's initial values) in one statement.
         _function("initial", "p, y", "y = x(0)",
-                  _block(printer, [(f"y[{i}]", e) for i, e in enumerate(initial)], "initial", loads)),
+                  ["    y[:] = 0.0"] * (0 in initial)
+                  + _block(printer, [(f"y[{i}]", e) for i, e in enumerate(initial) if e != 0], "initial", loads)),
         # Without observables `observe` copies the states: one statement, not one per state, as the
         # many states of a sensitivity system would cost seconds of numba compilation.
         _function("observe", "t, y, q, out", "out = observables(t, y, p)",
