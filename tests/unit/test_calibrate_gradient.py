@@ -17,7 +17,7 @@ from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.shooting import shoot
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import ModelError
-from qspflow.model import OdeModel, Parameter, symbol
+from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.petab import load_problem
 from qspflow.simulate import compile_model, kernel
 from qspflow.simulate.sensitivity import compile_sensitivities, sensitivity_model
@@ -72,6 +72,39 @@ def test_a_model_without_the_sensitivity_structure_is_refused_for_block_solves(t
     coupled = OdeModel("coupled", ["x", "y"], {"k": Parameter("k", 1.0)}, {"x": -y * x, "y": x * y}, {"x": 1, "y": 1})
     with pytest.raises(ModelError, match="sensitivity system"):
         compile_model(coupled, varying=["k"], cache_dir=tmp_path, block=1)
+
+
+def test_blocks_with_other_coefficients_or_nonlinear_in_their_sensitivities_are_refused(tmp_path):
+    """The generated code computes A·s_k in one loop over the blocks (`codegen._split`): a block that is
+    not A·s_k + g_k with the first block's A would be integrated wrongly, so it is refused."""
+    x, s1, s2, k = symbol("x"), symbol("s1"), symbol("s2"), symbol("k")
+
+    def system(second: sympy.Expr) -> OdeModel:
+        return OdeModel("system", ["x", "s1", "s2"], {"k": Parameter("k", 1.0)},
+                        {"x": -k * x, "s1": -k * s1 - x, "s2": second}, {"x": 1, "s1": 0, "s2": 0})
+
+    with pytest.raises(ModelError, match="coefficients of the first"):
+        compile_model(system(-2 * k * s2 - x), varying=["k"], cache_dir=tmp_path, block=1)
+    with pytest.raises(ModelError, match="linearly"):
+        compile_model(OdeModel("square", ["x", "s1"], {"k": Parameter("k", 1.0)}, {"x": -k * x, "s1": -k * s1**2},
+                               {"x": 1, "s1": 0}), varying=["k"], cache_dir=tmp_path, block=1)
+
+
+@pytest.mark.parametrize("method", ["auto", "implicit"])
+def test_sensitivities_of_a_time_dependent_decay_are_the_analytic_derivatives(tmp_path, method):
+    """x' = −k(1 + sin t)x: the Jacobian and ∂f/∂k both depend on t, so Rodas's ∂f/∂t of the sensitivity
+    rows takes both of their time derivatives. x = x0·e^(−kτ), τ = t + 1 − cos t."""
+    x, k, x0 = symbol("x"), symbol("k"), symbol("x0")
+    model = OdeModel("forced", ["x"], {"k": Parameter("k", 1.0), "x0": Parameter("x0", 1.0)},
+                     {"x": -k * (1 + sympy.sin(TIME)) * x}, {"x": x0})
+    compiled = compile_sensitivities(model, varying=["k", "x0"], cache_dir=tmp_path)
+    times = np.array([0.0, 0.5, 2.0, 5.0])
+    tau = times + 1 - np.cos(times)
+    result = compiled.simulate(np.array([[0.4, 3.0]]), times, rtol=1e-10, atol=1e-12, method=method)
+    np.testing.assert_allclose(result.states[0, :, 0], 3.0 * np.exp(-0.4 * tau), rtol=1e-7)
+    np.testing.assert_allclose(result.sensitivities[0, :, 0, 0], -tau * 3.0 * np.exp(-0.4 * tau), rtol=1e-6,
+                               atol=1e-12)
+    np.testing.assert_allclose(result.sensitivities[0, :, 0, 1], np.exp(-0.4 * tau), rtol=1e-7)
 
 
 def _hill_effect() -> OdeModel:
