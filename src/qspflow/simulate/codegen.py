@@ -5,7 +5,10 @@ The module is the text of `kernel.py` (the integrators) with its model interface
 `observe` and the events' `instants`, `triggers`, `assign`, `apply`, `priority`, `delay`, generated from the
 sympy expressions with common subexpressions eliminated. Parameters that do
 not vary are folded in as numbers; subexpressions of the varying parameters alone are computed
-once per parameter set by `derive`.
+once per parameter set by `derive`. A sensitivity system's blocks (`block`) are A·s_k + g_k with one A:
+`rhs` and `jac` compute A, ∂A/∂x and each g_k once and loop over the blocks, so their source grows with
+the nonzero g_k, not with blocks × states (numba compiles them into every caller: the example model's
+sensitivity system, 12 states × 33 parameters, compiled in 56 s spelled out, 33 s in loop form).
 
 Everything lives in one file because numba can only cache functions whose callees are resolved
 at compile time; the file is named by the sha256 of its text, so a change to the model, to the
