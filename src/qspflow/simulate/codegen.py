@@ -230,14 +230,15 @@ def _split(f: Sequence[sympy.Expr], ys: Sequence[sympy.Symbol], block: int, name
     if len(ys) % block:
         raise ModelError(None, element=name, expected=f"a number of states divisible by the block size {block}",
                          found=len(ys))
-    states = frozenset(ys)
+    states, base = frozenset(ys), frozenset(ys[:block])
     first = ys[block:2 * block]
+    first_set = frozenset(first)
     homogeneous: list[sympy.Expr] = []
     inhomogeneous = {}
     for i, fi in enumerate(f):
         start = i // block * block
         own = frozenset(ys[start:start + block]) if start else frozenset()
-        outside = fi.free_symbols & states - frozenset(ys[:block]) - own
+        outside = fi.free_symbols & states - base - own
         if outside:
             raise ModelError(None, element=name, expected="the Jacobian structure of a sensitivity system",
                              found=f"df[{i}]/d{sorted(outside, key=str)[0]} ≠ 0")
@@ -257,7 +258,7 @@ def _split(f: Sequence[sympy.Expr], ys: Sequence[sympy.Symbol], block: int, name
     for i, linear in enumerate(homogeneous):
         for j, s in enumerate(first):
             a = derivative(linear, s)
-            if a.free_symbols & frozenset(first):
+            if a.free_symbols & first_set:
                 raise ModelError(None, element=name, expected="sensitivities that enter their equations linearly",
                                  found=f"row {block + i}")
             if a != 0:
@@ -310,31 +311,33 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
     ys = list(y.values())
     size = block or len(ys)
     blocks = _split(f, ys, size, model.name)
-    x = ys[:size]
+    x, all_states = ys[:size], frozenset(ys)
     hoist = _Hoist(p.values())
 
     def nonzero(entries: Mapping[tuple, sympy.Expr]) -> dict[tuple, sympy.Expr]:
         return {key: hoist(e) for key, e in entries.items() if e != 0}
 
-    def by_state(e: sympy.Expr) -> list[tuple[int, sympy.Expr]]:
+    def state_derivatives(e: sympy.Expr) -> list[tuple[int, sympy.Expr]]:
         """(m, ∂e/∂x_m) for the states x_m in e, finite at x = 0 (`jacobian_entry`)."""
-        return [(m, jacobian_entry(e, xm, frozenset(ys))) for m, xm in enumerate(x) if xm in e.free_symbols]
+        return [(m, jacobian_entry(e, xm, all_states)) for m, xm in enumerate(x) if xm in e.free_symbols]
 
     # f₀, then A and g of the sensitivity blocks as scalars that one loop over the blocks combines.
     a = nonzero(blocks.coefficients)
     g = nonzero({(r,): e for r, e in blocks.inhomogeneous.items()})
     rhs = [(f"dy[{i}]", hoist(e)) for i, e in enumerate(blocks.states)]
     rhs += [(f"a_{i}_{j}", e) for (i, j), e in a.items()] + [(f"g_{r}", e) for (r,), e in g.items()]
-    rhs_tail = _over_blocks(size, blocks.count, {f"dy[o + {i}]": [(j, f"a_{i}_{j}") for (i_, j) in a if i_ == i]
-                                                 for i in range(size)})
+    rows: dict[str, list[tuple[int, str]]] = {f"dy[o + {i}]": [] for i in range(size)}  # every row is set
+    for i, j in a:
+        rows[f"dy[o + {i}]"].append((j, f"a_{i}_{j}"))
+    rhs_tail = _over_blocks(size, blocks.count, rows)
     rhs_tail += [f"    dy[{r}] += g_{r}" for (r,) in g]
     # Of a sensitivity system only the first block column: the integrator needs no more (kernel._solve_w):
     # ∂f₀/∂x, and per block ∂(A·s_k + g_k)/∂x = (∂A/∂x)·s_k + ∂g_k/∂x; ft = ∂f/∂t likewise.
-    jx = nonzero({(i, m): d for i, fi in enumerate(blocks.states) for m, d in by_state(fi)})
+    jx = nonzero({(i, m): d for i, fi in enumerate(blocks.states) for m, d in state_derivatives(fi)})
     jt = nonzero({(i,): sympy.powsimp(derivative(fi, t)) for i, fi in enumerate(blocks.states)})
-    ax = nonzero({(i, m, j): d for (i, j), e in blocks.coefficients.items() for m, d in by_state(e)})
+    ax = nonzero({(i, m, j): d for (i, j), e in blocks.coefficients.items() for m, d in state_derivatives(e)})
     at = nonzero({(i, j): derivative(e, t) for (i, j), e in blocks.coefficients.items()})
-    gx = nonzero({(r, m): d for r, e in blocks.inhomogeneous.items() for m, d in by_state(e)})
+    gx = nonzero({(r, m): d for r, e in blocks.inhomogeneous.items() for m, d in state_derivatives(e)})
     gt = nonzero({(r,): sympy.powsimp(derivative(e, t)) for r, e in blocks.inhomogeneous.items()})
     jac = [(f"J[{i}, {m}]", e) for (i, m), e in jx.items()] + [(f"ft[{i}]", e) for (i,), e in jt.items()]
     jac += [(f"ax_{i}_{m}_{j}", e) for (i, m, j), e in ax.items()] + [(f"at_{i}_{j}", e) for (i, j), e in at.items()]
