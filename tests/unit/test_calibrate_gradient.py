@@ -17,9 +17,10 @@ from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.shooting import shoot
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import ModelError
-from qspflow.model import TIME, OdeModel, Parameter, symbol
+from qspflow.model import TIME, OdeModel, Parameter, derivative, symbol
 from qspflow.petab import load_problem
 from qspflow.simulate import compile_model, kernel
+from qspflow.simulate.codegen import generate
 from qspflow.simulate.sensitivity import compile_sensitivities, sensitivity_model
 
 BOEHM_LLH = -138.22199693517703  # AMICI's reference at the nominal (published) parameters
@@ -105,6 +106,17 @@ def test_sensitivities_of_a_time_dependent_decay_are_the_analytic_derivatives(tm
     np.testing.assert_allclose(result.sensitivities[0, :, 0, 0], -tau * 3.0 * np.exp(-0.4 * tau), rtol=1e-6,
                                atol=1e-12)
     np.testing.assert_allclose(result.sensitivities[0, :, 0, 1], np.exp(-0.4 * tau), rtol=1e-7)
+
+
+def test_the_derivative_of_a_sign_whose_argument_may_be_undefined_is_dropped():
+    """d sign(C/V)/dC is an impulse (2δ(C/V)/V), dropped like DiracDelta; sympy leaves it unevaluated because
+    V may be 0, and the sensitivity system of |C/V|ⁿ with V estimated could not be generated."""
+    c, e, v, n = symbol("C"), symbol("E"), symbol("V"), symbol("n")
+    assert derivative(sympy.sign(c / v), c) == 0
+    model = OdeModel("effect", ["C", "E"], {"V": Parameter("V", 2.0), "n": Parameter("n", 1.5)},
+                     {"C": -c, "E": sympy.Abs(c / v) ** n - e}, {"C": 1, "E": 0})
+    extended, _ = sensitivity_model(model, ["V", "n"])
+    assert "rhs" in generate(extended, ["V", "n"], block=2).source
 
 
 def _hill_effect() -> OdeModel:

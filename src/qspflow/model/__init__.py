@@ -35,8 +35,12 @@ def symbol(name: str) -> sympy.Symbol:
 
 def derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     """d expr / d variable where it exists: impulses (DiracDelta, the derivative of a step, of sign
-    or of |x|) are dropped, as every integrator and optimizer sees the function between its jumps."""
-    return sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
+    or of |x|) are dropped, as every integrator and optimizer sees the function between its jumps; so is
+    the derivative of a sign or step that sympy leaves unevaluated (its argument not provably real, C/V
+    where V may be 0)."""
+    d = sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
+    return d.replace(lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, (sympy.sign, sympy.Heaviside)),
+                     lambda e: sympy.Integer(0))
 
 
 # Added to the base of a power whose exponent may be negative, in derivatives only: d(xⁿ)/dx =
