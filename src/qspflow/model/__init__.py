@@ -38,9 +38,13 @@ def derivative(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
     or of |x|) are dropped, as every integrator and optimizer sees the function between its jumps; so is
     the derivative of a sign or step that sympy leaves unevaluated (its argument not provably real, C/V
     where V may be 0)."""
-    d = sympy.diff(expr, variable).replace(sympy.DiracDelta, lambda *args: sympy.Integer(0))
-    return d.replace(lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, (sympy.sign, sympy.Heaviside)),
-                     lambda e: sympy.Integer(0))
+    d = sympy.diff(expr, variable)
+    return d.replace(_impulse, lambda e: sympy.Integer(0)) if d.has(sympy.DiracDelta, sympy.Derivative) else d
+
+
+def _impulse(e: sympy.Basic) -> bool:
+    return isinstance(e, sympy.DiracDelta) or (isinstance(e, sympy.Derivative)
+                                               and isinstance(e.expr, (sympy.sign, sympy.Heaviside)))
 
 
 # Added to the base of a power whose exponent may be negative, in derivatives only: d(xⁿ)/dx =
