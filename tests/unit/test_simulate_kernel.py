@@ -164,7 +164,8 @@ def test_a_batch_is_every_set_solved_on_its_own(decay, monkeypatch):
     times, stops = np.linspace(0.0, 3.0, 7), np.array([INPUT_TIME, 3.0])
     values = np.empty((3, times.size, 2))
     status, stiff = np.empty(3, dtype=np.int8), np.empty(3, dtype=np.bool_)
-    kernel.solve_batch(params, times, stops, 1e-9, 1e-11, kernel.AUTO, True, 100_000, values, status, stiff, 2, 2)
+    kernel.solve_batch(params, times, stops, 1e-9, 1e-11, kernel.AUTO, True, 100_000, values, status, stiff,
+                       np.zeros(1, dtype=np.intp), 2)
     assert status.tolist() == [kernel.OK] * 3 and not stiff.any()
     for i, (k,) in enumerate(params):
         assert np.abs(values[i, :, 0] - np.exp(-k * times)).max() < 1e-8

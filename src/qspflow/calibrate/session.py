@@ -555,7 +555,7 @@ def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[t
             results[k] = getattr(session, method)(*args)
             report(k, results[k])
         return results
-    # "spawn": forking a process whose numba threads are running is not safe.
+    # "spawn": forking a process whose simulation threads are running is not safe.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(threads, len(tasks)), mp_context=context,
                              initializer=_start_worker, initargs=(str(problem_yaml), session.options)) as pool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -19,6 +20,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -163,7 +165,7 @@ class CompiledModel:
 
         `method`: "auto" (explicit until Hairer's test finds the set stiff, then implicit),
         "explicit" or "implicit". `what`: "observables" (`outputs`) or "states". `threads`:
-        numba threads for this call (default: numba's setting). `max_steps` counts attempted
+        threads for this call (default: numba's thread count, `NUMBA_NUM_THREADS`). `max_steps` counts attempted
         steps of one set. A set that fails gets its status and NaN values; nothing is raised.
         """
         params, times = self._check(params, times)
@@ -186,14 +188,15 @@ class CompiledModel:
         values = np.empty((n, times.size, len(names)))
         status = np.zeros(n, dtype=np.int8)
         stiff = np.zeros(n, dtype=np.bool_)
-        previous = numba.get_num_threads()
-        workers = threads or previous
-        try:
-            numba.set_num_threads(workers)
-            self._module.solve_batch(params, times, stops, float(rtol), float(atol), METHODS[method], states_out,
-                                     int(max_steps), values, status, stiff, workers, SCHEDULE_CHUNK)
-        finally:
-            numba.set_num_threads(previous)
+        args = (params, times, stops, float(rtol), float(atol), METHODS[method], states_out, int(max_steps), values,
+                status, stiff, np.zeros(1, dtype=np.intp), SCHEDULE_CHUNK)
+        workers = min(threads or numba.get_num_threads(), -(-n // SCHEDULE_CHUNK))
+        if workers <= 1:
+            self._module.solve_batch(*args)
+        else:
+            calls = [_threads(workers).submit(self._module.solve_batch, *args) for _ in range(workers)]
+            for call in calls:
+                call.result()
         return SimulationResult(values, status, stiff, names)
 
     def simulate_chunks(self, params: np.ndarray, times: np.ndarray, *, chunk_size: int = 10_000,
@@ -208,6 +211,12 @@ class CompiledModel:
         self.simulate(params[:0], times, **kwargs)  # checks the options
         return (self.simulate(params[start:start + chunk_size], times, **kwargs)
                 for start in range(0, params.shape[0], chunk_size))
+
+
+@functools.cache
+def _threads(workers: int) -> ThreadPoolExecutor:
+    """The threads that run batches `workers` at a time, made once per process (solve_batch releases the GIL)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qspflow-simulate")
 
 
 def _module(path: Path, text: str | None = None) -> ModuleType:

@@ -21,7 +21,7 @@ Status codes and method numbers are defined here once; `qspflow.simulate` maps t
 import math
 
 import numpy as np
-from numba import prange, types
+from numba import types
 from numba.extending import intrinsic
 
 # >>> model interface: the generated module replaces this block, line for line, with the model's sizes and jit.
@@ -809,21 +809,21 @@ def _claim(typingctx, counter, amount):
     return signature, codegen
 
 
-@jit(parallel=True)
+@jit(nogil=True)
 def solve_batch(params, times, stops, rtol, atol, method, states_out, max_steps, values, status, stiff,
-                workers, chunk):
-    """Every parameter set (row of params), each on its own.
+                counter, chunk):
+    """The parameter sets (rows of params) this call claims from the shared counter, `chunk` at a
+    time, each solved on its own, until none is left.
 
-    One loop per thread claims `chunk` sets at a time from a shared counter: a thread that the
-    operating system deschedules delays only the chunk it holds, not a fixed share of the batch.
+    `qspflow.simulate` runs one call per thread, without the GIL: a thread that the operating system
+    deschedules delays only the chunk it holds, not a fixed share of the batch. Python threads, not
+    numba's parallel=True: compiling the parallel loop cost 3–4 s of every module's compilation.
     """
     n = params.shape[0]
-    counter = np.zeros(1, dtype=np.intp)
-    for _ in prange(workers):
+    start = _claim(counter, chunk)
+    while start < n:
+        for i in range(start, min(start + chunk, n)):
+            s, implicit = _solve(params[i], times, stops, rtol, atol, method, states_out, max_steps, values[i])
+            status[i] = s
+            stiff[i] = implicit
         start = _claim(counter, chunk)
-        while start < n:
-            for i in range(start, min(start + chunk, n)):
-                s, implicit = _solve(params[i], times, stops, rtol, atol, method, states_out, max_steps, values[i])
-                status[i] = s
-                stiff[i] = implicit
-            start = _claim(counter, chunk)
