@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -25,6 +26,7 @@ ROBERTSON = dict(kr1=0.04, kr2=3e7, kr3=1e4)
 K_CAP, ZETA, DOSE_TIME, INFLOW, K_OUT = 2.0, 0.1, 1.5, 3.0, 0.5
 STATES = ("y", "L", "u", "v", "w", "z", "r1", "r2", "r3", "g", "s")
 BOEHM = "petab/Boehm_JProteomeRes2014"
+FUJITA = "petab-collection/Fujita_SciSignal2010"
 
 
 def _test_model() -> OdeModel:
@@ -260,6 +262,36 @@ def test_boehm_is_found_stiff_and_matches_roadrunner(boehm, cases):
         # Every state, also pApA and pBpB of order 1e-5: atol 1e-14 keeps them under relative control.
         relative = np.abs(result.values - reference)[~zero] / np.abs(reference[~zero])
         assert relative.max() <= 1e-7, method
+
+
+LOAD_AND_SIMULATE = """
+import hashlib, sys
+import numpy as np
+from qspflow.calibrate.options import calibration_options
+from qspflow.calibrate.session import CalibrationSession
+compiled = CalibrationSession(sys.argv[1], calibration_options({})).gradient.simulator.compiled  # as a calibration has it
+if len(sys.argv) > 2:
+    assert sum(compiled._module.solve_batch.stats.cache_misses.values()) == 0, "not loaded from the cache"
+params = np.exp(np.random.default_rng(0).normal(0.0, 0.3, (3, len(compiled.varying))))
+for method in ("explicit", "implicit"):
+    result = compiled.simulate(params, np.linspace(0.0, 50.0, 11), rtol=1e-8, atol=1e-10, method=method, what="states")
+    print(hashlib.sha256(np.nan_to_num(result.values).tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_a_module_compiled_in_a_process_simulates_bit_for_bit_as_its_cached_copy(cases, tmp_path):
+    # An auditor's cold rebuild compiles what the sponsor's run may have loaded from its cache: both must give
+    # the same bits. With LLVM free to fuse a*b + c (fastmath "contract"), the JIT of the compiling process and
+    # the cached object code fused differently, and Rodas's results on Fujita's sensitivity system differed
+    # in the last digits (the states' explicit integration did not).
+    env = dict(os.environ, QSPFLOW_CACHE=str(tmp_path))
+    problem = str(cases / FUJITA / "Fujita_SciSignal2010.yaml")
+    runs = [subprocess.run([sys.executable, "-c", LOAD_AND_SIMULATE, problem, *extra], capture_output=True, text=True,
+                           timeout=900, env=env) for extra in ([], ["cached"])]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr[-3000:]
+    compiled, cached = (r.stdout.split() for r in runs)
+    assert len(compiled) == 2 and compiled == cached
 
 
 COMPILE_ONCE = """

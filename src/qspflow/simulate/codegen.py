@@ -415,8 +415,9 @@ def generate(model: OdeModel, varying: Sequence[str], block: int | None = None,
         "",
         "",
         "def jit(**options):",
-        '    """njit as the kernel uses it: cached beside this file; "contract" lets LLVM fuse a*b + c."""',
-        '    return njit(cache=True, error_model="numpy", fastmath={"contract"}, **options)',
+        '    """njit as the kernel uses it: cached beside this file. No fastmath, not even "contract": where LLVM',
+        '    may fuse a*b + c, the compiling process and the cached code fused differently (other last bits)."""',
+        '    return njit(cache=True, error_model="numpy", **options)',
     ]
     footer = [
         "",
