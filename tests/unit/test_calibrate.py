@@ -89,7 +89,11 @@ def _least_squares(lower: float = -3.0, upper: float = 2.0) -> float:
 
 
 def _best_row(result) -> pd.Series:
-    return result.starts.loc[result.starts["llh"].idxmax()]
+    """The start the result's optimum came from: not always the highest llh in the table, since a polished
+    optimum replaces shooting's where the simulation finds it at most POLISH_SLACK worse."""
+    at_best = result.starts[result.starts["llh"] == result.best_llh]
+    assert len(at_best), "no start has the result's log-likelihood"
+    return at_best.iloc[0]
 
 
 # ------------------------------------------------------------------------------ estimates
