@@ -817,7 +817,7 @@ def solve_batch(params, times, stops, rtol, atol, method, states_out, max_steps,
 
     `qspflow.simulate` runs one call per thread, without the GIL: a thread that the operating system
     deschedules delays only the chunk it holds, not a fixed share of the batch. Python threads, not
-    numba's parallel=True: compiling the parallel loop cost 3–4 s of every module's compilation.
+    numba's parallel=True: compiling the parallel loop cost 3–7 s of every module's compilation.
     """
     n = params.shape[0]
     start = _claim(counter, chunk)
