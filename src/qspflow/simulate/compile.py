@@ -194,7 +194,8 @@ class CompiledModel:
         if workers <= 1:
             self._module.solve_batch(*args)
         else:
-            calls = [_threads(workers).submit(self._module.solve_batch, *args) for _ in range(workers)]
+            pool = _threads(workers)
+            calls = [pool.submit(self._module.solve_batch, *args) for _ in range(workers)]
             for call in calls:
                 call.result()
         return SimulationResult(values, status, stiff, names)

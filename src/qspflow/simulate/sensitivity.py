@@ -5,7 +5,7 @@
 for each varying parameter p_k (the simultaneous-corrector form of CVODES: one system, one error
 control over states and sensitivities, the analytic Jacobian of the whole system for Rodas4).
 `compile_sensitivities` compiles it like any model, so the integrators, the content-hash cache and
-the parallel batch loop are the ones `simulate` uses (the code generator loops over the blocks,
+the threaded batches are the ones `simulate` uses (the code generator loops over the blocks,
 which it checks have this form: `qspflow.simulate.codegen`). Breakpoints are the model's: a discontinuity
 at a fixed time needs no jump in s; one at a parameter-dependent time is not supported here.
 
