@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,6 +110,37 @@ def test_pyomo_estimate_is_the_least_squares_estimate_and_collocation_matches_si
     assert set(result.starts.drop(index=best.name)["method"]) == {"shooting"}
     assert -best["objective"] == pytest.approx(result.best_llh, abs=1e-6)  # collocation vs simulation
     assert result.best_llh == pytest.approx(_normal_llh(expected), abs=1e-6)
+
+
+_EIGH_AROUND_SOLVES = """
+import hashlib, sys
+import numpy as np
+from qspflow.calibrate import calibrate_problem
+from qspflow.calibrate.transcription import pyo
+a = np.random.default_rng(5).normal(size=(40, 40))
+def digest():
+    w, v = np.linalg.eigh(a @ a.T)
+    return hashlib.sha256(w.tobytes() + v.tobytes()).hexdigest()
+before = digest()
+calibrate_problem(sys.argv[1], local_method="transcription", starts=1, random_starts=0, global_method="none",
+                  profile=False)
+ours = digest()
+m = pyo.ConcreteModel()
+m.x = pyo.Var(initialize=1.0)
+m.o = pyo.Objective(expr=(m.x - 2) ** 2)
+pyo.SolverFactory("cyipopt").solve(m)
+print(before == ours, before == digest())
+"""
+
+
+def test_an_ipopt_solve_leaves_the_floating_point_environment_as_it_found_it(tmp_path):
+    # A fresh process, so that the x87 control word is the loader's (no earlier test's solve changed it).
+    proc = subprocess.run([sys.executable, "-c", _EIGH_AROUND_SOLVES, str(decay_problem(tmp_path))],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ours, raw = proc.stdout.split()
+    assert raw == "False", "a bare Ipopt solve no longer changes NumPy's LAPACK results: the check cannot fail"
+    assert ours == "True", "numpy.linalg.eigh gave other bits after a calibration's Ipopt solve"
 
 
 def test_each_local_method_alone_gives_the_least_squares_estimate(tmp_path):

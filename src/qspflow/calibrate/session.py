@@ -27,7 +27,7 @@ import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -49,6 +49,7 @@ from qspflow.calibrate.search import (
     simulable_latin_hypercube,
 )
 from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, CONVERGED_FLAGS, shoot, shoot_in_stages
+from qspflow.calibrate.solvers import startup_floating_point_environment
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
 from qspflow.calibrate.transcription import PyomoProblem, check_solver, check_transcribable, transcribable
@@ -451,10 +452,7 @@ class CalibrationSession:
                          len(indices), spec.names[i], len(result[0]), low, high)
 
             tasks = [("profile", i, best.x, best.n_elements) for i in indices]
-            # Profiles always run in fresh processes: in one that had run Ipopt they came out different in
-            # the last bits, which the profile tolerance turned into 7e-4 at a flat interval end
-            # (Boehm_JProteomeRes2014), so `threads` changed the intervals.
-            _run_tasks(self, spec.problem.path, tasks, o.threads, report_profile, fresh=True)
+            _run_tasks(self, spec.problem.path, tasks, o.threads, report_profile)
             profiles = dict(sorted(profiles.items()))
             for i, (points_i, top) in profiles.items():
                 if max(llh for _, llh in points_i) > top + 1e-3:
@@ -547,10 +545,10 @@ def _work(method: str, *args: object) -> object:
 
 
 def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[tuple], threads: int,
-               report: Callable[[int, object], None], *, fresh: bool = False) -> list:
-    """Run `session.<method>(*args)` for each task, in worker processes when threads > 1 or `fresh`; in order."""
+               report: Callable[[int, object], None]) -> list:
+    """Run `session.<method>(*args)` for each task, in worker processes when threads > 1; in order."""
     results: list = [None] * len(tasks)
-    if not fresh and (threads == 1 or len(tasks) == 1):
+    if threads == 1 or len(tasks) == 1:
         for k, (method, *args) in enumerate(tasks):
             results[k] = getattr(session, method)(*args)
             report(k, results[k])
@@ -601,7 +599,14 @@ def calibrate_problem(problem_yaml: str | Path, **options: object) -> Calibratio
 
     Raises `SolverError` when the solver is not installed, `ConfigError` for a bad option,
     `PetabError` for a bad problem, and `SolverError` when no local start ended at a finite log-likelihood.
+    Runs in the floating-point environment of a new process (`startup_floating_point_environment`), so
+    that an Ipopt solve the caller ran before does not change the result's last digits.
     """
+    with startup_floating_point_environment():
+        return _calibrate(problem_yaml, options)
+
+
+def _calibrate(problem_yaml: str | Path, options: Mapping[str, object]) -> CalibrationResult:
     began = time.perf_counter()
     session = open_session(problem_yaml, **options)
     candidates = session.global_starts()

@@ -53,7 +53,7 @@ from sympy.core.relational import Relational
 
 from qspflow.calibrate.objective import LN10, BatchProblem, Namespace, noise_term, transformed_residual
 from qspflow.calibrate.options import SOLVERS
-from qspflow.calibrate.solvers import configure_pyomo
+from qspflow.calibrate.solvers import configure_pyomo, startup_floating_point_environment
 from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
 from qspflow.errors import ConfigError, ModelError, SolverError
 from qspflow.model import TIME, Event, right_limit, symbol, trigger_relations
@@ -667,11 +667,11 @@ class PyomoProblem:
 
     def _run(self, options: Mapping[str, object]) -> str:
         if self.solver == "ipopt":
-            with _quiet("pyomo", "cyipopt"):
+            with _quiet("pyomo", "cyipopt"), startup_floating_point_environment():
                 results = pyo.SolverFactory("cyipopt").solve(self.model, tee=False, options=dict(options),
                                                              halt_on_evaluation_error=False)
             return str(results.solver.termination_condition)
-        with _quiet("pyomo"):
+        with _quiet("pyomo"), startup_floating_point_environment():
             results = pyo.SolverFactory("ripopt").solve(self.model, tee=False, options=dict(options),
                                                         load_solutions=False)
         status = str(results.solver.termination_condition)
