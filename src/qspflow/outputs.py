@@ -30,10 +30,10 @@ API (used by `qspflow.sensitivity` and `qspflow.vpop`):
 How each kind is computed (no post-hoc quadrature on a grid):
 - auc and time_above are exact integrals of the ODE solution: the simulated model gets one
   quadrature state per quantity, dQ/dt = y (auc) or dQ/dt = [y > threshold] (time_above), and the
-  output is Q(t1) − Q(t0), so an auc's accuracy is the integrator's (rtol, atol). A time_above's
-  threshold crossing is a jump of the right-hand side that the adaptive step control resolves as
-  any discontinuity, by rejecting steps, and less accurately: 1e-5 relative at rtol 1e-8 (the
-  largest error over 200 elimination rates against the analytic crossing, tests/unit/test_outputs.py).
+  output is Q(t1) − Q(t0), so its accuracy is the integrator's (rtol, atol). A time_above's
+  dQ/dt is a mode (0 or 1) that two events switch where y crosses the threshold: the integrator's
+  event root-finding ends a step at each crossing, so the crossings are located to the
+  integrator's accuracy and no step straddles the jump.
 - cmax samples `of` and its time derivative (∂y/∂x · f + ∂y/∂t, compiled with the model) on
   `CMAX_POINTS` equally spaced times of the window plus the model's breakpoints (dose times) in
   it, and refines the largest sample by the maximum of the cubic Hermite interpolant on the two
@@ -63,7 +63,7 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ConfigError, ModelError
-from qspflow.model import TIME, OdeModel, Parameter, symbol, unique_name
+from qspflow.model import TIME, Event, OdeModel, Parameter, symbol, unique_name
 from qspflow.petab import PetabProblem, condition_cells, is_missing
 from qspflow.simulate import compile_model
 
@@ -334,24 +334,39 @@ class OutputModel:
         self._column = {n: i for i, n in enumerate(self.columns)}
 
         # Quadrature states and observed quantities of the compiled model.
-        taken = set(model.states) | set(model.parameters) | set(extra)
+        taken = set(model.states) | set(model.parameters) | set(extra) | {e.id for e in model.events}
+        starts = [unique_name(f"x0_{s}", taken) for s in model.states]
+        initial: dict[str, sympy.Expr] = {s: symbol(x) for s, x in zip(model.states, starts)}
+        at_start = {symbol(s): v for s, v in initial.items()} | {TIME: sympy.Integer(0)}
         quad_states: dict[tuple, str] = {}
         quad_rhs: dict[str, sympy.Expr] = {}
+        modes: dict[str, sympy.Expr] = {}
+        crossings: list[Event] = []
         for o in self.outputs:
             key = (o.kind, o.of, o.threshold)
             if o.kind in ("auc", "time_above") and key not in quad_states:
                 name = unique_name(f"q_{o.kind}_{_slug(o.of)}", taken)
                 quad_states[key] = name
                 y = targets[o.of]
-                quad_rhs[name] = y if o.kind == "auc" else sympy.Piecewise(
-                    (sympy.Integer(1), y > sympy.Float(o.threshold)), (sympy.Integer(0), True))
+                if o.kind == "auc":
+                    quad_rhs[name] = y
+                    continue
+                # dQ/dt = m, a mode that two events switch where y crosses the threshold: the
+                # integrator's root-finding ends a step there, so no step straddles the jump and none
+                # of a step's stages sees the other side (as [y > threshold] in the rhs would).
+                above = y > sympy.Float(o.threshold)
+                mode = unique_name(f"above_{name}", taken)
+                modes[mode] = sympy.Piecewise((sympy.Integer(1), above.xreplace(at_start)), (sympy.Integer(0), True))
+                quad_rhs[name] = symbol(mode)
+                crossings += [Event(unique_name(f"up_{name}", taken), above, {mode: sympy.Integer(1)}),
+                              Event(unique_name(f"down_{name}", taken), sympy.Not(above), {mode: sympy.Integer(0)})]
         self._quad = quad_states
-        starts = [unique_name(f"x0_{s}", taken) for s in model.states]
-        states = [*model.states, *quad_states.values()]
+        states = [*model.states, *quad_states.values(), *modes]
         parameters = {n: Parameter(n, float(self._nominal[n])) for n in [*model.parameters, *extra]}
         parameters.update({n: Parameter(n, 0.0) for n in starts})
-        initial = {s: symbol(x) for s, x in zip(model.states, starts)}
         initial.update({q: sympy.Integer(0) for q in quad_states.values()})
+        initial.update(modes)
+        quad_rhs.update({m: sympy.Integer(0) for m in modes})
         # dy/dt = ∂y/∂x · f + ∂y/∂t of the quantities whose maximum is sought (Hermite interpolation).
         slopes = {}
         for o in self.outputs:
@@ -365,7 +380,7 @@ class OutputModel:
         self._observed = {name: i for i, name in enumerate([*targets, *quad_states.values()])}
         self._slope = {k: len(self._observed) + i for i, k in enumerate(slopes)}
         simulated = OdeModel(model.name, states, parameters, {**dict(model.rhs), **quad_rhs}, initial,
-                             observables=observed, events=model.events)
+                             observables=observed, events=[*model.events, *crossings])
         self.compiled = compile_model(simulated, varying=[*self.columns, *starts], cache_dir=cache_dir)
         self._breakpoints = [b for b in self.compiled.breakpoints]
 
