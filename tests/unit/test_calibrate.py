@@ -5,10 +5,12 @@ with preequilibration, conservation laws, piecewise inputs and every noise model
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -587,3 +589,50 @@ def test_the_global_job_compiles_the_starts_sensitivity_system_into_the_cache(tm
     steps.calibrate_global(problem=path, global_starts=tmp_path / "other.tsv", seed=1, local_method="transcription",
                            **options)
     assert len(list(index.glob("*.json"))) == 2
+
+
+# ------------------------------------------------------------------------------ confirming starts
+
+
+def _unconfirmed(session, offset: float) -> list:
+    """A real start at the decay problem's optimum and a converged one `offset` in llh from it (made up:
+    a second optimum), so that the best of the two is not confirmed by the other."""
+    real = session.local(0, "lhs", session.spec.nominal)
+    other = dataclasses.replace(real, start=1, llh=real.llh + offset, nll=real.nll - offset)
+    return [real, other]
+
+
+def test_confirming_starts_run_until_one_confirms_the_best_optimum(tmp_path):
+    session = open_session(decay_problem(tmp_path), confirm_starts=5, threads=1, **FAST)
+    starts = _unconfirmed(session, -5.0)
+    more = session.confirm(starts, time.perf_counter())
+    # The decay problem has one optimum: the first confirming start reaches it, and no other runs.
+    assert [(s.start, s.origin) for s in more] == [(0, "lhs"), (1, "lhs"), (2, "confirm")]
+    assert more[2].llh == pytest.approx(starts[0].llh, abs=1e-6)
+    result = session.conclude(more)
+    assert result.reached and result.starts_at_best == 2
+    assert list(result.starts["origin"]) == ["lhs", "lhs", "confirm"]
+
+
+def test_confirming_starts_stop_at_their_budget_and_the_result_says_so(tmp_path):
+    session = open_session(decay_problem(tmp_path), confirm_starts=3, threads=1, **FAST)
+    # The made-up optimum lies 5 above what any start can reach: never confirmed.
+    more = session.confirm(_unconfirmed(session, 5.0), time.perf_counter())
+    assert [s.origin for s in more] == ["lhs", "lhs", "confirm", "confirm", "confirm"]
+    assert not session.conclude(more).reached
+    late = session.confirm(_unconfirmed(session, 5.0), time.perf_counter() - session.options.confirm_time)
+    assert len(late) == 2  # the time was up before the first
+    assert len(open_session(decay_problem(tmp_path / "off"), confirm_starts=0, **FAST).confirm(
+        _unconfirmed(session, 5.0), time.perf_counter())) == 2
+
+
+def test_confirming_starts_do_not_depend_on_threads(tmp_path):
+    # Two workers run the first two confirming starts at once; the second ends after the first confirmed
+    # the optimum and is left out, as one thread never runs it.
+    path = decay_problem(tmp_path)
+    runs = []
+    for threads in (1, 2):
+        session = open_session(path, confirm_starts=4, threads=threads, **FAST)
+        runs.append(session.starts_table(session.confirm(_unconfirmed(session, -5.0), time.perf_counter())))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    assert list(runs[0]["origin"]) == ["lhs", "lhs", "confirm"]

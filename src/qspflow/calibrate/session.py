@@ -28,7 +28,7 @@ import math
 import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -66,6 +66,7 @@ CONVERGED = TRANSCRIPTION_CONVERGED + CONVERGED_FLAGS
 # (with one start: that one): a calibration cannot know the true optimum, but an optimum found
 # from several distinct starts is the field's working evidence (the waterfall's first plateau).
 REACHED_STARTS, REACHED_LLH = 2, 0.1
+CONFIRM_STREAM = 1  # the confirming starts' generator is seeded from (seed, CONFIRM_STREAM)
 # Ipopt iterations of a polish: from a shooting optimum a transcription that will be kept converges in
 # 10–20 (measured: Boehm, Bruno, Sneyd and the example's three models, four starts each); where it
 # does not converge (Weber_BMC2015, Fujita_SciSignal2010: not in 200 either) each iteration cost
@@ -373,10 +374,51 @@ class CalibrationSession:
         _report_start(result, len(starts))
         return self.starts_table([result])
 
-    def conclude(self, starts: pd.DataFrame) -> CalibrationResult:
+    def confirm(self, starts: pd.DataFrame | Sequence[StartResult], began: float) -> list[StartResult]:
+        """The local starts (a `starts_table` or results) and, while the best optimum they found is not
+        confirmed by a second start (`_confirmed`), further local starts from a Latin hypercube of
+        `confirm_starts` points (origin "confirm", its own generator seeded from `seed`), in order,
+        up to the first that confirms it; none begins later than `confirm_time` after `began`
+        (`time.perf_counter()`).
+
+        Latin-hypercube starts reach an optimum the global search missed at some rate (Fujita_SciSignal2010,
+        seed 2: 3 of 30 reached the published basin, every start from the search's basins −911.3), so a
+        calibration that stopped at one unconfirmed optimum had given up where more starts pay.
+        """
+        o, spec = self.options, self.spec
+        starts = self._start_results(starts) if isinstance(starts, pd.DataFrame) else list(starts)
+        if not o.confirm_starts or _confirmed(starts):
+            return starts
+        if time.perf_counter() - began >= o.confirm_time:
+            log.info("the best optimum is not confirmed by a second start, and calibrate.confirm_time (%g s) has "
+                     "passed: no further starts", o.confirm_time)
+            return starts
+        rng = np.random.default_rng((o.seed, CONFIRM_STREAM))
+        points, _ = simulable_latin_hypercube(self.batch.objective, o.confirm_starts, spec.lower, spec.upper, rng)
+        first = max(s.start for s in starts) + 1
+        total = first + len(points)
+        best_so_far = [max(s.llh for s in starts)]
+        log.info("the best optimum (llh %.8g) is not confirmed by a second start: up to %d further start(s) from "
+                 "Latin-hypercube points, until one confirms it or %g s have passed", best_so_far[0], len(points),
+                 o.confirm_time)
+
+        def report(k: int, result: StartResult) -> None:
+            if result.converged:
+                best_so_far[0] = max(best_so_far[0], result.llh)
+            _report_start(result, total, best_so_far[0])
+
+        tasks = [("local", first + i, "confirm", x) for i, x in enumerate(points)]
+        more = _run_tasks(self, spec.problem.path, tasks, o.threads, report,
+                          done=lambda done: _confirmed([*starts, *done]), deadline=began + o.confirm_time)
+        confirmed = _confirmed([*starts, *more])
+        log.info("%d further start(s): the best optimum is %s", len(more),
+                 "confirmed" if confirmed else "still not confirmed (the budget ran out)")
+        return [*starts, *more]
+
+    def conclude(self, starts: pd.DataFrame | Sequence[StartResult]) -> CalibrationResult:
         """The best verified optimum of the local starts in a `starts_table` (rows of any order),
         its profiles (if `profile`) and the fit. Raises `SolverError` when no start converged."""
-        return self._conclude(self._start_results(starts))
+        return self._conclude(self._start_results(starts) if isinstance(starts, pd.DataFrame) else starts)
 
     def starts_table(self, starts: Sequence[StartResult]) -> pd.DataFrame:
         """One row per local start: start, origin, status, objective (collocation −llh), llh (simulated),
@@ -426,7 +468,7 @@ class CalibrationSession:
             found = [polished if s is best else s for s in found]
             best = polished
         converged = [s for s in found if s.converged]
-        at_best = sum(1 for s in converged if best.llh - s.llh < REACHED_LLH)
+        at_best = _at_best(found, best)
         reached = best.converged and at_best >= min(REACHED_STARTS, len(starts))
         log.info("best optimum: start %d (%s), llh %.10g (simulated; the local method's %.10g); "
                  "%d of %d starts converged, %d within %g of it", best.start, best.method, best.llh, -best.nll,
@@ -522,6 +564,21 @@ def check_profile_candidates(session: CalibrationSession, candidates: Sequence[s
                          f"ids of parameters estimated in at least one of the {len(candidates)} candidate models")
 
 
+def _at_best(starts: Sequence[StartResult], best: StartResult) -> int:
+    """Converged starts that ended within REACHED_LLH of `best`."""
+    return sum(1 for s in starts if s.converged and best.llh - s.llh < REACHED_LLH)
+
+
+def _confirmed(starts: Sequence[StartResult]) -> bool:
+    """Whether the best point the starts found converged and is confirmed: REACHED_STARTS converged
+    starts (all, if fewer) ended within REACHED_LLH of it."""
+    found = [s for s in starts if math.isfinite(s.llh)]
+    if not found:
+        return False
+    best = max(found, key=lambda s: (s.llh, s.converged, -s.start))
+    return best.converged and _at_best(found, best) >= min(REACHED_STARTS, len(starts))
+
+
 def _report_start(result: StartResult, total: int, best_so_far: float | None = None) -> None:
     for note in result.notes:
         log.warning("%s", note)
@@ -545,30 +602,62 @@ def _work(method: str, *args: object) -> object:
 
 
 def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[tuple], threads: int,
-               report: Callable[[int, object], None]) -> list:
-    """Run `session.<method>(*args)` for each task, in worker processes when threads > 1; in order."""
-    results: list = [None] * len(tasks)
+               report: Callable[[int, object], None], *, done: Callable[[list], bool] | None = None,
+               deadline: float = math.inf) -> list:
+    """Run `session.<method>(*args)` for the tasks, in worker processes when threads > 1 (up to `threads`
+    at once); the results in task order.
+
+    With `done`, the results stop at the first task whose results so far (in task order) satisfy it:
+    a task that ended after it is left out, so the results do not depend on `threads`. No task begins
+    after `deadline` (`time.perf_counter()`).
+    """
+    finished: dict[int, object] = {}
+    prefix, stop = 0, False
+
+    def collect(k: int, result: object) -> None:
+        nonlocal prefix, stop
+        finished[k] = result
+        report(k, result)
+        while not stop and prefix in finished:
+            prefix += 1
+            stop = done is not None and done([finished[i] for i in range(prefix)])
+
+    pending = iter(enumerate(tasks))
     if threads == 1 or len(tasks) == 1:
-        for k, (method, *args) in enumerate(tasks):
-            results[k] = getattr(session, method)(*args)
-            report(k, results[k])
-        return results
+        for k, (method, *args) in pending:
+            if stop or time.perf_counter() >= deadline:
+                break
+            collect(k, getattr(session, method)(*args))
+        return [finished[i] for i in range(prefix)]
     # "spawn": forking a process whose simulation threads are running is not safe.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(threads, len(tasks)), mp_context=context,
                              initializer=_start_worker, initargs=(str(problem_yaml), session.options)) as pool:
-        futures = {pool.submit(_work, *task): k for k, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            k = futures[future]
-            try:
-                results[k] = future.result()
-            except BrokenProcessPool as err:
-                raise SolverError(str(problem_yaml), key="calibrate.threads", found=threads,
-                                  message="a worker process ended abruptly (killed, or out of memory); "
-                                          "no result was written: run again, with fewer threads if memory ran out"
-                                  ) from err
-            report(k, results[k])
-    return results
+        running: dict = {}
+        while True:
+            while not stop and len(running) < threads and time.perf_counter() < deadline:
+                task = next(pending, None)
+                if task is None:
+                    break
+                running[pool.submit(_work, *task[1])] = task[0]
+            if not running:
+                break
+            ready, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(ready, key=running.get):
+                k = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool as err:
+                    raise SolverError(str(problem_yaml), key="calibrate.threads", found=threads,
+                                      message="a worker process ended abruptly (killed, or out of memory); "
+                                              "no result was written: run again, with fewer threads if memory ran out"
+                                      ) from err
+                collect(k, result)
+    left = sorted(set(finished) - set(range(prefix)))
+    if left:
+        log.info("%d task(s) that ended after the one that settled it left out, so that the result does not "
+                 "depend on threads", len(left))
+    return [finished[i] for i in range(prefix)]
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -619,6 +708,6 @@ def _calibrate(problem_yaml: str | Path, options: Mapping[str, object]) -> Calib
 
     tasks = [("local", *point) for point in session._start_points(candidates)]
     starts = _run_tasks(session, problem_yaml, tasks, session.options.threads, report_start)
-    result = session._conclude(starts)
+    result = session.conclude(session.confirm(starts, began))
     log.info("calibration done in %.1f s", time.perf_counter() - began)
     return result
