@@ -22,12 +22,13 @@ every start and every profile is computed the same way whether it runs here or i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -158,6 +159,22 @@ class CalibrationSession:
         self._threads = threads
         self._nlps: dict[int, PyomoProblem] = {}
         self._optimum: tuple | None = None  # (best, n_elements, method, warm state, llh) of `profile`
+        self._pool: ProcessPoolExecutor | None = None  # the worker processes of `workers()`
+
+    @contextlib.contextmanager
+    def workers(self) -> Iterator[None]:
+        """One pool of `threads` worker processes for every stage run in the block (starts, confirming
+        starts, profiles), where each stage would otherwise start its own: starting one costs seconds
+        (spawning, importing, loading the compiled modules)."""
+        if self.options.threads == 1:
+            yield
+            return
+        with _pool(self.spec.problem.path, self.options, self.options.threads) as pool:
+            self._pool = pool
+            try:
+                yield
+            finally:
+                self._pool = None
 
     @functools.cached_property
     def gradient(self) -> GradientProblem:
@@ -601,6 +618,12 @@ def _work(method: str, *args: object) -> object:
     return getattr(_WORKER, method)(*args)
 
 
+def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> ProcessPoolExecutor:
+    # "spawn": forking a process whose simulation threads are running is not safe.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(str(problem_yaml), options))
+
+
 def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[tuple], threads: int,
                report: Callable[[int, object], None], *, done: Callable[[list], bool] | None = None,
                deadline: float = math.inf) -> list:
@@ -623,16 +646,14 @@ def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[t
             stop = done is not None and done([finished[i] for i in range(prefix)])
 
     pending = iter(enumerate(tasks))
-    if threads == 1 or len(tasks) == 1:
+    if threads == 1 or (len(tasks) == 1 and session._pool is None):
         for k, (method, *args) in pending:
             if stop or time.perf_counter() >= deadline:
                 break
             collect(k, getattr(session, method)(*args))
         return [finished[i] for i in range(prefix)]
-    # "spawn": forking a process whose simulation threads are running is not safe.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(threads, len(tasks)), mp_context=context,
-                             initializer=_start_worker, initargs=(str(problem_yaml), session.options)) as pool:
+    with contextlib.ExitStack() as stack:
+        pool = session._pool or stack.enter_context(_pool(problem_yaml, session.options, min(threads, len(tasks))))
         running: dict = {}
         while True:
             while not stop and len(running) < threads and time.perf_counter() < deadline:
@@ -707,7 +728,8 @@ def _calibrate(problem_yaml: str | Path, options: Mapping[str, object]) -> Calib
         _report_start(result, len(candidates), best_so_far[0])
 
     tasks = [("local", *point) for point in session._start_points(candidates)]
-    starts = _run_tasks(session, problem_yaml, tasks, session.options.threads, report_start)
-    result = session.conclude(session.confirm(starts, began))
+    with session.workers():
+        starts = _run_tasks(session, problem_yaml, tasks, session.options.threads, report_start)
+        result = session.conclude(session.confirm(starts, began))
     log.info("calibration done in %.1f s", time.perf_counter() - began)
     return result
