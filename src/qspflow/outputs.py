@@ -29,8 +29,8 @@ API (used by `qspflow.sensitivity` and `qspflow.vpop`):
 
 How each kind is computed (no post-hoc quadrature on a grid):
 - auc and time_above are exact integrals of the ODE solution: the simulated model gets one
-  quadrature state per quantity, dQ/dt = y (auc) or dQ/dt = [y > threshold] (time_above), and the
-  output is Q(t1) − Q(t0), so its accuracy is the integrator's (rtol, atol). A time_above's
+  quadrature state per quantity, dQ/dt = y (auc) or dQ/dt = 1 while y > threshold (time_above), and
+  the output is Q(t1) − Q(t0), so its accuracy is the integrator's (rtol, atol). A time_above's
   dQ/dt is a mode (0 or 1) that two events switch where y crosses the threshold: the integrator's
   event root-finding ends a step at each crossing, so the crossings are located to the
   integrator's accuracy and no step straddles the jump.
