@@ -559,10 +559,10 @@ class _KillsItsWorker:
 
 
 def test_a_worker_process_that_dies_ends_the_run_with_a_clear_error(tmp_path):
-    session = open_session(decay_problem(tmp_path), **FAST)
+    session = open_session(decay_problem(tmp_path), threads=2, **FAST)
     tasks = [("local", k, "test", _KillsItsWorker()) for k in range(2)]
     with pytest.raises(SolverError, match=r"key 'calibrate.threads': found '2', a worker process ended abruptly"):
-        calibrate_session._run_tasks(session, session.spec.problem.path, tasks, 2, lambda k, result: None)
+        calibrate_session._run_tasks(session, tasks, lambda k, result: None)
 
 
 def test_starts_stopped_before_converging_end_with_the_best_point_and_reached_false(tmp_path, caplog):

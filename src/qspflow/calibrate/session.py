@@ -425,8 +425,8 @@ class CalibrationSession:
             _report_start(result, total, best_so_far[0])
 
         tasks = [("local", first + i, "confirm", x) for i, x in enumerate(points)]
-        more = _run_tasks(self, spec.problem.path, tasks, o.threads, report,
-                          done=lambda done: _confirmed([*starts, *done]), deadline=began + o.confirm_time)
+        more = _run_tasks(self, tasks, report, done=lambda done: _confirmed([*starts, *done]),
+                          deadline=began + o.confirm_time)
         confirmed = _confirmed([*starts, *more])
         log.info("%d further start(s): the best optimum is %s", len(more),
                  "confirmed" if confirmed else "still not confirmed (the budget ran out)")
@@ -478,7 +478,7 @@ class CalibrationSession:
             raise SolverError(str(spec.problem.path), key="calibrate.solver", found=o.solver,
                               message=f"no local start ended at a point the model can be simulated at (statuses: "
                                       f"{statuses}); try more starts or other bounds")
-        best = max(found, key=lambda s: (s.llh, s.converged, -s.start))
+        best = _best(found)
         if o.local_method == "shooting" and o.polish and best.converged and transcribable(spec):
             polished = self._polish(best)
             starts = [polished if s is best else s for s in starts]
@@ -486,7 +486,7 @@ class CalibrationSession:
             best = polished
         converged = [s for s in found if s.converged]
         at_best = _at_best(found, best)
-        reached = best.converged and at_best >= min(REACHED_STARTS, len(starts))
+        reached = _reached(starts, best)
         log.info("best optimum: start %d (%s), llh %.10g (simulated; the local method's %.10g); "
                  "%d of %d starts converged, %d within %g of it", best.start, best.method, best.llh, -best.nll,
                  len(converged), len(starts), at_best, REACHED_LLH)
@@ -511,7 +511,7 @@ class CalibrationSession:
                          len(indices), spec.names[i], len(result[0]), low, high)
 
             tasks = [("profile", i, best.x, best.n_elements) for i in indices]
-            _run_tasks(self, spec.problem.path, tasks, o.threads, report_profile)
+            _run_tasks(self, tasks, report_profile)
             profiles = dict(sorted(profiles.items()))
             for i, (points_i, top) in profiles.items():
                 if max(llh for _, llh in points_i) > top + 1e-3:
@@ -581,19 +581,26 @@ def check_profile_candidates(session: CalibrationSession, candidates: Sequence[s
                          f"ids of parameters estimated in at least one of the {len(candidates)} candidate models")
 
 
+def _best(found: Sequence[StartResult]) -> StartResult:
+    """The best of starts that ended at a finite log-likelihood, converged or not."""
+    return max(found, key=lambda s: (s.llh, s.converged, -s.start))
+
+
 def _at_best(starts: Sequence[StartResult], best: StartResult) -> int:
     """Converged starts that ended within REACHED_LLH of `best`."""
     return sum(1 for s in starts if s.converged and best.llh - s.llh < REACHED_LLH)
 
 
+def _reached(starts: Sequence[StartResult], best: StartResult) -> bool:
+    """Whether `best` converged and is confirmed: REACHED_STARTS converged starts (all, if fewer) ended
+    within REACHED_LLH of it."""
+    return best.converged and _at_best(starts, best) >= min(REACHED_STARTS, len(starts))
+
+
 def _confirmed(starts: Sequence[StartResult]) -> bool:
-    """Whether the best point the starts found converged and is confirmed: REACHED_STARTS converged
-    starts (all, if fewer) ended within REACHED_LLH of it."""
+    """Whether the best point the starts found is `_reached`."""
     found = [s for s in starts if math.isfinite(s.llh)]
-    if not found:
-        return False
-    best = max(found, key=lambda s: (s.llh, s.converged, -s.start))
-    return best.converged and _at_best(found, best) >= min(REACHED_STARTS, len(starts))
+    return bool(found) and _reached(starts, _best(found))
 
 
 def _report_start(result: StartResult, total: int, best_so_far: float | None = None) -> None:
@@ -624,16 +631,16 @@ def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -
                                initializer=_start_worker, initargs=(str(problem_yaml), options))
 
 
-def _run_tasks(session: CalibrationSession, problem_yaml: str, tasks: Sequence[tuple], threads: int,
-               report: Callable[[int, object], None], *, done: Callable[[list], bool] | None = None,
-               deadline: float = math.inf) -> list:
-    """Run `session.<method>(*args)` for the tasks, in worker processes when threads > 1 (up to `threads`
-    at once); the results in task order.
+def _run_tasks(session: CalibrationSession, tasks: Sequence[tuple], report: Callable[[int, object], None], *,
+               done: Callable[[list], bool] | None = None, deadline: float = math.inf) -> list:
+    """Run `session.<method>(*args)` for the tasks, in worker processes when the session's threads > 1
+    (up to that many at once); the results in task order.
 
     With `done`, the results stop at the first task whose results so far (in task order) satisfy it:
     a task that ended after it is left out, so the results do not depend on `threads`. No task begins
     after `deadline` (`time.perf_counter()`).
     """
+    problem_yaml, threads = session.spec.problem.path, session.options.threads
     finished: dict[int, object] = {}
     prefix, stop = 0, False
 
@@ -729,7 +736,7 @@ def _calibrate(problem_yaml: str | Path, options: Mapping[str, object]) -> Calib
 
     tasks = [("local", *point) for point in session._start_points(candidates)]
     with session.workers():
-        starts = _run_tasks(session, problem_yaml, tasks, session.options.threads, report_start)
+        starts = _run_tasks(session, tasks, report_start)
         result = session.conclude(session.confirm(starts, began))
     log.info("calibration done in %.1f s", time.perf_counter() - began)
     return result
