@@ -62,8 +62,8 @@ def _convert(args: argparse.Namespace) -> None:
 def _calibrate(args: argparse.Namespace) -> None:
     with output_folder(args.out, force=args.force) as out:
         best = steps.calibrate_folder(problem=args.problem, out=out, starts=args.starts,
-                                      random_starts=args.random_starts, confirm_starts=args.confirm_starts,
-                                      confirm_time=args.confirm_time, seed=args.seed,
+                                      random_starts=args.random_starts, hops=args.hops, hop_stall=args.hop_stall,
+                                      hop_time=args.hop_time, seed=args.seed,
                                       solver=args.solver, global_method=args.global_method,
                                       local_method=args.local_method, polish=not args.no_polish,
                                       local_phase=args.local_phase,
@@ -208,11 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=5, help="local starts from the global search's best points")
     p.add_argument("--random-starts", type=int, default=5,
                    help="further local starts from Latin-hypercube points over the bounds")
-    p.add_argument("--confirm-starts", type=int, default=20,
-                   help="at most this many further Latin-hypercube starts while the best optimum is not confirmed "
-                        "by a second start (0: none)")
-    p.add_argument("--confirm-time", type=float, default=300.0,
-                   help="seconds after the calibration began after which no confirming start begins")
+    p.add_argument("--hops", type=int, default=60,
+                   help="at most this many basin hops after the starts: local starts from the best point so far "
+                        "with a random part of its coordinates moved (0: none)")
+    p.add_argument("--hop-stall", type=int, default=30,
+                   help="basin hopping stops after this many hops in a row without progress")
+    p.add_argument("--hop-time", type=float, default=300.0,
+                   help="seconds after the calibration began after which no round of hops begins")
     p.add_argument("--seed", type=int, default=0, help="seed of the global search and the start points")
     p.add_argument("--local", dest="local_method", choices=["shooting", "transcription"], default="shooting",
                    help="local method: fides on the simulated likelihood with forward sensitivities (default), or "

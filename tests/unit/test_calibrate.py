@@ -34,7 +34,7 @@ from qspflow.steps import calibration as steps
 K_TRUE, SIGMA = 0.5, 0.05
 TIMES = (0.5, 1.0, 2.0, 4.0)
 STARTS = {"low": 1.0, "high": 2.0}  # x(0) per condition
-FAST = dict(starts=2, random_starts=0, global_method="none", profile=False)
+FAST = dict(starts=2, random_starts=0, global_method="none", profile=False, hops=0)
 
 
 def write_problem(folder: Path, model: OdeModel, **tables: pd.DataFrame) -> Path:
@@ -158,7 +158,7 @@ def test_each_local_method_alone_gives_the_least_squares_estimate(tmp_path):
 
 def test_the_local_phase_solves_are_the_first_starts_repeated_from_where_they_began(tmp_path):
     path = decay_problem(tmp_path)
-    options = dict(starts=2, random_starts=0, profile=False, global_evaluations=2000, n_elements=8)
+    options = dict(starts=2, random_starts=0, profile=False, global_evaluations=2000, n_elements=8, hops=0)
     result = calibrate_problem(path, local_phase=True, **options)
     local = result.starts[result.starts["origin"] == "ess-local"]
     assert result.starts["origin"].iloc[0] == "ess-local"
@@ -199,7 +199,9 @@ def test_global_stages_find_the_same_optimum_and_are_seeded(tmp_path):
                                   global_evaluations=3000)
         assert math.log10(first.best["k"]) == pytest.approx(expected, abs=1e-5)
         pd.testing.assert_frame_equal(first.starts, again.starts)
-        assert sorted(first.starts["origin"]) == sorted([method, "lhs"])  # one basin: one start from the search
+        planned = first.starts["origin"] != "hop"  # the default basin hops follow, seeded too
+        assert sorted(first.starts.loc[planned, "origin"]) == sorted([method, "lhs"])  # one basin: one start
+        assert (~planned).sum() == first.options.hop_stall  # every hop returns to the one optimum
 
 
 def test_ripopt_finds_the_same_estimate(tmp_path):
@@ -591,48 +593,53 @@ def test_the_global_job_compiles_the_starts_sensitivity_system_into_the_cache(tm
     assert len(list(index.glob("*.json"))) == 2
 
 
-# ------------------------------------------------------------------------------ confirming starts
+# ------------------------------------------------------------------------------ basin hopping
 
 
-def _unconfirmed(session, offset: float) -> list:
-    """A real start at the decay problem's optimum and a converged one `offset` in llh from it (made up:
-    a second optimum), so that the best of the two is not confirmed by the other."""
+def _away_from_the_optimum(session) -> list:
+    """A real start at the decay problem's optimum, and one made to look converged two decades of k
+    away from it (a local optimum the decay problem does not have), with its true log-likelihood."""
     real = session.local(0, "lhs", session.spec.nominal)
-    other = dataclasses.replace(real, start=1, llh=real.llh + offset, nll=real.nll - offset)
-    return [real, other]
+    x = real.x + 2.0
+    llh = session.spec.simulated_llh(x, 60.0)
+    return [real, dataclasses.replace(real, start=1, x0=x, x=x, llh=llh, nll=-llh)]
 
 
-def test_confirming_starts_run_until_one_confirms_the_best_optimum(tmp_path):
-    session = open_session(decay_problem(tmp_path), confirm_starts=5, threads=1, **FAST)
-    starts = _unconfirmed(session, -5.0)
-    more = session.confirm(starts, time.perf_counter())
-    # The decay problem has one optimum: the first confirming start reaches it, and no other runs.
-    assert [(s.start, s.origin) for s in more] == [(0, "lhs"), (1, "lhs"), (2, "confirm")]
-    assert more[2].llh == pytest.approx(starts[0].llh, abs=1e-6)
-    result = session.conclude(more)
-    assert result.reached and result.starts_at_best == 2
-    assert list(result.starts["origin"]) == ["lhs", "lhs", "confirm"]
+def test_basin_hops_move_to_a_better_optimum_and_stop_after_hops_without_progress(tmp_path):
+    session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "hops": 10, "hop_stall": 3})
+    real, away = _away_from_the_optimum(session)
+    hopped = session.hop([dataclasses.replace(away, start=0)], time.perf_counter())
+    # From the made-up optimum every hop (k moved by a normal step of 0.1 × 5 decades) descends to the
+    # one optimum: the first becomes the centre, the next three gain nothing and end the hopping.
+    assert [s.origin for s in hopped] == ["lhs", "hop", "hop", "hop", "hop"]
+    assert [s.start for s in hopped] == [0, 1, 2, 3, 4]
+    assert away.llh < real.llh - 1.0
+    for s in hopped[1:]:
+        assert s.converged and s.llh == pytest.approx(real.llh, abs=1e-6)
+    # hops 3 and 4 start from hop 1's optimum, not from the made-up one
+    for s in hopped[3:]:
+        assert abs(s.x0[0] - hopped[1].x[0]) < abs(s.x0[0] - away.x[0])
+    result = session.conclude(hopped)
+    assert result.reached and result.starts_at_best == 4
+    assert result.best_llh == pytest.approx(real.llh, abs=1e-6)
 
 
-def test_confirming_starts_stop_at_their_budget_and_the_result_says_so(tmp_path):
-    session = open_session(decay_problem(tmp_path), confirm_starts=3, threads=1, **FAST)
-    # The made-up optimum lies 5 above what any start can reach: never confirmed.
-    more = session.confirm(_unconfirmed(session, 5.0), time.perf_counter())
-    assert [s.origin for s in more] == ["lhs", "lhs", "confirm", "confirm", "confirm"]
-    assert not session.conclude(more).reached
-    late = session.confirm(_unconfirmed(session, 5.0), time.perf_counter() - session.options.confirm_time)
-    assert len(late) == 2  # the time was up before the first
-    assert len(open_session(decay_problem(tmp_path / "off"), confirm_starts=0, **FAST).confirm(
-        _unconfirmed(session, 5.0), time.perf_counter())) == 2
+def test_basin_hops_stop_at_their_budgets(tmp_path):
+    session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "hops": 3, "hop_stall": 100})
+    starts = _away_from_the_optimum(session)
+    assert [s.origin for s in session.hop(starts, time.perf_counter())] == ["lhs", "lhs", "hop", "hop", "hop"]
+    late = session.hop(starts, time.perf_counter() - session.options.hop_time)
+    assert len(late) == 2  # the time was up before the first round
+    off = open_session(decay_problem(tmp_path / "off"), **FAST)
+    assert len(off.hop(starts, time.perf_counter())) == 2
 
 
-def test_confirming_starts_do_not_depend_on_threads(tmp_path):
-    # Two workers run the first two confirming starts at once; the second ends after the first confirmed
-    # the optimum and is left out, as one thread never runs it.
+def test_basin_hops_do_not_depend_on_threads(tmp_path):
     path = decay_problem(tmp_path)
     runs = []
     for threads in (1, 2):
-        session = open_session(path, confirm_starts=4, threads=threads, **FAST)
-        runs.append(session.starts_table(session.confirm(_unconfirmed(session, -5.0), time.perf_counter())))
+        session = open_session(path, threads=threads, **{**FAST, "hops": 5, "hop_stall": 100})
+        with session.workers():
+            runs.append(session.starts_table(session.hop(_away_from_the_optimum(session), time.perf_counter())))
     pd.testing.assert_frame_equal(runs[0], runs[1])
-    assert list(runs[0]["origin"]) == ["lhs", "lhs", "confirm"]
+    assert list(runs[0]["origin"]) == ["lhs", "lhs", *["hop"] * 5]

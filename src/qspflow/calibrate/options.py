@@ -24,11 +24,11 @@ class CalibrationOptions:
     starts: local starts — the best global candidate of each basin the global search found
     (`search.best_of_basins`), topped up with Latin-hypercube points, or Latin-hypercube points
     alone with global_method "none". random_starts: further local starts from Latin-hypercube points
-    over the bounds (the global search's best points can all lie in one basin). confirm_starts: at
-    most this many further Latin-hypercube starts, one after another while the best optimum is not
-    confirmed by a second start (`reached` false), stopping at the first that confirms it;
-    confirm_time: none of them begins later than this many seconds after the calibration began. seed:
-    seeds the global search and the Latin hypercubes.
+    over the bounds (the global search's best points can all lie in one basin). hops: at most this
+    many basin hops after the starts (local starts from the best point so far, a random part of its
+    coordinates moved; `CalibrationSession.hop`); hop_stall: they stop after this many hops in a row
+    without progress; hop_time: no round of hops begins later than this many seconds after the
+    calibration began. seed: seeds the global search, the Latin hypercubes and the hops.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
     sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
     start). polish: after shooting, re-solve the best optimum by the Pyomo transcription and keep that
@@ -47,14 +47,15 @@ class CalibrationOptions:
     parameters to profile (empty: every estimated parameter). profile_step: first
     profile step (fraction of the bound width). profile_max_steps: profile steps per side.
     threads: simulator threads and worker processes (results do not depend on it).
-    global_time, confirm_time and max_cpu_time are safety caps: when one of them binds, the result depends on the
+    global_time, hop_time and max_cpu_time are safety caps: when one of them binds, the result depends on the
     speed of the machine.
     """
 
     starts: int = 5
     random_starts: int = 5
-    confirm_starts: int = 20
-    confirm_time: float = 300.0
+    hops: int = 60
+    hop_stall: int = 30
+    hop_time: float = 300.0
     seed: int = 0
     local_method: str = "shooting"
     polish: bool = True
@@ -77,11 +78,12 @@ class CalibrationOptions:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for key in ("starts", "global_evaluations", "n_elements", "max_iter", "profile_max_steps", "threads"):
+        for key in ("starts", "global_evaluations", "n_elements", "max_iter", "profile_max_steps", "threads",
+                    "hop_stall"):
             integer(_key(key), getattr(self, key), minimum=1)
-        for key in ("seed", "max_refinements", "random_starts", "confirm_starts"):
+        for key in ("seed", "max_refinements", "random_starts", "hops"):
             integer(_key(key), getattr(self, key), minimum=0)
-        for key in ("global_time", "confirm_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance",
+        for key in ("global_time", "hop_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance",
                     "profile_step"):
             number(_key(key), getattr(self, key), positive=True)
         choice(_key("solver"), self.solver, SOLVERS)
