@@ -430,6 +430,10 @@ class CalibrationSession:
                  "less than %g or %g s have passed", centre.start, centre.llh, o.hops, o.hop_stall, HOP_GAIN,
                  o.hop_time)
         first, stall, done = max(s.start for s in found) + 1, 0, 0
+
+        def report(k: int, result: StartResult) -> None:  # during a round: `centre` is the round's
+            _report_start(result, first + o.hops, max(centre.llh, result.llh if result.converged else -math.inf))
+
         while done < o.hops and stall < o.hop_stall:
             if time.perf_counter() - began >= o.hop_time:
                 log.info("basin hopping: calibrate.hop_time (%g s) has passed after %d hops", o.hop_time, done)
@@ -442,13 +446,9 @@ class CalibrationSession:
                 x0 = np.clip(np.where(moved, centre.x + step, centre.x), spec.lower, spec.upper)
                 tasks.append(("local", first + done + len(tasks), "hop", x0))
             done += len(tasks)
-
-            def report(k: int, result: StartResult) -> None:
-                _report_start(result, first + o.hops, max(centre.llh, result.llh if result.converged else -math.inf))
-
             for result in _run_tasks(self, tasks, report):
                 found.append(result)
-                better = result.converged and math.isfinite(result.llh) and result.llh > centre.llh
+                better = result.converged and result.llh > centre.llh  # a failed re-simulation's −inf never is
                 stall = 0 if better and result.llh - centre.llh >= HOP_GAIN else stall + 1
                 centre = result if better else centre
         log.info("basin hopping: %d hops, best llh %.8g (start %d)", done, centre.llh, centre.start)
