@@ -27,8 +27,9 @@ class CalibrationOptions:
     over the bounds (the global search's best points can all lie in one basin). hops: at most this
     many basin hops after the starts (local starts from the best point so far, a random part of its
     coordinates moved; `CalibrationSession.hop`); hop_stall: they stop after this many hops in a row
-    without progress; hop_time: no round of hops begins later than this many seconds after the
-    calibration began. seed: seeds the global search, the Latin hypercubes and the hops.
+    without progress; hop_time: basin hopping ends this many seconds after the calibration began (no
+    round begins later; hops still running then stop where they are, unverified). seed: seeds the
+    global search, the Latin hypercubes and the hops.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
     sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
     start). polish: after shooting, re-solve the best optimum by the Pyomo transcription and keep that
@@ -55,7 +56,7 @@ class CalibrationOptions:
     random_starts: int = 5
     hops: int = 60
     hop_stall: int = 30
-    hop_time: float = 300.0
+    hop_time: float = 480.0
     seed: int = 0
     local_method: str = "shooting"
     polish: bool = True

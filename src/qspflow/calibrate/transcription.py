@@ -618,8 +618,9 @@ class PyomoProblem:
         nll = _value_or(m.objective, math.nan)
         return LocalSolution(self.parameters(), nll, status, status in CONVERGED, seconds)
 
-    def estimate(self, x0: Sequence[float], half_width: float) -> LocalSolution | None:
-        """A local estimate from x0 (None if the model cannot be simulated at x0).
+    def estimate(self, x0: Sequence[float], half_width: float, time_limit: float | None = None) -> LocalSolution | None:
+        """A local estimate from x0 (None if the model cannot be simulated at x0), its solves together
+        within `time_limit` seconds (default: the problem's `max_cpu_time`).
 
         States start from a simulation at x0. The noise parameters are first held at x0 while the
         others are fitted, then everything is fitted; both solves keep to a moving box (`solve_local`).
@@ -628,7 +629,7 @@ class PyomoProblem:
         """
         if not self.initialize(x0):
             return None
-        budget = float(self.options["max_cpu_time"])
+        budget = float(self.options["max_cpu_time"]) if time_limit is None else time_limit
         seconds = 0.0
         if self.spec.noise:
             first = self.solve_local(half_width, fixed={i: x0[i] for i in self.spec.noise}, time_limit=budget)
