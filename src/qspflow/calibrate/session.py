@@ -225,7 +225,7 @@ class CalibrationSession:
         left = math.inf if end is None else end - time.monotonic()
         return max(min(self.options.max_cpu_time, left), 0.0)
 
-    def _shooting(self, start: int, origin: str, x0: np.ndarray, end: float | None = None) -> StartResult:
+    def _shooting(self, start: int, origin: str, x0: np.ndarray, end: float | None) -> StartResult:
         """Single shooting (fides) from x0, verified by independent simulation."""
         o, spec = self.options, self.spec
         began = time.perf_counter()
@@ -270,7 +270,7 @@ class CalibrationSession:
                     "shooting's (%.8g); the shooting optimum stands", result.start, llh, -polished.nll, result.llh)
         return result
 
-    def _transcription(self, start: int, origin: str, x0: np.ndarray, end: float | None = None) -> StartResult:
+    def _transcription(self, start: int, origin: str, x0: np.ndarray, end: float | None) -> StartResult:
         """Solve from x0, verify the optimum by simulation, refine the discretization if needed."""
         o, spec = self.options, self.spec
         n = o.n_elements
