@@ -637,6 +637,31 @@ def test_basin_hops_stop_at_their_budgets(tmp_path):
     assert len(off.hop(starts, time.monotonic())) == 2
 
 
+def test_basin_hops_move_to_a_better_point_that_did_not_converge(tmp_path):
+    # One fides iteration per hop: no hop converges, and the first round's better end still becomes the centre.
+    options = {**FAST, "hops": 4, "hop_stall": 100}
+    session = open_session(decay_problem(tmp_path), threads=1, **options)
+    _, away = _away_from_the_optimum(session)
+    short = open_session(decay_problem(tmp_path / "short"), threads=1, **options, max_iter=1)
+    hopped = short.hop([dataclasses.replace(away, start=0)], time.monotonic())
+    first = max(hopped[1:3], key=lambda s: s.llh)
+    assert not any(s.converged for s in hopped[1:]) and first.llh > away.llh + 1.0
+    for s in hopped[3:]:
+        assert s.x0[0] == pytest.approx(first.x[0], abs=1.0) and abs(s.x0[0] - away.x[0]) > abs(s.x0[0] - first.x[0])
+
+
+def test_a_shooting_optimum_has_as_long_to_verify_as_its_solve_took_and_at_least_the_floor(tmp_path, monkeypatch):
+    session = open_session(decay_problem(tmp_path), threads=1, **FAST)
+    budgets = []
+    monkeypatch.setattr(session.spec, "simulated_llh", lambda x, seconds: budgets.append(seconds) or -math.inf)
+    result = session.local(0, "lhs", session.spec.nominal)
+    assert result.seconds < calibrate_session.RESIMULATION_FLOOR  # the decay problem solves in milliseconds
+    assert budgets == [calibrate_session.RESIMULATION_FLOOR]
+    assert "ran out of its 10 s (the solve's time, at least 10 s" in result.notes[0]
+    session.local(1, "lhs", session.spec.nominal, time.monotonic() + 3.0)
+    assert 2.0 < budgets[1] <= 3.0  # the end of the hops comes first
+
+
 def test_basin_hops_do_not_depend_on_threads(tmp_path):
     path = decay_problem(tmp_path)
     runs = []

@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 
 from qspflow.calibrate.search import (
     FAILED,
+    PATIENCE,
     LocalSolve,
     best_local_solves,
     best_of_basins,
@@ -136,3 +137,11 @@ def test_the_best_local_solves_are_chosen_best_first_from_distinct_beginnings():
     # [3] began within 0.05 of [1], which ended as well; the failed solve [2] is never a start.
     assert best_local_solves(solves, 5, LOWER, UPPER, 0.05) == [1, 4, 0]
     assert best_local_solves(solves, 2, LOWER, UPPER, 0.05) == [1, 4]
+
+
+def test_a_restarted_search_stops_once_patience_runs_after_the_first_found_nothing_better(caplog):
+    # A flat objective: the first run sets the best value, the next PATIENCE runs cannot improve it.
+    caplog.set_level("INFO", logger="qspflow.calibrate")
+    archive = scatter_search(lambda X: np.ones(len(X)), LOWER, UPPER, rng=np.random.default_rng(0),
+                             max_evaluations=10**7, time_limit=600.0)
+    assert f"scatter search: {1 + PATIENCE} run(s), {archive.evaluations} evaluations" in caplog.text

@@ -40,8 +40,8 @@ class CalibrationOptions:
     a local solve of the local phase counts as one evaluation and may end up to max_cpu_time past
     global_time). n_elements: collocation elements per measurement interval. local_box: half-width of
     the moving box of a local solve, as a fraction of each bound width. max_iter: solver iterations per
-    solve. max_cpu_time: solver seconds per local start, and the budget of the re-simulation that
-    verifies it. verify_tolerance: largest
+    solve. max_cpu_time: solver seconds per local start, and the most the re-simulation that verifies it
+    may take (a shooting optimum's: as long as its solve took, at least 10 s). verify_tolerance: largest
     accepted |collocation − simulated| log-likelihood.
     max_refinements: element doublings allowed when it is larger. min_distance: least normalized
     distance between two local starts. profile: compute profiles and CIs. profile_parameters: the

@@ -84,6 +84,11 @@ HOP_BATCH, HOP_FRACTION, HOP_SCALE, HOP_WIDEN, HOP_GAIN = 2, 0.3, 0.1, 10, REACH
 # does not converge (Weber_BMC2015, Fujita_SciSignal2010: not in 200 either) each iteration cost
 # Weber 0.45 s, and 200 of them were most of a start's time.
 POLISH_ITERATIONS = 30
+# A shooting optimum's re-simulation may take as long as its solve, which simulated the model hundreds of
+# times, and at least this many seconds: it normally costs less than one of those simulations (Weber_BMC2015
+# at its published fit: 0.23 s, a compiled evaluation with sensitivities 0.12 s), and one that takes longer is
+# LSODA crawling at rtol 1e-10 and does not end in max_cpu_time either (Weber, seeds 1 and 2: 120 s each, lost).
+RESIMULATION_FLOOR = 10.0
 POLISH_SLACK = 1e-6  # simulated log-likelihood a polished optimum may lose and still replace shooting's
 # A profile point is re-optimized until an iteration gains less than this in log-likelihood: the
 # interval ends are read where the profile falls 1.92 with slope ≈ 1.96/σ, so 1e-3 moves them by
@@ -176,11 +181,14 @@ class CalibrationSession:
     def workers(self) -> Iterator[None]:
         """One pool of `threads` worker processes for every stage run in the block (starts, basin
         hops, profiles), where each stage would otherwise start its own: starting one costs seconds
-        (spawning, importing, loading the compiled modules)."""
+        (spawning, importing, loading the compiled modules), which they spend at once, while this
+        process goes on (the global search)."""
         if self.options.threads == 1:
             yield
             return
         with _pool(self.spec.problem.path, self.options, self.options.threads) as pool:
+            for _ in range(self.options.threads):
+                pool.submit(_warm_up)
             self._pool = pool
             try:
                 yield
@@ -232,15 +240,16 @@ class CalibrationSession:
         x0 = np.asarray(x0, dtype=float)
         shot = shoot_in_stages(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter,
                                max_time=self._seconds(end))
-        llh = spec.simulated_llh(shot.x, self._seconds(end)) if math.isfinite(shot.nll) else -math.inf
+        budget = min(self._seconds(end), max(RESIMULATION_FLOOR, time.perf_counter() - began))
+        llh = spec.simulated_llh(shot.x, budget) if math.isfinite(shot.nll) else -math.inf
         result = StartResult(start, origin, x0, shot.x, shot.nll, llh, shot.status, shot.converged,
                              time.perf_counter() - began, o.n_elements, [], "shooting")
         log.info("start %d: shooting %s after %d iterations, llh %.8g, %.1f s", start, shot.status, shot.iterations,
                  llh, result.seconds)
         if math.isfinite(shot.nll) and not math.isfinite(llh):
             result.notes.append(f"start {start}: the independent re-simulation of where it ended failed or ran out "
-                                f"of time (calibrate.max_cpu_time, {o.max_cpu_time:g} s, or the end of the basin "
-                                "hops): not used")
+                                f"of its {budget:.3g} s (the solve's time, at least {RESIMULATION_FLOOR:g} s, within "
+                                f"calibrate.max_cpu_time and the end of the basin hops): not used")
         return result
 
     def _polish(self, result: StartResult) -> StartResult:
@@ -417,11 +426,12 @@ class CalibrationSession:
         so far with about HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their
         bound width, the step doubled after every HOP_WIDEN hops in a row that gained less than
         HOP_GAIN (a hop that returns to the centre's optimum stepped too short: the neighbourhoods of
-        variable neighbourhood search, Mladenović & Hansen 1997); a hop that ends better moves the
-        centre. It stops after `hops` hops, after `hop_stall` hops in a row without such a gain, or
-        `hop_time` seconds after `began` (`time.monotonic()`): no round begins later, and the hops still
-        running then stop where they are (a hop's solve and re-simulation have the time left to that end,
-        at most `max_cpu_time` each), so that a calibration ends within `hop_time` and its conclusion.
+        variable neighbourhood search, Mladenović & Hansen 1997); a hop that ends better (by its
+        re-simulation, converged or not) moves the centre. It stops after `hops` hops, after `hop_stall`
+        hops in a row without such a gain, or `hop_time` seconds after `began` (`time.monotonic()`): no
+        round begins later, and the hops still running then stop where they are (a hop's solve and
+        re-simulation have the time left to that end, at most `max_cpu_time` each), so that a
+        calibration ends within `hop_time` and its conclusion.
 
         Why: the optima of a QSP model lie near each other more often than Latin-hypercube points
         find them. Weber_BMC2015, seed 1: 0 of 21 starts from the search's basins and Latin-hypercube
@@ -444,7 +454,7 @@ class CalibrationSession:
         first, stall, done, end = max(s.start for s in found) + 1, 0, 0, began + o.hop_time
 
         def report(k: int, result: StartResult) -> None:  # during a round: `centre` is the round's
-            _report_start(result, first + o.hops, max(centre.llh, result.llh if result.converged else -math.inf))
+            _report_start(result, first + o.hops, max(centre.llh, result.llh))
 
         while done < o.hops and stall < o.hop_stall:
             if time.monotonic() >= end:
@@ -460,7 +470,9 @@ class CalibrationSession:
             done += len(tasks)
             for result in _run_tasks(self, tasks, report):
                 found.append(result)
-                better = result.converged and result.llh > centre.llh  # a failed re-simulation's −inf never is
+                # Converged or not, as the first centre: a solve stopped by max_cpu_time can end past every
+                # converged one (Weber_BMC2015, seed 2: three hops −309.1 to −306.9, the centre −323.8).
+                better = result.llh > centre.llh  # a failed re-simulation's −inf never is
                 stall = 0 if better and result.llh - centre.llh >= HOP_GAIN else stall + 1
                 centre = result if better else centre
         log.info("basin hopping: %d hops, best llh %.8g (start %d)", done, centre.llh, centre.start)
@@ -653,6 +665,10 @@ def _work(method: str, *args: object) -> object:
     return getattr(_WORKER, method)(*args)
 
 
+def _warm_up() -> None:
+    _WORKER.compile_local()
+
+
 def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> ProcessPoolExecutor:
     # "spawn": forking a process whose simulation threads are running is not safe.
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
@@ -729,7 +745,6 @@ def calibrate_problem(problem_yaml: str | Path, **options: object) -> Calibratio
 def _calibrate(problem_yaml: str | Path, options: Mapping[str, object]) -> CalibrationResult:
     began = time.monotonic()
     session = open_session(problem_yaml, **options)
-    candidates = session.global_starts()
     best_so_far = [-math.inf]
 
     def report_start(k: int, result: StartResult) -> None:
@@ -737,8 +752,9 @@ def _calibrate(problem_yaml: str | Path, options: Mapping[str, object]) -> Calib
             best_so_far[0] = max(best_so_far[0], result.llh)
         _report_start(result, len(candidates), best_so_far[0])
 
-    tasks = [("local", *point) for point in session._start_points(candidates)]
     with session.workers():
+        candidates = session.global_starts()
+        tasks = [("local", *point) for point in session._start_points(candidates)]
         starts = _run_tasks(session, tasks, report_start)
         result = session.conclude(session.hop(starts, began))
     log.info("calibration done in %.1f s", time.monotonic() - began)

@@ -13,11 +13,12 @@ and noise formulas have their `observableParameter{n}_{id}` / `noiseParameter{n}
 placeholders filled per measurement row.
 
 Integration is one function, `_integrate` (scipy `solve_ivp`, LSODA, rtol 1e-10, atol 1e-12,
-restarted at breakpoints). Events (`qspflow.model.Event`) are handled there too, in their own
-way: a trigger's relations in time alone make integration stop at their instants, the others are
-scipy's event functions (lhs − rhs, searched in the one direction in which the relation would
-change); at each stop or root the triggers are evaluated and the events that fire are executed
-by `_Events.fire`, or queued until their delay ends (another stop). A measurement at an event's
+restarted at breakpoints; a segment where LSODA fails or crawls is integrated by BDF). Events
+(`qspflow.model.Event`) are handled there too, in their own way: a trigger's relations in time
+alone make integration stop at their instants, the others are scipy's event functions (lhs − rhs,
+searched in the one direction in which the relation would change); at each stop or root the
+triggers are evaluated and the events that fire are executed by `_Events.fire`, or queued until
+their delay ends (another stop). A measurement at an event's
 instant sees the states after the event.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,6 +35,7 @@ import pandas as pd
 import sympy
 from petab.v1 import C
 from scipy.integrate import solve_ivp
+from scipy.optimize import OptimizeResult
 
 from qspflow.errors import PetabError
 from qspflow.model import TIME, OdeModel, right_limit, symbol, trigger_relations
@@ -49,6 +52,10 @@ log = logging.getLogger(__name__)
 
 RTOL = 1e-10
 ATOL = 1e-12
+# Right-hand side evaluations after which LSODA is taken to crawl and the segment goes to BDF: 20 times the
+# most a segment took at the published fits of the six reference problems of the README and at Weber_BMC2015's
+# optima (5,227), ≈ 1 s; where LSODA crawled (Weber, with the analytic Jacobian) BDF took 0.5 s.
+LSODA_EVALUATIONS = 100_000
 STEADY_STATE_TOLERANCE = 1e-8  # |dx/dt| · t ≤ tol · (|x| + atol): the rate no longer moves x
 
 
@@ -186,7 +193,11 @@ class SimulationFailure(Exception):
 
 
 class _Overtime(Exception):
-    """Raised from the right-hand side past a deadline: it ends LSODA's call at once."""
+    """Raised from the right-hand side past a deadline: it ends the integrator's call at once."""
+
+
+class _Crawl(Exception):
+    """Raised from the right-hand side after LSODA_EVALUATIONS calls: the segment goes to BDF."""
 
 
 def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.ndarray,
@@ -201,12 +212,6 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
     """
     out = np.empty((len(times), len(x0)))
     end = float(times[-1]) if len(times) else t0
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        if deadline is not None and time.monotonic() > deadline:
-            raise _Overtime
-        return numeric.rhs(t, y, p)
-
     events = numeric.events
     x = np.asarray(x0, dtype=float)
     stops = {b for b in breakpoints if t0 < b < end}
@@ -226,15 +231,7 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
         here = times[done:][times[done:] <= b]
         t_eval = np.unique(np.append(here, b))
         functions = events.functions(p, memory["relations"]) if events is not None else None
-        try:
-            sol = solve_ivp(rhs, (t, b), x, method="LSODA", t_eval=t_eval,
-                            rtol=rtol, atol=atol, jac=lambda t, y: numeric.jac(t, y, p), events=functions)
-        except (ArithmeticError, ValueError) as exc:
-            raise SimulationFailure(str(exc)) from exc
-        except _Overtime:
-            raise SimulationFailure(f"still integrating at t = {t:g} when its time ran out") from None
-        if sol.status == -1:
-            raise SimulationFailure(sol.message)
+        sol = _solve_segment(numeric, p, (t, b), x, t_eval, rtol, atol, functions, deadline)
         reached = here[: np.searchsorted(here, sol.t[-1], side="right")] if len(sol.t) else here[:0]
         if len(reached):
             out[done:done + len(reached)] = sol.y[:, np.searchsorted(sol.t, reached)].T
@@ -259,17 +256,62 @@ def _integrate(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, times: np.n
     return out
 
 
+def _solve_segment(numeric: NumericModel, p: np.ndarray, span: tuple[float, float], x: np.ndarray,
+                   t_eval: np.ndarray, rtol: float, atol: float, events: list | None,
+                   deadline: float | None) -> OptimizeResult:
+    """One segment by LSODA, and by BDF where LSODA fails or crawls (LSODA_EVALUATIONS): at some parameters
+    of stiff models LSODA reports "repeated convergence failures", or takes minutes, where BDF, with its own
+    step and order control, integrates the segment at the same tolerances in a second (Weber_BMC2015's
+    optima: `tests/cases/test_reference_simulation.py`). Past `deadline` (time.monotonic) it raises
+    `SimulationFailure`."""
+    failures = []
+    for method, most in (("LSODA", LSODA_EVALUATIONS), ("BDF", math.inf)):
+        evaluations = 0
+
+        def rhs(t: float, y: np.ndarray) -> np.ndarray:
+            nonlocal evaluations
+            evaluations += 1
+            if evaluations > most:
+                raise _Crawl
+            if deadline is not None and time.monotonic() > deadline:
+                raise _Overtime
+            return numeric.rhs(t, y, p)
+
+        try:
+            with warnings.catch_warnings(record=True) as caught:  # LSODA's failures come as warnings too
+                warnings.simplefilter("always")
+                sol = solve_ivp(rhs, span, x, method=method, t_eval=t_eval, rtol=rtol, atol=atol,
+                                jac=lambda t, y: numeric.jac(t, y, p), events=events)
+        except (ArithmeticError, ValueError) as exc:
+            failures.append(f"{method}: {exc}")
+            continue
+        except _Crawl:
+            failures.append(f"{method}: {most} evaluations of the right-hand side did not end the segment")
+            continue
+        except _Overtime:
+            raise SimulationFailure(f"still integrating at t = {span[0]:g} when its time ran out") from None
+        if sol.status != -1:
+            return sol
+        failures.append(f"{method}: {'; '.join([*(str(w.message) for w in caught), sol.message])}")
+    raise SimulationFailure(f"from t = {span[0]:g} to {span[1]:g}: " + " — ".join(failures))
+
+
 def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoints: Sequence[float], *,
                   rtol: float, atol: float, deadline: float | None = None) -> np.ndarray:
-    """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x."""
+    """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x: judged by the
+    rate at the horizon's end, or by the integration over the horizon itself where that rate is the
+    cancellation noise of large fluxes (Weber_BMC2015's optima: |dx/dt| 1e-10 at x = 1490, with fluxes
+    of 1e4, which would move x by 0.1 over 1e9; x moved by 3e-11 from 1e7 to 1e8)."""
     x, t = np.asarray(x0, dtype=float), 0.0
     memory: dict = {}
     for end in 10.0 ** np.arange(13):
+        before = x
         x = _integrate(numeric, p, x, np.array([end]), breakpoints, t0=t, rtol=rtol, atol=atol, memory=memory,
                        deadline=deadline)[0]
         t = end
         rate = np.abs(np.asarray(numeric.rhs(t, x, p), dtype=float))
-        if np.all(rate * t <= STEADY_STATE_TOLERANCE * (np.abs(x) + atol)):
+        tolerance = STEADY_STATE_TOLERANCE * (np.abs(x) + atol)
+        if np.all(rate * t <= tolerance) or np.all(np.abs(x - before) <= tolerance):
             return x
     raise SimulationFailure("no steady state reached by t = 1e12")
 
