@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=5, help="local starts from the global search's best points")
     p.add_argument("--random-starts", type=int, default=5,
                    help="further local starts from Latin-hypercube points over the bounds")
-    p.add_argument("--hops", type=int, default=60,
+    p.add_argument("--hops", type=int, default=100,
                    help="at most this many basin hops after the starts: local starts from the best point so far "
                         "with a random part of its coordinates moved (0: none)")
     p.add_argument("--hop-stall", type=int, default=30,

@@ -54,7 +54,7 @@ class CalibrationOptions:
 
     starts: int = 5
     random_starts: int = 5
-    hops: int = 60
+    hops: int = 100
     hop_stall: int = 30
     hop_time: float = 480.0
     seed: int = 0
