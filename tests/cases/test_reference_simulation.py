@@ -48,6 +48,6 @@ def test_a_segment_where_lsoda_crawls_is_integrated_by_bdf(weber, monkeypatch):
 
 def test_a_steady_state_is_confirmed_where_x_no_longer_moves_though_its_rate_is_cancellation_noise(weber):
     # |dx/dt| ≈ 1e-10 at x ≈ 1490 from fluxes of 1e4: rate × t fails the tolerance at every horizon to 1e12,
-    # while x moves by 3e-11 from 1e7 to 1e8
+    # while x moves by 5e-13 from 1e6 to 1e7
     llh, x = NOISY_RATE
     assert weber.simulated_llh(x, 10.0) == pytest.approx(llh, abs=1e-6)

@@ -56,7 +56,7 @@ ATOL = 1e-12
 # most a segment took at the published fits of the six reference problems of the README and at Weber_BMC2015's
 # optima (5,227), ≈ 1 s; where LSODA crawled (Weber, with the analytic Jacobian) BDF took 0.5 s.
 LSODA_EVALUATIONS = 100_000
-STEADY_STATE_TOLERANCE = 1e-8  # |dx/dt| · t ≤ tol · (|x| + atol): the rate no longer moves x
+STEADY_STATE_TOLERANCE = 1e-8  # |dx/dt| · t, or x's move over the horizon, ≤ tol · (|x| + atol)
 
 
 class NumericModel:
@@ -301,7 +301,7 @@ def _steady_state(numeric: NumericModel, p: np.ndarray, x0: np.ndarray, breakpoi
     """Integrate over growing horizons (1, 10, …, 1e12) until the rate no longer moves x: judged by the
     rate at the horizon's end, or by the integration over the horizon itself where that rate is the
     cancellation noise of large fluxes (Weber_BMC2015's optima: |dx/dt| 1e-10 at x = 1490, with fluxes
-    of 1e4, which would move x by 0.1 over 1e9; x moved by 3e-11 from 1e7 to 1e8)."""
+    of 1e4, which would move x by 0.1 over 1e9; x moved by 5e-13 from 1e6 to 1e7)."""
     x, t = np.asarray(x0, dtype=float), 0.0
     memory: dict = {}
     for end in 10.0 ** np.arange(13):
