@@ -18,8 +18,7 @@ restarted at breakpoints; a segment where LSODA fails or crawls is integrated by
 alone make integration stop at their instants, the others are scipy's event functions (lhs − rhs,
 searched in the one direction in which the relation would change); at each stop or root the
 triggers are evaluated and the events that fire are executed by `_Events.fire`, or queued until
-their delay ends (another stop). A measurement at an event's
-instant sees the states after the event.
+their delay ends (another stop). A measurement at an event's instant sees the states after the event.
 """
 
 from __future__ import annotations
