@@ -296,6 +296,7 @@ class _Condition:
     times: np.ndarray
     steady: bool
     outputs: list[int]
+    breakpoints: list[float]  # the model's and those the condition's constants set (a dose time)
 
 
 class OutputModel:
@@ -382,7 +383,6 @@ class OutputModel:
         simulated = OdeModel(model.name, states, parameters, {**dict(model.rhs), **quad_rhs}, initial,
                              observables=observed, events=[*model.events, *crossings])
         self.compiled = compile_model(simulated, varying=[*self.columns, *starts], cache_dir=cache_dir)
-        self._breakpoints = [b for b in self.compiled.breakpoints]
 
         # x(0) as a function of the columns (other parameters folded), nested initial values resolved.
         fold = {symbol(n): sympy.Float(v) for n, v in self._nominal.items() if n not in self._column
@@ -429,6 +429,10 @@ class OutputModel:
                     species.append((model.states.index(column), *entry))
                 else:
                     parameters.append((self._column[column], *entry))
+            constants = {self.columns[index]: constant for index, constant, _ in parameters if constant is not None}
+            folded = {n: v for n, v in self._nominal.items() if n in model.parameters and n not in self._column
+                      and not (isinstance(v, float) and math.isnan(v))}
+            breakpoints = model.breakpoints({**folded, **constants})
             times: set[float] = set()
             for i in members:
                 o = self.outputs[i]
@@ -438,10 +442,10 @@ class OutputModel:
                     times.update(o.window)
                 elif o.kind == "cmax":
                     times.update(np.linspace(*o.window, CMAX_POINTS).tolist())
-                    times.update(b for b in self._breakpoints if o.window[0] < b < o.window[1])
+                    times.update(b for b in breakpoints if o.window[0] < b < o.window[1])
             steady = any(self.outputs[i].kind == "steady_state" for i in members)
             plans.append(_Condition(first.condition_label, parameters, species, np.array(sorted(times)), steady,
-                                    members))
+                                    members, breakpoints))
         return plans
 
     # ---------------------------------------------------------------------------- evaluation
@@ -499,12 +503,13 @@ class OutputModel:
         full = np.where(ok_input[:, None], full, 1.0)
         run = run_ok = None
         if plan.times.size:
-            result = self.compiled.simulate(full, plan.times, rtol=self.rtol, atol=self.atol, threads=threads)
+            result = self.compiled.simulate(full, plan.times, rtol=self.rtol, atol=self.atol, threads=threads,
+                                            breakpoints=plan.breakpoints)
             run, run_ok = result.values, ok_input & (result.status == 0)
         steady = steady_ok = None
         if plan.steady:
             result = self.compiled.simulate(full, STEADY_TIMES, rtol=self.rtol, atol=self.atol, threads=threads,
-                                            what="states")
+                                            what="states", breakpoints=plan.breakpoints)
             m = len(self.problem.model.states)
             v = result.values[:, :, :m]
             settled = np.all(np.abs(v[:, 1:] - v[:, :-1]) <= 10 * (self.rtol * np.abs(v[:, 1:]) + self.atol), axis=2)

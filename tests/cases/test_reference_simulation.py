@@ -5,8 +5,6 @@ the compiled simulator's log-likelihood there (recorded by `qspflow calibrate â€
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from qspflow.calibrate.spec import CalibrationSpec
@@ -41,9 +39,11 @@ def weber(cases):
 def test_a_segment_where_lsoda_crawls_is_integrated_by_bdf(weber, monkeypatch):
     llh, x = CRAWLED
     assert weber.simulated_llh(x, 10.0) == pytest.approx(llh, abs=1e-6)
-    # LSODA alone, with the analytic Jacobian, is still in the preequilibration when 10 s have passed
-    monkeypatch.setattr(reference, "LSODA_EVALUATIONS", math.inf)
-    assert weber.simulated_llh(x, 10.0) == -math.inf
+    # LSODA alone crawled here on the machine that recorded the point (still in the preequilibration after
+    # 60 s) and is through in 0.6 s on another (other last bits from LAPACK): a cap every segment reaches
+    # hands them all to BDF, whose answer must be the same
+    monkeypatch.setattr(reference, "LSODA_EVALUATIONS", 50)
+    assert weber.simulated_llh(x, 10.0) == pytest.approx(llh, abs=1e-6)
 
 
 def test_a_steady_state_is_confirmed_where_x_no_longer_moves_though_its_rate_is_cancellation_noise(weber):

@@ -313,3 +313,21 @@ def test_processes_that_compile_one_module_together_compile_it_once(tmp_path):
     misses = sorted(int(p.communicate(timeout=600)[0].split()[-1]) for p in procs)
     assert [p.returncode for p in procs] == [0, 0]
     assert misses[0] == 0 and misses[1] > 0, misses
+
+
+def test_a_pulse_at_a_varying_time_is_resolved_where_the_call_names_its_breakpoints(tmp_path):
+    # A 0.01-wide input at t_on, a varying parameter (a condition table's dose time): the compiled model's
+    # own breakpoints cannot hold it, and the steps grown on the slow decay before it step over it.
+    x, t_on = symbol("x"), symbol("t_on")
+    pulse = sympy.Piecewise((100, (TIME >= t_on) & (TIME < t_on + 0.01)), (0, True))
+    model = OdeModel("pulse", ["x"], {"t_on": Parameter("t_on", 0.0)}, {"x": -0.1 * x + pulse}, {"x": sympy.Integer(1)})
+    compiled = compile_model(model, varying=["t_on"], cache_dir=tmp_path)
+    at_end = 1000 + (np.exp(-0.5) - 1000) * np.exp(-0.001)
+    exact = at_end * np.exp(-0.1 * 4.99)
+    assert compiled.breakpoints == ()
+    assert model.breakpoints({"t_on": 5.0}) == pytest.approx([5.0, 5.01])
+    times = np.array([10.0])
+    named = compiled.simulate(np.array([[5.0]]), times, rtol=1e-10, atol=1e-12, breakpoints=(5.0, 5.01))
+    assert named.values[0, 0, 0] == pytest.approx(exact, rel=1e-8)
+    unnamed = compiled.simulate(np.array([[5.0]]), times, rtol=1e-10, atol=1e-12)
+    assert abs(unnamed.values[0, 0, 0] - exact) > 0.1 * exact

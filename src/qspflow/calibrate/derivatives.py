@@ -201,7 +201,8 @@ class GradientProblem:
             columns = _matrix(e.pre_columns[0], L, (e.n_columns,))
             d_params = np.vstack([_matrix(e.pre_columns[1], L, (e.n_columns, d)),
                                   _matrix(e.pre_initial[1], L, (n, d))])
-            steady = self._steady(np.concatenate([columns, _matrix(e.pre_initial[0], L, (n,))]))
+            steady = self._steady(np.concatenate([columns, _matrix(e.pre_initial[0], L, (n,))]),
+                                  e.experiment.pre_breakpoints)
             if isinstance(steady, str):
                 return f"preequilibration {e.experiment.preequilibration}: {steady}"
             x_pre, s_pre = steady
@@ -213,17 +214,17 @@ class GradientProblem:
         out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         times = e.experiment.times
         if len(times):
-            result = self.simulator.simulate(params[None, :], times, rtol=self.rtol, atol=self.atol,
-                                             threads=self.threads, method=METHOD)
+            run = {"rtol": self.rtol, "atol": self.atol, "threads": self.threads, "method": METHOD,
+                   "breakpoints": e.experiment.breakpoints}
+            result = self.simulator.simulate(params[None, :], times, **run)
             if result.status[0] != 0:
-                result = self._with_states_controlled().simulate(params[None, :], times, rtol=self.rtol,
-                                                                 atol=self.atol, threads=self.threads, method=METHOD)
+                result = self._with_states_controlled().simulate(params[None, :], times, **run)
             if result.status[0] != 0:
                 return f"condition {e.experiment.condition}: {STATUS_MESSAGES[int(result.status[0])]}"
             for j, t in enumerate(times):
                 out[float(t)] = (result.states[0, j], result.sensitivities[0, j] @ d_params[self._moved])
         if e.experiment.steady_state_measured:
-            steady = self._steady(params)
+            steady = self._steady(params, e.experiment.breakpoints)
             if isinstance(steady, str):
                 return f"condition {e.experiment.condition}, steady state: {steady}"
             out[math.inf] = (steady[0], steady[1] @ d_params[self._moved])
@@ -240,7 +241,7 @@ class GradientProblem:
                 cache_dir=self._batch.cache_dir))
         return self._states_controlled[0]
 
-    def _steady(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
+    def _steady(self, params: np.ndarray, breakpoints: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | str:
         """The steady state from the simulator parameters `params` and its sensitivities.
 
         The state is the batch objective's (simulated until nothing moves, `BatchProblem.steady`).
@@ -248,7 +249,7 @@ class GradientProblem:
         left null space of J, where the steady state depends on where it started): exact, and far
         cheaper and sturdier than integrating the sensitivities to t = ∞ (as AMICI's Newton step).
         """
-        states, ok = self._batch.steady(params[None, :], self.rtol, self.atol)
+        states, ok = self._batch.steady(params[None, :], self.rtol, self.atol, breakpoints)
         if not ok[0]:
             return f"no steady state by t = {STEADY_TIMES[-1]:g}"
         x = states[0]

@@ -21,7 +21,7 @@ negative log-posterior) of N scaled parameter vectors at once (a set whose simul
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numba
@@ -156,30 +156,34 @@ class BatchProblem:
         ok = np.ones(n, dtype=bool)
         columns, x0 = compiled.columns(L), compiled.initial(L)
         pre = steady = None
-        if compiled.experiment.preequilibration:
-            pre, ok = self.steady(np.hstack([compiled.pre_columns(L), compiled.pre_initial(L)]), rtol, atol)
+        experiment = compiled.experiment
+        if experiment.preequilibration:
+            pre, ok = self.steady(np.hstack([compiled.pre_columns(L), compiled.pre_initial(L)]), rtol, atol,
+                                  experiment.pre_breakpoints)
             x0 = np.where(compiled.from_pre, pre, x0)
         states = np.empty((n, 0, len(self.spec.states)))
         if len(times):
-            states, ok_run = self._run(np.hstack([columns, x0]), times, rtol, atol)
+            states, ok_run = self._run(np.hstack([columns, x0]), times, rtol, atol, experiment.breakpoints)
             ok &= ok_run
-        if compiled.experiment.steady_state_measured:
-            steady, ok_steady = self.steady(np.hstack([columns, x0]), rtol, atol)
+        if experiment.steady_state_measured:
+            steady, ok_steady = self.steady(np.hstack([columns, x0]), rtol, atol, experiment.breakpoints)
             ok &= ok_steady
         return {"states": states, "pre": pre, "steady": steady, "ok": ok}
 
-    def _run(self, params: np.ndarray, times: np.ndarray, rtol: float,
-             atol: float) -> tuple[np.ndarray, np.ndarray]:
-        """States at `times` for each row of `params`, and whether the row simulated."""
+    def _run(self, params: np.ndarray, times: np.ndarray, rtol: float, atol: float,
+             breakpoints: Sequence[float] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """States at `times` for each row of `params`, and whether the row simulated (`breakpoints`: the
+        condition's, `Experiment.breakpoints`)."""
         finite = np.all(np.isfinite(params), axis=1)
         result = self.compiled.simulate(np.where(finite[:, None], params, 0.0), times, rtol=rtol, atol=atol,
-                                        what="states", threads=self.threads)
+                                        what="states", threads=self.threads, breakpoints=breakpoints)
         return result.values, finite & (result.status == 0)
 
-    def steady(self, params: np.ndarray, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    def steady(self, params: np.ndarray, rtol: float, atol: float,
+               breakpoints: Sequence[float] = ()) -> tuple[np.ndarray, np.ndarray]:
         """Steady states for rows of simulator parameters (condition columns, x0) and whether each
         was reached."""
-        v, ok = self._run(params, STEADY_TIMES, rtol, atol)
+        v, ok = self._run(params, STEADY_TIMES, rtol, atol, breakpoints)
         settled = np.all(np.abs(v[:, 1:] - v[:, :-1]) <= 10 * (rtol * np.abs(v[:, 1:]) + atol), axis=2)
         first = np.argmax(settled, axis=1)
         return v[np.arange(len(v)), first + 1], ok & settled.any(axis=1)

@@ -63,8 +63,8 @@ class CalibrationOptions:
     solver: str = "ipopt"
     global_method: str = "ess"
     local_phase: bool = False
-    global_evaluations: int = 100_000
-    global_time: float = 60.0
+    global_evaluations: int = 50_000
+    global_time: float = 300.0
     n_elements: int = 4
     local_box: float = 0.1
     max_iter: int = 3000

@@ -146,7 +146,7 @@ def simulable_latin_hypercube(objective: Callable[[np.ndarray], np.ndarray], n: 
 
 def differential_evolution_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndarray,
                                   upper: np.ndarray, *, rng: np.random.Generator, popsize: int = 15,
-                                  max_evaluations: int = 100_000, time_limit: float = 60.0) -> Archive:
+                                  max_evaluations: int = 50_000, time_limit: float = 300.0) -> Archive:
     """scipy's differential evolution on the batch objective (one call per generation, no polish),
     restarted from a new population whenever one converges (see `_Budget.restarts`).
 
@@ -171,8 +171,8 @@ def differential_evolution_search(objective: Callable[[np.ndarray], np.ndarray],
 
 
 def scatter_search(objective: Callable[[np.ndarray], np.ndarray], lower: np.ndarray, upper: np.ndarray, *,
-                   rng: np.random.Generator, refset_size: int = 10, max_evaluations: int = 100_000,
-                   time_limit: float = 60.0, stuck: int = 20, local: LocalSolver | None = None) -> Archive:
+                   rng: np.random.Generator, refset_size: int = 10, max_evaluations: int = 50_000,
+                   time_limit: float = 300.0, stuck: int = 20, local: LocalSolver | None = None) -> Archive:
     """Enhanced scatter search (Egea, Martí & Banga 2010; MEIGO's eSS), with its local phase when `local`
     is given.
 

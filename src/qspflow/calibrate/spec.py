@@ -28,7 +28,7 @@ import sympy
 from petab.v1 import C
 
 from qspflow.errors import PetabError
-from qspflow.model import TIME
+from qspflow.model import TIME, switch_times
 from qspflow.petab import PetabProblem, condition_cells, is_missing, log_likelihood, log_prior, replacement_cells
 
 TRANSFORMATIONS = (C.LIN, C.LOG, C.LOG10)
@@ -88,6 +88,9 @@ class Experiment:
     estimated parameter's symbol); `rhs` is the model's right-hand side with them substituted
     (states and `TIME` stay symbols). `initial[i]` is x_i(0), or None where the state starts from the
     preequilibration steady state. The `pre_*` fields describe the preequilibration condition.
+    `breakpoints` (`pre_breakpoints`): the times at which `rhs` (`pre_rhs`) switches, the model's own and
+    those the condition sets (a dose time in the condition table, which the compiled model only sees as
+    a varying parameter: Weber_BMC2015's PdBu_time).
     """
 
     condition: str
@@ -100,10 +103,14 @@ class Experiment:
     pre_rhs: list[sympy.Expr] | None = None
     pre_initial: list[sympy.Expr] | None = None
     times: np.ndarray = field(init=False)
+    breakpoints: tuple[float, ...] = field(init=False)
+    pre_breakpoints: tuple[float, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         finite = [m.time for m in self.measurements if math.isfinite(m.time)]
         self.times = np.unique(np.array(finite, dtype=float))
+        self.breakpoints = tuple(switch_times(self.rhs))
+        self.pre_breakpoints = tuple(switch_times(self.pre_rhs or ()))
 
     @property
     def label(self) -> str:

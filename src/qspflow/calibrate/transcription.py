@@ -261,13 +261,7 @@ def _decide_conditions(exprs: Sequence[sympy.Expr], at: sympy.Expr,
 def knots(experiment: Experiment) -> list[float]:
     """0, the finite measurement times and the switching times of piecewise inputs in between."""
     end = float(experiment.times[-1]) if len(experiment.times) else 0.0
-    points = {0.0, *map(float, experiment.times)}
-    for e in experiment.rhs:
-        for relation in e.atoms(Relational):
-            for side, other in ((relation.lhs, relation.rhs), (relation.rhs, relation.lhs)):
-                if side == TIME and other.is_number and 0.0 < float(other) < end:
-                    points.add(float(other))
-    return sorted(points)
+    return sorted({0.0, *map(float, experiment.times), *(b for b in experiment.breakpoints if 0.0 < b < end)})
 
 
 def element_grid(points: Sequence[float], n_elements: int) -> list[float]:

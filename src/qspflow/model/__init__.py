@@ -13,7 +13,7 @@ from __future__ import annotations
 import cmath
 import math
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 
@@ -270,14 +270,21 @@ class OdeModel:
         `TIME <= t_end` count too once the parameters are substituted.
         """
         numbers = {self.symbol(k): sympy.Float(float(v)) for k, v in (values or {}).items()}
-        times: set[float] = set()
-        for expr in list(self.rhs.values()) + list(self.observables.values()):
-            for rel in sympy.sympify(expr).atoms(sympy.core.relational.Relational):
-                difference = (rel.lhs - rel.rhs).xreplace(numbers)
-                if difference.free_symbols != {TIME}:
-                    continue
-                slope = difference.diff(TIME)
-                offset = difference.xreplace({TIME: sympy.Integer(0)})
-                if slope.is_number and offset.is_number and slope != 0 and (difference - slope * TIME - offset) == 0:
-                    times.add(float(-offset / slope))
-        return sorted(times)
+        return switch_times(sympy.sympify(e).xreplace(numbers)
+                            for e in list(self.rhs.values()) + list(self.observables.values()))
+
+
+def switch_times(exprs: Iterable[object]) -> list[float]:
+    """Times at which a piecewise expression among `exprs` switches: the conditions whose sides differ by a
+    linear function of `TIME` with number coefficients (`OdeModel.breakpoints`), sorted."""
+    times: set[float] = set()
+    for expr in exprs:
+        for rel in sympy.sympify(expr).atoms(sympy.core.relational.Relational):
+            difference = rel.lhs - rel.rhs
+            if difference.free_symbols != {TIME}:
+                continue
+            slope = difference.diff(TIME)
+            offset = difference.xreplace({TIME: sympy.Integer(0)})
+            if slope.is_number and offset.is_number and slope != 0 and (difference - slope * TIME - offset) == 0:
+                times.add(float(-offset / slope))
+    return sorted(times)

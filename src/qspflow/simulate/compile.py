@@ -160,13 +160,15 @@ class CompiledModel:
 
     def simulate(self, params: np.ndarray, times: np.ndarray, *, rtol: float = 1e-6, atol: float = 1e-8,
                  method: str = "auto", threads: int | None = None, what: str = "observables",
-                 max_steps: int = 100_000) -> SimulationResult:
+                 max_steps: int = 100_000, breakpoints: Sequence[float] = ()) -> SimulationResult:
         """Simulate each row of `params` (values of `varying`, in order) from time 0.
 
         `method`: "auto" (explicit until Hairer's test finds the set stiff, then implicit),
         "explicit" or "implicit". `what`: "observables" (`outputs`) or "states". `threads`:
         threads for this call (default: numba's thread count, `NUMBA_NUM_THREADS`). `max_steps` counts attempted
-        steps of one set. A set that fails gets its status and NaN values; nothing is raised.
+        steps of one set. `breakpoints`: times at which the integration restarts besides the model's own,
+        those of switches at a varying parameter's value (a condition's dose time), the same for every row.
+        A set that fails gets its status and NaN values; nothing is raised.
         """
         params, times = self._check(params, times)
         if method not in METHODS:
@@ -181,7 +183,8 @@ class CompiledModel:
             raise ModelError(None, element="threads", expected=f"1 to {numba.config.NUMBA_NUM_THREADS}",
                              found=threads)
         t_end = float(times[-1])
-        stops = np.array([b for b in self.breakpoints if 0.0 < b < t_end] + ([t_end] if t_end > 0 else []))
+        stops = np.array(sorted({float(b) for b in (*self.breakpoints, *breakpoints) if 0.0 < b < t_end})
+                         + ([t_end] if t_end > 0 else []))
         states_out = what == "states" or not self.observables
         names = self.states if states_out else self.observables
         n = params.shape[0]

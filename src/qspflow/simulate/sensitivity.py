@@ -148,10 +148,12 @@ class CompiledSensitivities:
         self.wrt = tuple(wrt)
 
     def simulate(self, params: np.ndarray, times: np.ndarray, *, rtol: float = 1e-8, atol: float = 1e-10,
-                 method: str = "auto", threads: int | None = None, max_steps: int = 100_000) -> SensitivityResult:
-        """States and their sensitivities to `wrt` of each row of `params` (values of `varying`) at `times`."""
+                 method: str = "auto", threads: int | None = None, max_steps: int = 100_000,
+                 breakpoints: Sequence[float] = ()) -> SensitivityResult:
+        """States and their sensitivities to `wrt` of each row of `params` (values of `varying`) at `times`
+        (`breakpoints`: as `CompiledModel.simulate`'s)."""
         result = self.compiled.simulate(params, times, rtol=rtol, atol=atol, method=method, threads=threads,
-                                        what="states", max_steps=max_steps)
+                                        what="states", max_steps=max_steps, breakpoints=breakpoints)
         n, p = self.n_states, len(self.wrt)
         values = result.values
         sensitivities = values[:, :, n:].reshape(values.shape[0], values.shape[1], p, n).transpose(0, 1, 3, 2)
