@@ -9,8 +9,6 @@ import pytest
 
 from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
-from qspflow.calibrate.spec import CalibrationSpec
-from qspflow.petab import load_problem
 
 # Scaled parameters (log10) where the coarse stage of a start of that run ended (the fine stage then failed).
 COARSE_END = (-305.23027688092225, [
@@ -22,11 +20,6 @@ COARSE_END = (-305.23027688092225, [
     5.178209204117697, 1.831212927245928, 0.4421454126376655, -3.8731427978653543, -4.09447223441218,
     -4.945634752754628, -0.013873208136241193, 0.1305063190084903, -0.8530007361647269, -0.38903425127033336,
     -1.0404349904793153])
-
-
-@pytest.fixture(scope="module")
-def weber(cases):
-    return CalibrationSpec(load_problem(cases / "petab-collection" / "Weber_BMC2015" / "Weber_BMC2015.yaml"))
 
 
 def test_the_condition_tables_dose_time_is_a_breakpoint_of_its_experiments(weber):

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from qspflow.calibrate.spec import CalibrationSpec
-from qspflow.petab import load_problem, reference
+from qspflow.petab import reference
 
 # Scaled parameters (log10) where two of the seed's local starts ended, and fides' −llh there.
 CRAWLED = (-300.58542133632665, [
@@ -29,11 +28,6 @@ NOISY_RATE = (-300.8683187096318, [
     3.6587651518993978, 2.530496533363827, 2.832371877826324, -2.471120231181441, -2.929599771428585,
     -4.023251974274041, -0.01330972840947809, 0.03404550444011593, -0.903705471323009, -0.3795531470562906,
     -1.1064668166780194])
-
-
-@pytest.fixture(scope="module")
-def weber(cases):
-    return CalibrationSpec(load_problem(cases / "petab-collection" / "Weber_BMC2015" / "Weber_BMC2015.yaml"))
 
 
 def test_a_segment_where_lsoda_crawls_is_integrated_by_bdf(weber, monkeypatch):
