@@ -270,17 +270,17 @@ class OdeModel:
         `TIME <= t_end` count too once the parameters are substituted.
         """
         numbers = {self.symbol(k): sympy.Float(float(v)) for k, v in (values or {}).items()}
-        return switch_times(sympy.sympify(e).xreplace(numbers)
-                            for e in list(self.rhs.values()) + list(self.observables.values()))
+        return switch_times(list(self.rhs.values()) + list(self.observables.values()), numbers)
 
 
-def switch_times(exprs: Iterable[object]) -> list[float]:
+def switch_times(exprs: Iterable[object], numbers: Mapping[sympy.Symbol, sympy.Expr] | None = None) -> list[float]:
     """Times at which a piecewise expression among `exprs` switches: the conditions whose sides differ by a
-    linear function of `TIME` with number coefficients (`OdeModel.breakpoints`), sorted."""
+    linear function of `TIME` with number coefficients once `numbers` are substituted into them
+    (`OdeModel.breakpoints`), sorted."""
     times: set[float] = set()
     for expr in exprs:
         for rel in sympy.sympify(expr).atoms(sympy.core.relational.Relational):
-            difference = rel.lhs - rel.rhs
+            difference = (rel.lhs - rel.rhs).xreplace(numbers or {})
             if difference.free_symbols != {TIME}:
                 continue
             slope = difference.diff(TIME)
