@@ -63,7 +63,7 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ConfigError, ModelError
-from qspflow.model import TIME, Event, OdeModel, Parameter, symbol, unique_name
+from qspflow.model import TIME, Event, OdeModel, Parameter, switch_times, symbol, unique_name
 from qspflow.petab import PetabProblem, condition_cells, is_missing
 from qspflow.simulate import compile_model
 
@@ -398,7 +398,7 @@ class OutputModel:
         self._targets = sympy.lambdify([state_symbols, column_symbols],
                                        [targets[o.of].xreplace(fold).xreplace({TIME: sympy.nan})
                                         for o in self.outputs], "numpy")
-        self._conditions = self._plan(conditions)
+        self._conditions = self._plan(conditions, fold)
         for o in conditions.values():
             fixed = sorted({c for c, _ in self._cells_of(o)} & set(self.varying))
             if fixed:
@@ -413,7 +413,7 @@ class OutputModel:
     def _cells_of(self, o: Output) -> list[tuple[str, float | str]]:
         return _cells(self.problem, o)
 
-    def _plan(self, conditions: Mapping[object, Output]) -> list[_Condition]:
+    def _plan(self, conditions: Mapping[object, Output], fold: Mapping[sympy.Symbol, sympy.Expr]) -> list[_Condition]:
         model = self.problem.model
         plans = []
         for key, first in conditions.items():
@@ -429,10 +429,8 @@ class OutputModel:
                     species.append((model.states.index(column), *entry))
                 else:
                     parameters.append((self._column[column], *entry))
-            constants = {self.columns[index]: constant for index, constant, _ in parameters if constant is not None}
-            folded = {n: v for n, v in self._nominal.items() if n in model.parameters and n not in self._column
-                      and not (isinstance(v, float) and math.isnan(v))}
-            breakpoints = model.breakpoints({**folded, **constants})
+            constants = {symbol(self.columns[i]): sympy.Float(c) for i, c, _ in parameters if c is not None}
+            breakpoints = switch_times([*model.rhs.values(), *model.observables.values()], {**fold, **constants})
             times: set[float] = set()
             for i in members:
                 o = self.outputs[i]
