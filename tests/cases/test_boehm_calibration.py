@@ -8,7 +8,6 @@ llh ≥ −138.2320 (0.01 below, far less than the gap to the next local optimum
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -24,18 +23,15 @@ pytestmark = pytest.mark.slow
 BOEHM = "petab/Boehm_JProteomeRes2014/Boehm_JProteomeRes2014.yaml"
 PUBLISHED = -138.22199693517703
 REACHED = -138.2320
-BUDGET_SECONDS = 120
 
 
-@pytest.mark.parametrize("seed", [11, 12, 13])
-def test_calibration_over_the_full_bounds_reaches_the_published_optimum(cases, seed):
-    began = time.perf_counter()
-    result = calibrate_problem(cases / BOEHM, seed=seed, profile=False)
-    elapsed = time.perf_counter() - began
+def test_calibration_over_the_full_bounds_reaches_the_published_optimum(cases):
+    """One seed beside the reach test's seed 0 (tests/unit/test_calibrate_reach.py); its time is measured by
+    benchmarks/calibrate_suite.py, not here."""
+    result = calibrate_problem(cases / BOEHM, seed=11, profile=False)
 
     assert result.best_llh >= REACHED
     assert result.best_llh == pytest.approx(PUBLISHED, abs=1e-3)
-    assert elapsed <= BUDGET_SECONDS
     best = result.starts.loc[result.starts["llh"].idxmax()]
     assert abs(-best["objective"] - best["llh"]) <= 1e-4  # collocation vs re-simulation
 

@@ -1,5 +1,5 @@
 """A small run of the example study through the whole workflow graph, made once per test session on this
-machine (`--cores 2`, shared by pytest-xdist's workers): the reference that the SLURM, container, audit and
+machine (`--cores 2`, shared by pytest-xdist's workers): the reference that the SLURM, container (its audit) and
 crash-and-resume tests compare with, byte for byte. And the Debian packages those tests install when they are missing."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_mechanistic_route_calibrates_boehm_to_the_published_optimum(workflow_co
     # The problem's files inside the workflow folder, as a study that is to be packaged keeps them.
     shutil.copytree(cases / "petab/Boehm_JProteomeRes2014", workflow_copy / "resources/boehm")
     configure(workflow_copy, "boehm.yaml", data={"petab": "resources/boehm/Boehm_JProteomeRes2014.yaml"},
-              calibrate={"starts": 2, "profile_parameters": ["k_phos"]})
+              calibrate={"starts": 2, "random_starts": 0, "profile_parameters": ["k_phos"]})
     run_snakemake(workflow_copy, "--cores", "2", "--configfile", "config/boehm.yaml")
 
     results = workflow_copy / "results/boehm"

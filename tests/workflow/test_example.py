@@ -1,7 +1,7 @@
 """The bundled example study end to end, run once with `--cores 2` (the module's fixture): the true network
 is selected and its intervals hold the true values; every report renders in a real browser; the submission
 package verifies, names any tampered file and validates as a Workflow Run RO-Crate. (The audit's rebuild with
-`--cores 1`: test_audit.py, on the small example.)"""
+`--cores 1`: test_container.py, on the small example.)"""
 
 from __future__ import annotations
 

@@ -92,7 +92,8 @@ class _Budget:
                  time_limit: float) -> None:
         self.objective = objective
         self.max_evaluations = max_evaluations
-        self.deadline = time.monotonic() + time_limit
+        self.started = time.monotonic()
+        self.deadline = self.started + time_limit
         self.archive = Archive()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -116,7 +117,8 @@ class _Budget:
             idle = 0 if improved else idle + 1
             best = min(best, current)
             log.debug("%s run %d: best −llh so far %.8g, %d evaluations", name, run, best, self.archive.evaluations)
-        log.info("%s: %d run(s), %d evaluations, best −llh %.8g", name, run, self.archive.evaluations, best)
+        log.info("%s: %d run(s), %d evaluations in %.1f s, best −llh %.8g", name, run, self.archive.evaluations,
+                 time.monotonic() - self.started, best)
 
     @property
     def best(self) -> float:
