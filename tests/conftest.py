@@ -35,10 +35,10 @@ def example() -> Path:
 # the two workers end together rather than one finishing the container test alone.
 LONGEST_FIRST = (
     "tests/workflow/test_container.py",  # the image's first build ~225, the audit in it ~400
-    "tests/workflow/test_slurm.py",  # ~450 with the small example's reference run, shared with the container and resume tests
+    "tests/workflow/test_slurm.py",  # ~600 with the small example's reference run, shared with the container and resume tests
     "tests/workflow/test_example.py",  # ~300: the example's run, reports in a browser, the package
     "tests/unit/test_calibrate_reach.py",  # ~230: Fujita, Bruno, Boehm to their published fits
-    "tests/workflow/test_resume.py",  # ~200
+    "tests/workflow/test_resume.py",  # ~200 (after the reference run)
     "tests/workflow/test_calibrate.py",  # ~160
 )
 
