@@ -54,7 +54,8 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             shutil.rmtree(workdir, ignore_errors=True)
-            run_snakemake(small_workflow(workdir), "--cores", "2")
+            # 19 min in CI beside the other tests (5 min idle).
+            run_snakemake(small_workflow(workdir), "--cores", "2", timeout=3600)
             done.touch()
     return workdir
 
