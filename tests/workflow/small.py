@@ -60,6 +60,15 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
+def copy_of_reference(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path]:
+    """(the reference run, a copy of it in a new folder `name`/wf): its outputs with Snakemake's records
+    (.snakemake), so that in the copy only what a test forces or deletes runs again."""
+    reference = reference_run(tmp_path_factory)
+    workdir = tmp_path_factory.mktemp(name) / "wf"
+    shutil.copytree(reference, workdir, symlinks=True)
+    return reference, workdir
+
+
 def output_files(workdir: Path) -> dict[str, bytes]:
     """Every file under the compared folders of a run: relative path → content."""
     return {

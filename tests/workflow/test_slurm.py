@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT
-from .small import differences, installed, reference_run
+from .small import copy_of_reference, differences, installed
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -95,10 +94,7 @@ def test_the_slurm_profile_runs_every_job_on_the_cluster_into_the_same_bytes_as_
     cluster, tmp_path_factory
 ) -> None:
     folder, env = cluster
-    reference = reference_run(tmp_path_factory)
-    # The finished local run with Snakemake's records (.snakemake), so that only the forced jobs run again.
-    workdir = tmp_path_factory.mktemp("slurm") / "wf"
-    shutil.copytree(reference, workdir, symlinks=True)
+    reference, workdir = copy_of_reference(tmp_path_factory, "slurm")
     # The scatter-gather step first: rerunning the head later makes everything after it out of date.
     said = _on_cluster(workdir, env, "--forcerun", "sensitivity_simulate", "--until", "sensitivity")
     # The head: its models' report asks for prepare, the checkpoint infer and convert. Each rule forced: with
