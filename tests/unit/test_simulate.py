@@ -17,7 +17,7 @@ from scipy.integrate import solve_ivp
 from qspflow.errors import ModelError
 from qspflow.model import TIME, OdeModel, Parameter, symbol
 from qspflow.petab import load_problem
-from qspflow.simulate import compile_model
+from qspflow.simulate import compile_model, default_cache_dir
 from qspflow.simulate.codegen import generate
 
 VARYING = ("k", "r", "L0", "om2", "q", "kr1", "kr2", "kr3")
@@ -188,7 +188,9 @@ def test_module_is_cached_under_the_hash_of_its_text(compiled, tmp_path):
     assert compiled.path.name == hashlib.sha256(text.encode()).hexdigest() + ".py"
     again = compile_model(_test_model(), varying=VARYING, cache_dir=compiled.path.parent)
     assert again.path == compiled.path
-    assert list((compiled.path.parent / "__pycache__").glob(f"{compiled.path.stem}.solve_batch-*.nbi"))
+    assert list((compiled.path.parent / "__pycache__").glob(f"{compiled.path.stem}.rhs-*.nbi"))
+    # The integrators, compiled once for every model, in the default cache.
+    assert list((default_cache_dir() / "__pycache__").glob("kernel-*.run_batch-*.nbi"))
     assert generate(_test_model(), VARYING[:-1]).source != text  # folding kr3 changes the module
 
 
@@ -271,7 +273,8 @@ from qspflow.calibrate.options import calibration_options
 from qspflow.calibrate.session import CalibrationSession
 compiled = CalibrationSession(sys.argv[1], calibration_options({})).gradient.simulator.compiled  # as a calibration has it
 if len(sys.argv) > 2:
-    assert sum(compiled._module.solve_batch.stats.cache_misses.values()) == 0, "not loaded from the cache"
+    assert sum(compiled._kernel.run_batch.stats.cache_misses.values()) == 0, "integrators not loaded from the cache"
+    assert compiled._module.rhs.cache_hits == 1, "the model's functions not loaded from the cache"
 params = np.exp(np.random.default_rng(0).normal(0.0, 0.3, (3, len(compiled.varying))))
 for method in ("explicit", "implicit"):
     result = compiled.simulate(params, np.linspace(0.0, 50.0, 11), rtol=1e-8, atol=1e-10, method=method, what="states")
@@ -298,21 +301,25 @@ COMPILE_ONCE = """
 import sys
 import sympy
 from qspflow.model import OdeModel, Parameter, symbol
-from qspflow.simulate import compile_model
+from qspflow.simulate import compile_model, default_cache_dir
 x, k = symbol("x"), symbol("k")
 model = OdeModel("decay_once", ["x"], {"k": Parameter("k", 1.0)}, {"x": -k * x}, {"x": sympy.Integer(1)})
 compiled = compile_model(model, varying=["k"], cache_dir=sys.argv[1])
-print(sum(compiled._module.solve_batch.stats.cache_misses.values()))
+print(compiled._module.rhs.cache_hits, sum(compiled._kernel.run_batch.stats.cache_misses.values()))
 """
 
 
 def test_processes_that_compile_one_module_together_compile_it_once(tmp_path):
-    # Chunk jobs start together on a cold cache: one compiles, the others wait for its lock and load.
-    procs = [subprocess.Popen([sys.executable, "-c", COMPILE_ONCE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    misses = sorted(int(p.communicate(timeout=600)[0].split()[-1]) for p in procs)
+    # Chunk jobs start together on a cold cache: one compiles, the others wait for its lock and load; so too
+    # for the integrators, compiled once for every model.
+    env = dict(os.environ, QSPFLOW_CACHE=str(tmp_path / "default"))
+    procs = [subprocess.Popen([sys.executable, "-c", COMPILE_ONCE, str(tmp_path / "models")], stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outputs = sorted(tuple(int(n) for n in p.communicate(timeout=600)[0].split()[-2:]) for p in procs)
     assert [p.returncode for p in procs] == [0, 0]
-    assert misses[0] == 0 and misses[1] > 0, misses
+    (model_loaded, kernel_compiled), (model_compiled, kernel_loaded) = sorted(outputs, key=lambda o: -o[0])
+    assert (model_loaded, model_compiled) == (1, 0), outputs
+    assert sorted([kernel_compiled, kernel_loaded])[0] == 0 and max(kernel_compiled, kernel_loaded) > 0, outputs
 
 
 def test_a_pulse_at_a_varying_time_is_resolved_where_the_call_names_its_breakpoints(tmp_path):

@@ -1,10 +1,11 @@
 """Compile an `OdeModel` into a batch simulator, cached on disk by content; run batches.
 
-`compile_model` takes the model's module text from `codegen.generate` (kernel.py's integrators
-and the model's generated functions), stores it in the cache as `<sha256 of the text>.py` and
-loads it; numba compiles it on first use and caches the machine code beside it, so a changed
-model, changed folded constants or a changed kernel.py each give a new file. `CompiledModel`
-checks a batch and hands it to the module's `solve_batch`.
+`compile_model` takes the model's module text from `codegen.generate` (the model's functions as
+numba cfuncs), stores it in the cache as `<sha256 of the text>.py` and loads it; numba compiles
+it and caches the machine code beside it, so a changed model or changed folded constants give a
+new file. The integrators are compiled once for all models: kernel.py's copy `kernel-<sha256>.py`
+in the default cache (`codegen.kernel_source`). `CompiledModel` checks a batch and hands it, with
+the model as cfunc addresses, sizes and flags, to the kernel's `run_batch`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _vector(values: np.ndarray) -> np.ndarray:
 
 
 def _load(path: Path, digest: str) -> ModuleType:
-    name = f"qspflow_simulate_{digest[:16]}"
+    name = f"qspflow_simulate_{digest.replace('-', '_')[:23]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -107,6 +108,11 @@ class CompiledModel:
 
     def __init__(self, module: ModuleType, path: Path, states: tuple[str, ...], varying: tuple[str, ...],
                  observables: tuple[str, ...], breakpoints: tuple[float, ...]) -> None:
+        self._kernel = _kernel(path.parent)
+        # The model as the kernel's `_model` takes it: cfunc addresses, sizes, flags (the module stays loaded).
+        self._model = (np.array([getattr(module, name).address for name in kernel.SIGNATURES], dtype=np.int64),
+                       np.array([getattr(module, name.upper()) for name in kernel.SIZES], dtype=np.int64),
+                       np.array([getattr(module, name.upper()) for name in kernel.FLAGS], dtype=np.bool_))
         self._module = module
         self.path = path
         self.states = states
@@ -124,20 +130,20 @@ class CompiledModel:
 
     def _derived(self, params: np.ndarray) -> np.ndarray:
         q = np.empty(self._module.N_DERIVED)
-        self._module.derive(_vector(params), q)
+        self._kernel.derive_at(*self._model, _vector(params), q)
         return q
 
     def rhs(self, t: float, y: np.ndarray, params: np.ndarray) -> np.ndarray:
         """The compiled dy/dt at one point for one parameter set (for checks and other solvers)."""
         dy = np.empty(len(self.states))
-        self._module.rhs(float(t), _vector(y), self._derived(params), dy)
+        self._kernel.rhs_at(*self._model, float(t), _vector(y), self._derived(params), dy)
         return dy
 
     def jacobian(self, t: float, y: np.ndarray, params: np.ndarray) -> np.ndarray:
         """The compiled analytic Jacobian df/dy at one point for one parameter set (of a sensitivity
         system, its first block column: the rest repeats the states' block on the diagonal)."""
         jac = np.empty((len(self.states), self._module.BLOCK))
-        self._module.jac(float(t), _vector(y), self._derived(params), jac, np.empty(len(self.states)))
+        self._kernel.jac_at(*self._model, float(t), _vector(y), self._derived(params), jac, np.empty(len(self.states)))
         return jac
 
     def _check(self, params: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,14 +197,14 @@ class CompiledModel:
         values = np.empty((n, times.size, len(names)))
         status = np.zeros(n, dtype=np.int8)
         stiff = np.zeros(n, dtype=np.bool_)
-        args = (params, times, stops, float(rtol), float(atol), METHODS[method], states_out, int(max_steps), values,
-                status, stiff, np.zeros(1, dtype=np.intp), SCHEDULE_CHUNK)
+        args = (*self._model, params, times, stops, float(rtol), float(atol), METHODS[method], states_out,
+                int(max_steps), values, status, stiff, np.zeros(1, dtype=np.intp), SCHEDULE_CHUNK)
         workers = min(threads or numba.get_num_threads(), -(-n // SCHEDULE_CHUNK))
         if workers <= 1:
-            self._module.solve_batch(*args)
+            self._kernel.run_batch(*args)
         else:
             pool = _threads(workers)
-            calls = [pool.submit(self._module.solve_batch, *args) for _ in range(workers)]
+            calls = [pool.submit(self._kernel.run_batch, *args) for _ in range(workers)]
             for call in calls:
                 call.result()
         return SimulationResult(values, status, stiff, names)
@@ -223,9 +229,19 @@ def _threads(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qspflow-simulate")
 
 
+def _kernel(folder: Path) -> ModuleType:
+    """The integrators' module, shared by every model: kernel.py's cached copy in the default cache
+    (in `folder`, the model's, where the default cannot be written)."""
+    text = codegen.kernel_source()
+    name = f"kernel-{hashlib.sha256(text.encode()).hexdigest()}.py"
+    try:
+        return _module(default_cache_dir() / name, text)
+    except OSError:
+        return _module(folder / name, text)
+
+
 def _module(path: Path, text: str | None = None) -> ModuleType:
-    """The loaded module of a generated file (written first when `text` is given, also where this process
-    loaded the same module from another cache folder: each folder holds what its index names)."""
+    """The loaded module of a generated file (written first when `text` is given)."""
     digest = path.stem
     if text is not None:
         _write_once(path, text)
@@ -239,9 +255,9 @@ def _reload(path: Path, *metadata: tuple) -> CompiledModel:
 
 
 def _inputs_digest(model: OdeModel, varying: Sequence[str], block: int | None, error_states: int | None) -> str:
-    """sha256 of everything `generate` reads (the model, the options, kernel.py and codegen.py): the key
+    """sha256 of everything `generate` reads (the model, the options, codegen.py): the key
     under which the generated module's name is remembered, so another process skips the sympy work."""
-    text = [inspect.getsource(kernel), inspect.getsource(codegen), model.name, repr(list(model.states)),
+    text = [inspect.getsource(codegen), model.name, repr(list(model.states)),
             repr(sorted((n, p.value) for n, p in model.parameters.items())), repr(list(varying)), repr(block),
             repr(error_states)]
     for part in (model.rhs, model.initial, model.observables):
@@ -270,18 +286,19 @@ def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | P
     if known is not None and (folder / f"{known['digest']}.py").exists():
         path = folder / f"{known['digest']}.py"
         metadata = tuple(tuple(known[k]) for k in ("states", "varying", "observables", "breakpoints"))
-        compiled = CompiledModel(_module(path), path, *metadata)
     else:
         generated = generate(model, varying, block, error_states)
         digest = hashlib.sha256(generated.source.encode()).hexdigest()
         path = folder / f"{digest}.py"
-        compiled = CompiledModel(_module(path, generated.source), path, generated.states, generated.varying,
-                                 generated.observables, generated.breakpoints)
-        _write_once(index, json.dumps({"digest": digest, "states": generated.states, "varying": generated.varying,
-                                       "observables": generated.observables,
-                                       "breakpoints": generated.breakpoints}))
+        _write_once(path, generated.source)
+        metadata = (generated.states, generated.varying, generated.observables, generated.breakpoints)
+        _write_once(index, json.dumps(dict(zip(("digest", "states", "varying", "observables", "breakpoints"),
+                                               (digest, *metadata)))))
     with _one_at_a_time(path.with_suffix(".lock")):
-        compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))  # compile (or load) now, not later
+        compiled = CompiledModel(_module(path), path, *metadata)  # numba compiles its functions (or loads them)
+    with _one_at_a_time(Path(compiled._kernel.__file__).with_suffix(".lock")):
+        # The integrators: compiled once for every model (or loaded), now rather than at the first batch.
+        compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))
     return compiled
 
 
