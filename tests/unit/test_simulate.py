@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,6 +193,18 @@ def test_module_is_cached_under_the_hash_of_its_text(compiled, tmp_path):
     # The integrators, compiled once for every model, in the default cache.
     assert list((default_cache_dir() / "__pycache__").glob("kernel-*.run_batch-*.nbi"))
     assert generate(_test_model(), VARYING[:-1]).source != text  # folding kr3 changes the module
+
+
+def test_the_integrators_go_to_the_models_folder_where_the_default_cache_cannot_be_written(compiled, tmp_path,
+                                                                                           monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("QSPFLOW_CACHE", str(blocked))  # the default cache's folder cannot be made
+    again = compile_model(_test_model(), varying=VARYING, cache_dir=tmp_path / "models")
+    assert [p.name for p in (tmp_path / "models").glob("kernel-*.py")] == [Path(compiled._kernel.__file__).name]
+    assert blocked.read_text() == ""
+    values = again.simulate(np.array([list(NOMINAL.values())]), np.array([0.0, 1.0]), what="states").values
+    assert values[0, 1, STATES.index("y")] == pytest.approx(np.exp(-NOMINAL["k"]), rel=1e-6)
 
 
 def test_a_second_cache_folder_gets_the_module_its_index_names(compiled, tmp_path):
