@@ -9,8 +9,8 @@ of the varying parameters alone are computed once per parameter set by `derive`.
 system's blocks (`block`) are A·s_k + g_k with one A: `rhs` and `jac` compute A, ∂A/∂x and each g_k
 once and loop over the blocks, so their source grows with the nonzero g_k, not with blocks × states.
 
-Each file is named by the sha256 of its text, so a change to the model, to the folded constants or
-to kernel.py gives a new file and a fresh compilation.
+Each file is named by the sha256 of its text, so a change to the model or to the folded constants
+gives a new model module, and a change to kernel.py a new cached copy of it: a fresh compilation.
 """
 
 from __future__ import annotations
