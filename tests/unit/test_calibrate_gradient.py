@@ -19,7 +19,7 @@ from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import ModelError
 from qspflow.model import TIME, OdeModel, Parameter, derivative, symbol
 from qspflow.petab import load_problem
-from qspflow.simulate import compile_model, kernel
+from qspflow.simulate import compile_model, kernel, sensitivity
 from qspflow.simulate.codegen import generate
 from qspflow.simulate.sensitivity import compile_sensitivities, sensitivity_model
 
@@ -56,6 +56,16 @@ def test_sensitivities_outside_the_error_control_follow_the_states_steps(tmp_pat
     # The states' steps bound the sensitivities' error too where they vary on the same time scale.
     np.testing.assert_allclose(result.sensitivities[0, :, 0, 0], -times * x0 * np.exp(-k * times), rtol=1e-6,
                                atol=1e-12)
+
+
+def test_a_cached_sensitivity_system_is_loaded_without_building_it_again(tmp_path, monkeypatch):
+    # Building the extended model and hashing it cost a job seconds; the cache knows it by its inputs.
+    first = compile_sensitivities(_decay(), varying=["k", "x0"], cache_dir=tmp_path)
+    monkeypatch.setattr(sensitivity, "sensitivity_model", lambda *args: pytest.fail("the system was built again"))
+    again = compile_sensitivities(_decay(), varying=["k", "x0"], cache_dir=tmp_path)
+    assert again.compiled.path == first.compiled.path
+    with pytest.raises(pytest.fail.Exception):  # other parameters to differentiate by: another system
+        compile_sensitivities(_decay(), varying=["k", "x0"], wrt=["k"], cache_dir=tmp_path)
 
 
 def test_sensitivities_to_a_subset_and_the_system_they_solve():

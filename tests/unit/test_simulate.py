@@ -351,3 +351,13 @@ def test_a_pulse_at_a_varying_time_is_resolved_where_the_call_names_its_breakpoi
     assert named.values[0, 0, 0] == pytest.approx(exact, rel=1e-8)
     unnamed = compiled.simulate(np.array([[5.0]]), times, rtol=1e-10, atol=1e-12)
     assert abs(unnamed.values[0, 0, 0] - exact) > 0.1 * exact
+
+
+@pytest.mark.slow
+def test_python_m_qspflow_simulate_compiles_the_integrators_into_the_default_cache(tmp_path):
+    # What bin/setup runs, so that a first workflow run does not compile them: into $QSPFLOW_CACHE/simulate.
+    env = {**os.environ, "QSPFLOW_CACHE": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "qspflow.simulate"], check=True, env=env, capture_output=True)
+    kernels = list((tmp_path / "simulate").glob("kernel-*.py"))
+    assert len(kernels) == 1
+    assert list((tmp_path / "simulate" / "__pycache__").glob(f"{kernels[0].stem}.run_batch-*.nbi"))

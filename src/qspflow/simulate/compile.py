@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 import sympy
 
 from qspflow.errors import ModelError
-from qspflow.model import OdeModel
+from qspflow.model import OdeModel, Parameter, symbol
 from qspflow.simulate import codegen, kernel
 from qspflow.simulate.codegen import generate
 
@@ -254,7 +254,8 @@ def _reload(path: Path, *metadata: tuple) -> CompiledModel:
     return CompiledModel(_module(path), path, *metadata)
 
 
-def _inputs_digest(model: OdeModel, varying: Sequence[str], block: int | None, error_states: int | None) -> str:
+def inputs_digest(model: OdeModel, varying: Sequence[str], block: int | None = None,
+                  error_states: int | None = None) -> str:
     """sha256 of everything `generate` reads (the model, the options, codegen.py): the key
     under which the generated module's name is remembered, so another process skips the sympy work."""
     text = [inspect.getsource(codegen), model.name, repr(list(model.states)),
@@ -280,14 +281,24 @@ def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | P
     `block`: the state block size of a sensitivity system (`qspflow.simulate.sensitivity`);
     `error_states`: the leading states the step size control sees (default all).
     """
+    return compile_built(lambda: model, inputs_digest(model, varying, block, error_states), varying=varying,
+                         cache_dir=cache_dir, block=block, error_states=error_states)
+
+
+def compile_built(build: Callable[[], OdeModel], inputs: str, *, varying: Sequence[str],
+                  cache_dir: str | Path | None = None, block: int | None = None,
+                  error_states: int | None = None) -> CompiledModel:
+    """`compile_model` of the model that `build` returns, built only where the cache does not know
+    `inputs` (a digest of everything the model is built from): building a model derived from another
+    (a sensitivity system) and hashing it cost seconds that a cached module does not need."""
     folder = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser()
-    index = folder / "inputs" / f"{_inputs_digest(model, varying, block, error_states)}.json"
+    index = folder / "inputs" / f"{inputs}.json"
     known = json.loads(index.read_text()) if index.exists() else None
     if known is not None and (folder / f"{known['digest']}.py").exists():
         path = folder / f"{known['digest']}.py"
         metadata = tuple(tuple(known[k]) for k in ("states", "varying", "observables", "breakpoints"))
     else:
-        generated = generate(model, varying, block, error_states)
+        generated = generate(build(), varying, block, error_states)
         digest = hashlib.sha256(generated.source.encode()).hexdigest()
         path = folder / f"{digest}.py"
         _write_once(path, generated.source)
@@ -300,6 +311,15 @@ def compile_model(model: OdeModel, *, varying: Sequence[str], cache_dir: str | P
         # The integrators: compiled once for every model (or loaded), now rather than at the first batch.
         compiled.simulate(np.empty((0, len(compiled.varying))), np.zeros(1))
     return compiled
+
+
+def compile_integrators() -> None:
+    """Compile the integrators into the default cache, or find them there: `bin/setup` runs this
+    (`python -m qspflow.simulate`), so that a first workflow run does not spend ≈35 s on it. They
+    compile with a one-state model, whose small module is cached beside them."""
+    x, k = symbol("x"), symbol("k")
+    compile_model(OdeModel("integrators", ["x"], {"k": Parameter("k", 1.0)}, {"x": -k * x}, {"x": sympy.Integer(1)}),
+                  varying=["k"])
 
 
 @contextlib.contextmanager

@@ -21,6 +21,9 @@ on the states changes sign; a trigger that combines several conditions and moves
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
+import qspflow.model
 from qspflow.errors import ModelError
 from qspflow.model import (
     TIME,
@@ -40,7 +44,7 @@ from qspflow.model import (
     trigger_relations,
     unique_name,
 )
-from qspflow.simulate.compile import CompiledModel, compile_model
+from qspflow.simulate.compile import CompiledModel, compile_built, inputs_digest
 
 LOG_FLOOR = sympy.Float(1e-300)
 
@@ -171,7 +175,12 @@ def compile_sensitivities(model: OdeModel, *, varying: Sequence[str], wrt: Seque
     if outside:
         raise ModelError(None, element=model.name, expected="sensitivities to varying parameters",
                          found=", ".join(outside))
-    extended, _ = sensitivity_model(model, wrt)
-    return CompiledSensitivities(compile_model(extended, varying=varying, cache_dir=cache_dir, block=len(model.states),
-                                               error_states=None if error_control else len(model.states)),
-                                 len(model.states), wrt)
+    n = len(model.states)
+    # The extended model follows from the model, wrt, this module and the derivatives qspflow.model takes:
+    # a key under which the cache finds its module without building it.
+    inputs = hashlib.sha256("\n".join([inputs_digest(model, varying), repr(wrt), repr(error_control),
+                                       inspect.getsource(sys.modules[__name__]), inspect.getsource(qspflow.model)])
+                            .encode()).hexdigest()
+    compiled = compile_built(lambda: sensitivity_model(model, wrt)[0], inputs, varying=varying, cache_dir=cache_dir,
+                             block=n, error_states=None if error_control else n)
+    return CompiledSensitivities(compiled, n, wrt)
