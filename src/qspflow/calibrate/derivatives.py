@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +39,11 @@ from qspflow.simulate.sensitivity import CompiledSensitivities, compile_sensitiv
 # Integration tolerances of the gradient: tighter than the global search's, so that the gradient
 # is accurate where the trust region needs it (near an optimum).
 RTOL, ATOL = 1e-8, 1e-10
-# Rodas4 throughout: its LU is of the states' block only (kernel._solve_w), so a step costs about
-# what an explicit one does, and the explicit phase before the stiffness test would cost up to 5×
-# as much on stiff models (measured on Fujita_SciSignal2010).
-METHOD = "implicit"
+# Each experiment is integrated by "auto" (Dormand–Prince, switching to Rodas4 where the stiffness test
+# fires) unless it is stiff at the problem's nominal parameters: then by Rodas4 throughout, as the explicit
+# phase before the stiffness test cost up to 5× as much there (Fujita_SciSignal2010). On the example's
+# models, which are not stiff, "auto" costs a quarter of Rodas4 (0.05 s against 0.21 s a gradient).
+METHODS = ("auto", "implicit")
 # Singular values of the Jacobian at a steady state below this (relative) span its conserved moieties.
 NULL_TOLERANCE = 1e-10
 
@@ -69,35 +70,62 @@ def _matrix(function, L: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(function(L), dtype=float).reshape(shape)
 
 
-class _Observation:
-    """One measurement's h, σ and their partial derivatives in the states and θ (linear)."""
+class _Observations:
+    """An experiment's measurements of one observable formula (and one noise formula where σ is not a
+    number), evaluated at once: h, σ and their partial derivatives in the states and θ (linear) at each
+    one's states. `at` indexes each one's time in the experiment's simulated times (one past the last:
+    its steady state)."""
 
-    def __init__(self, m: Measurement, states: Sequence[sympy.Symbol], theta: Sequence[sympy.Symbol]) -> None:
-        exprs = [m.simulation, m.sigma]
-        exprs += [derivative(e, v) for e in (m.simulation, m.sigma) for v in (*states, *theta)]
-        self.function = sympy.lambdify([states, theta], exprs, "numpy")
+    def __init__(self, group: Sequence[Measurement], at: np.ndarray, states: Sequence[sympy.Symbol],
+                 theta: Sequence[sympy.Symbol], functions: dict[sympy.Expr, Callable]) -> None:
+        m = group[0]
+        self.rows = [g.row for g in group]
+        self.at = at
+        self.values = np.array([g.value for g in group])
+        self.transformation, self.distribution = m.transformation, m.distribution
         self.n, self.p = len(states), len(theta)
+        self.simulation = self._function(m.simulation, states, theta, functions)
+        self.sigma = None if m.sigma.is_Number else self._function(m.sigma, states, theta, functions)
+        self.constant = np.array([float(g.sigma) for g in group]) if self.sigma is None else None
 
-    def __call__(self, x: np.ndarray, L: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray,
-                                                              np.ndarray]:
-        v = np.asarray(self.function(x, L), dtype=float)
-        n, p = self.n, self.p
-        h_x, h_t = v[2:2 + n], v[2 + n:2 + n + p]
-        s_x, s_t = v[2 + n + p:2 + 2 * n + p], v[2 + 2 * n + p:]
-        return float(v[0]), float(v[1]), h_x, h_t, s_x, s_t
+    @staticmethod
+    def _function(expr: sympy.Expr, states: Sequence[sympy.Symbol], theta: Sequence[sympy.Symbol],
+                  functions: dict[sympy.Expr, Callable]) -> Callable:
+        """The expression and its derivatives in the states and θ, lambdified once per problem."""
+        if expr not in functions:
+            exprs = [expr, *(derivative(expr, v) for v in (*states, *theta))]
+            functions[expr] = sympy.lambdify([states, theta], exprs, "numpy")
+        return functions[expr]
+
+    def _evaluate(self, function: Callable, x: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
+        """(value (k,), ∂/∂states (k, n), ∂/∂θ (k, p)) at the group's states x (k, n)."""
+        k, n = len(x), self.n
+        values = np.array([np.broadcast_to(np.asarray(v, dtype=float), (k,)) for v in function(list(x.T), L)])
+        return values[0], values[1:1 + n].T.reshape(k, n), values[1 + n:].T.reshape(k, self.p)
+
+    def __call__(self, x: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, ...]:
+        """h, σ (k,), ∂h/∂x, ∂σ/∂x (k, n), ∂h/∂θ, ∂σ/∂θ (k, p) at the group's states x (k, n)."""
+        h, h_x, h_t = self._evaluate(self.simulation, x, L)
+        if self.sigma is None:
+            k = len(x)
+            return h, self.constant, h_x, h_t, np.zeros((k, self.n)), np.zeros((k, self.p))
+        sigma, s_x, s_t = self._evaluate(self.sigma, x, L)
+        return h, sigma, h_x, h_t, s_x, s_t
 
 
 class _Experiment:
     """One experiment's condition columns, initial values and observations, differentiable in θ."""
 
     def __init__(self, experiment: Experiment, spec: CalibrationSpec, varying: list[str],
-                 cache: dict[tuple, _Observation]) -> None:
+                 functions: dict[sympy.Expr, Callable]) -> None:
         self.experiment = experiment
         theta = spec.symbols
         self.n_columns = len(varying)
         self.columns = _lambdify(theta, [experiment.parameters[n] for n in varying])
         self.initial = _lambdify(theta, [e if e is not None else sympy.Integer(0) for e in experiment.initial])
         self.from_pre = np.array([e is None for e in experiment.initial])
+        self.method = METHODS[1]  # until `GradientProblem._choose_methods` chooses
         if experiment.preequilibration:
             self.pre_columns = _lambdify(theta, [experiment.pre_parameters[n] for n in varying])
             self.pre_initial = _lambdify(theta, experiment.pre_initial)
@@ -108,12 +136,15 @@ class _Experiment:
         self._moved = {k for row in exprs for k, e in enumerate(row) if e.free_symbols & set(theta)}
         # A state that starts from the preequilibration's steady state starts where θ puts it.
         self._moved |= {len(varying) + i for i, e in enumerate(experiment.initial) if e is None}
-        self.observations = []
+        members: dict[tuple, list[Measurement]] = {}
         for m in experiment.measurements:
-            key = (m.simulation, m.sigma)
-            if key not in cache:
-                cache[key] = _Observation(m, spec.state_symbols, theta)
-            self.observations.append(cache[key])
+            members.setdefault((m.simulation, None if m.sigma.is_Number else m.sigma, m.transformation,
+                                m.distribution), []).append(m)
+        times = experiment.times
+        self.observations = [
+            _Observations(group, np.array([len(times) if math.isinf(m.time) else int(np.searchsorted(times, m.time))
+                                           for m in group]), spec.state_symbols, theta, functions)
+            for group in members.values()]
 
     def moves(self, k: int) -> bool:
         """Simulator parameter k (condition columns, then initial states) depends on θ here."""
@@ -129,8 +160,8 @@ class GradientProblem:
         self.rtol, self.atol = rtol, atol
         self.threads = 1
         self._batch = batch
-        cache: dict[tuple, _Observation] = {}
-        self._experiments = [_Experiment(e, spec, batch.varying, cache) for e in spec.experiments]
+        functions: dict[sympy.Expr, Callable] = {}
+        self._experiments = [_Experiment(e, spec, batch.varying, functions) for e in spec.experiments]
         # Sensitivities only to the simulator parameters that some θ moves: the others' are never used.
         varying = batch.compiled.varying
         self._moved = np.flatnonzero([any(e.moves(k) for e in self._experiments) for k in range(len(varying))])
@@ -144,6 +175,17 @@ class GradientProblem:
             if position >= len(batch.varying):
                 self._initial_sensitivity[position - len(batch.varying), k] = 1.0
         self._log_factor = np.array([LN10 if s == C.LOG10 else 1.0 if s == C.LOG else 0.0 for s in spec.scales])
+        self._choose_methods()
+
+    def _choose_methods(self) -> None:
+        """Each experiment's integration method, from the problem alone (so every process chooses the same):
+        Rodas4 where the experiment is stiff at the nominal parameters or cannot be simulated there."""
+        L = self.spec.linear_matrix(self.spec.nominal[None, :])[0]
+        for e in self._experiments:
+            e.method = METHODS[0]
+            run = self._experiment(e, L)
+            if isinstance(run, str) or run[2]:
+                e.method = METHODS[1]
 
     def with_tolerances(self, rtol: float, atol: float) -> GradientProblem:
         """The same problem integrated at other tolerances (sharing the compiled system)."""
@@ -164,24 +206,28 @@ class GradientProblem:
             run = self._experiment(e, L)
             if isinstance(run, str):
                 return Evaluation(math.inf, np.full(d, np.nan), np.full((d, d), np.nan), run)
-            for m, observe in zip(e.experiment.measurements, e.observations):
-                x_m, dx_m = run[m.time]
-                h, sigma, h_x, h_t, s_x, s_t = observe(x_m, L)
-                dh = h_x @ dx_m + h_t
-                ds = s_x @ dx_m + s_t
-                term = float(measurement_term(m.value, np.array([h]), np.array([sigma]), m.transformation,
-                                              m.distribution)[0])
-                if not math.isfinite(term):
-                    reason = f"the likelihood of measurement row {m.row + 2} is not finite (simulation {h:g})"
+            states, sensitivities, _ = run
+            for group in e.observations:
+                x_m, dx_m = states[group.at], sensitivities[group.at]
+                h, sigma, h_x, h_t, s_x, s_t = group(x_m, L)
+                dh = np.einsum("kn,knd->kd", h_x, dx_m) + h_t
+                ds = np.einsum("kn,knd->kd", s_x, dx_m) + s_t
+                term = measurement_term(group.values, h, sigma, group.transformation, group.distribution)
+                if not np.isfinite(term).all():
+                    k = int(np.flatnonzero(~np.isfinite(term))[0])
+                    reason = (f"the likelihood of measurement row {group.rows[k] + 2} is not finite "
+                              f"(simulation {h[k]:g})")
                     return Evaluation(math.inf, np.full(d, np.nan), np.full((d, d), np.nan), reason)
-                r, dr = _residual(m, h, dh)
-                nll += term
-                if m.distribution == C.LAPLACE:
-                    gradient += ds / sigma + math.copysign(1.0, r) * dr / sigma - abs(r) * ds / sigma**2
-                    fim += (np.outer(dr, dr) + np.outer(ds, ds)) / sigma**2
+                r, dr = _residual(group.transformation, group.values, h, dh)
+                nll += float(term.sum())
+                dr_s, ds_s = dr / sigma[:, None], ds / sigma[:, None]
+                if group.distribution == C.LAPLACE:
+                    gradient += (ds_s + np.copysign(1.0, r)[:, None] * dr_s
+                                 - (np.abs(r) / sigma)[:, None] * ds_s).sum(0)
+                    fim += dr_s.T @ dr_s + ds_s.T @ ds_s
                 else:
-                    gradient += ds / sigma + r * dr / sigma**2 - r * r * ds / sigma**3
-                    fim += (np.outer(dr, dr) + 2.0 * np.outer(ds, ds)) / sigma**2
+                    gradient += (ds_s + (r / sigma)[:, None] * dr_s - ((r / sigma) ** 2)[:, None] * ds_s).sum(0)
+                    fim += dr_s.T @ dr_s + 2.0 * ds_s.T @ ds_s
         # To the parameters' scales: dθ/dx = θ·ln b on a log scale (b = e or 10), 1 on the linear scale.
         chain = np.where(self._log_factor > 0, L * self._log_factor, 1.0)
         prior, prior_gradient, prior_information = (v[0] for v in spec.neg_log_prior(x[None, :]))
@@ -191,9 +237,10 @@ class GradientProblem:
         return Evaluation(nll + float(prior), gradient * chain + prior_gradient,
                           fim * np.outer(chain, chain) + np.diag(prior_information))
 
-    def _experiment(self, e: _Experiment, L: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]] | str:
-        """{time: (states, d states/dθ)} at the experiment's measurement times (inf: its steady
-        state), or the reason it cannot be simulated."""
+    def _experiment(self, e: _Experiment, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool] | str:
+        """(states (T, n), d states/dθ (T, n, d)) at the experiment's measurement times and then, where
+        measured, its steady state, and whether its integration found it stiff; or the reason it cannot
+        be simulated."""
         n, d = len(self.spec.states), self.spec.dimension
         x0 = _matrix(e.initial[0], L, (n,))
         dx0 = _matrix(e.initial[1], L, (n, d))
@@ -211,24 +258,25 @@ class GradientProblem:
         columns = _matrix(e.columns[0], L, (e.n_columns,))
         params = np.concatenate([columns, x0])
         d_params = np.vstack([_matrix(e.columns[1], L, (e.n_columns, d)), dx0])
-        out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         times = e.experiment.times
+        states, sensitivities, stiff = np.empty((0, n)), np.empty((0, n, d)), False
         if len(times):
-            run = {"rtol": self.rtol, "atol": self.atol, "threads": self.threads, "method": METHOD,
+            run = {"rtol": self.rtol, "atol": self.atol, "threads": self.threads, "method": e.method,
                    "breakpoints": e.experiment.breakpoints}
             result = self.simulator.simulate(params[None, :], times, **run)
             if result.status[0] != 0:
                 result = self._with_states_controlled().simulate(params[None, :], times, **run)
             if result.status[0] != 0:
                 return f"condition {e.experiment.condition}: {STATUS_MESSAGES[int(result.status[0])]}"
-            for j, t in enumerate(times):
-                out[float(t)] = (result.states[0, j], result.sensitivities[0, j] @ d_params[self._moved])
+            states, sensitivities = result.states[0], result.sensitivities[0] @ d_params[self._moved]
+            stiff = bool(result.stiff[0])
         if e.experiment.steady_state_measured:
             steady = self._steady(params, e.experiment.breakpoints)
             if isinstance(steady, str):
                 return f"condition {e.experiment.condition}, steady state: {steady}"
-            out[math.inf] = (steady[0], steady[1] @ d_params[self._moved])
-        return out
+            states = np.vstack([states, steady[0]])
+            sensitivities = np.concatenate([sensitivities, (steady[1] @ d_params[self._moved])[None]])
+        return states, sensitivities, stiff
 
     def _with_states_controlled(self) -> CompiledSensitivities:
         """The system whose step size the states alone control (CVODES's default, errconS off), compiled on
@@ -264,10 +312,10 @@ class GradientProblem:
         return x, solution
 
 
-def _residual(m: Measurement, h: float, dh: np.ndarray) -> tuple[float, np.ndarray]:
-    """The residual on the observable's transformed scale and its gradient."""
-    if m.transformation == C.LOG:
-        return math.log(m.value) - math.log(h), -dh / h
-    if m.transformation == C.LOG10:
-        return math.log10(m.value) - math.log10(h), -dh / (h * LN10)
-    return m.value - h, -dh
+def _residual(transformation: str, value: np.ndarray, h: np.ndarray, dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The residuals (k,) on the observable's transformed scale and their gradients (k, d)."""
+    if transformation == C.LOG:
+        return np.log(value) - np.log(h), -dh / h[:, None]
+    if transformation == C.LOG10:
+        return np.log10(value) - np.log10(h), -dh / (h * LN10)[:, None]
+    return value - h, -dh

@@ -135,11 +135,12 @@ def _time_derivative(event: Event, relations, x: Sequence[sympy.Symbol], f: Sequ
 @dataclass
 class SensitivityResult:
     """`states[i, j]`: the states of set i at time j; `sensitivities[i, j, :, k]` their derivative
-    by parameter k of `wrt`; `status` as `SimulationResult.status` (0: ok; NaN values otherwise)."""
+    by parameter k of `wrt`; `status` and `stiff` as `SimulationResult`'s (0: ok; NaN values otherwise)."""
 
     states: np.ndarray
     sensitivities: np.ndarray
     status: np.ndarray
+    stiff: np.ndarray
 
 
 class CompiledSensitivities:
@@ -161,7 +162,7 @@ class CompiledSensitivities:
         n, p = self.n_states, len(self.wrt)
         values = result.values
         sensitivities = values[:, :, n:].reshape(values.shape[0], values.shape[1], p, n).transpose(0, 1, 3, 2)
-        return SensitivityResult(values[:, :, :n], sensitivities, result.status)
+        return SensitivityResult(values[:, :, :n], sensitivities, result.status, result.stiff)
 
 
 def compile_sensitivities(model: OdeModel, *, varying: Sequence[str], wrt: Sequence[str] | None = None,
