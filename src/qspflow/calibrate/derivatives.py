@@ -30,7 +30,7 @@ import numpy as np
 import sympy
 from petab.v1 import C
 
-from qspflow.calibrate.objective import LN10, STEADY_TIMES, BatchProblem, measurement_term
+from qspflow.calibrate.objective import LN10, STEADY_TIMES, BatchProblem, measurement_groups, measurement_term
 from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
 from qspflow.model import derivative
 from qspflow.simulate import STATUS_MESSAGES
@@ -136,15 +136,8 @@ class _Experiment:
         self._moved = {k for row in exprs for k, e in enumerate(row) if e.free_symbols & set(theta)}
         # A state that starts from the preequilibration's steady state starts where θ puts it.
         self._moved |= {len(varying) + i for i, e in enumerate(experiment.initial) if e is None}
-        members: dict[tuple, list[Measurement]] = {}
-        for m in experiment.measurements:
-            members.setdefault((m.simulation, None if m.sigma.is_Number else m.sigma, m.transformation,
-                                m.distribution), []).append(m)
-        times = experiment.times
-        self.observations = [
-            _Observations(group, np.array([len(times) if math.isinf(m.time) else int(np.searchsorted(times, m.time))
-                                           for m in group]), spec.state_symbols, theta, functions)
-            for group in members.values()]
+        self.observations = [_Observations(group, at, spec.state_symbols, theta, functions)
+                             for group, at in measurement_groups(experiment)]
 
     def moves(self, k: int) -> bool:
         """Simulator parameter k (condition columns, then initial states) depends on θ here."""

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 import sympy
 
-from qspflow.calibrate.spec import CalibrationSpec, Experiment
+from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
 from qspflow.model import OdeModel, Parameter, symbol, unique_name
 from qspflow.simulate import compile_model
 
@@ -210,11 +210,23 @@ class _Group:
     distribution: str
 
 
-class _Compiled:
-    """One experiment's numeric functions: simulator columns, x(0) and its measurements' groups.
+def measurement_groups(experiment: Experiment) -> list[tuple[list[Measurement], np.ndarray]]:
+    """The experiment's measurements grouped by observable formula, noise formula (where σ is not a
+    number), transformation and distribution, each group with the index of each one's time in the
+    experiment's simulated times (one past the last: its steady state). A group is lambdified and evaluated
+    at once: lambdifying each of the example's 882 measurements cost every job that loaded it 4.2 s
+    (grouped: 0.66 s)."""
+    members: dict[tuple, list[Measurement]] = {}
+    for m in experiment.measurements:
+        key = (m.simulation, None if m.sigma.is_Number else m.sigma, m.transformation, m.distribution)
+        members.setdefault(key, []).append(m)
+    times = experiment.times
+    return [(group, np.array([len(times) if math.isinf(m.time) else int(np.searchsorted(times, m.time))
+                              for m in group])) for group in members.values()]
 
-    Measurements are evaluated a group at a time because a Python call per measurement cost the
-    example's global search more than its simulations did (hundreds of measurements per batch)."""
+
+class _Compiled:
+    """One experiment's numeric functions: simulator columns, x(0) and its measurements' groups."""
 
     def __init__(self, experiment: Experiment, spec: CalibrationSpec, varying: list[str],
                  functions: dict[sympy.Expr, Callable]) -> None:
@@ -233,19 +245,14 @@ class _Compiled:
                 functions[expr] = sympy.lambdify([spec.state_symbols, theta], expr, "numpy")
             return functions[expr]
 
-        members: dict[tuple, list] = {}
-        for m in experiment.measurements:
-            key = (m.simulation, None if m.sigma.is_Number else m.sigma, m.transformation, m.distribution)
-            members.setdefault(key, []).append(m)
-        times = experiment.times
         self.groups = []
-        for (simulation, sigma, transformation, distribution), group in members.items():
-            at = np.array([len(times) if math.isinf(m.time) else int(np.searchsorted(times, m.time)) for m in group])
-            constant = np.array([float(m.sigma) for m in group]) if sigma is None else None
-            self.groups.append(_Group(np.array([m.row for m in group]), at, np.array([m.value for m in group]),
-                                      function(simulation),
-                                      function(sigma) if constant is None else lambda x, theta, c=constant: c,
-                                      transformation, distribution))
+        for group, at in measurement_groups(experiment):
+            m = group[0]
+            constant = np.array([float(g.sigma) for g in group]) if m.sigma.is_Number else None
+            self.groups.append(_Group(np.array([g.row for g in group]), at, np.array([g.value for g in group]),
+                                      function(m.simulation),
+                                      function(m.sigma) if constant is None else lambda x, theta, c=constant: c,
+                                      m.transformation, m.distribution))
 
     @staticmethod
     def _matrix(function: Callable, L: np.ndarray) -> np.ndarray:
