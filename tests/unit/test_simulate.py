@@ -361,3 +361,15 @@ def test_python_m_qspflow_simulate_compiles_the_integrators_into_the_default_cac
     kernels = list((tmp_path / "simulate").glob("kernel-*.py"))
     assert len(kernels) == 1
     assert list((tmp_path / "simulate" / "__pycache__").glob(f"{kernels[0].stem}.run_batch-*.nbi"))
+
+
+def test_python_m_qspflow_simulate_says_in_one_line_that_the_cache_cannot_be_written(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "qspflow.simulate"], env={**os.environ, "QSPFLOW_CACHE": str(blocked)},
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"qspflow.simulate: the integrators cannot be compiled into {blocked / 'simulate'}: "
+        f"[Errno 20] Not a directory: '{blocked / 'simulate'}'"]
+    assert blocked.read_text() == ""
