@@ -30,8 +30,15 @@ import numpy as np
 import sympy
 from petab.v1 import C
 
-from qspflow.calibrate.objective import LN10, STEADY_TIMES, BatchProblem, measurement_groups, measurement_term
-from qspflow.calibrate.spec import CalibrationSpec, Experiment, Measurement
+from qspflow.calibrate.objective import (
+    LN10,
+    STEADY_TIMES,
+    BatchProblem,
+    MeasurementGroup,
+    measurement_groups,
+    measurement_term,
+)
+from qspflow.calibrate.spec import CalibrationSpec, Experiment
 from qspflow.model import derivative
 from qspflow.simulate import STATUS_MESSAGES
 from qspflow.simulate.sensitivity import CompiledSensitivities, compile_sensitivities
@@ -71,22 +78,15 @@ def _matrix(function, L: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 class _Observations:
-    """An experiment's measurements of one observable formula (and one noise formula where σ is not a
-    number), evaluated at once: h, σ and their partial derivatives in the states and θ (linear) at each
-    one's states. `at` indexes each one's time in the experiment's simulated times (one past the last:
-    its steady state)."""
+    """A `MeasurementGroup`'s h, σ and their partial derivatives in the states and θ (linear), evaluated
+    at once at each measurement's states."""
 
-    def __init__(self, group: Sequence[Measurement], at: np.ndarray, states: Sequence[sympy.Symbol],
-                 theta: Sequence[sympy.Symbol], functions: dict[sympy.Expr, Callable]) -> None:
-        m = group[0]
-        self.rows = [g.row for g in group]
-        self.at = at
-        self.values = np.array([g.value for g in group])
-        self.transformation, self.distribution = m.transformation, m.distribution
+    def __init__(self, group: MeasurementGroup, states: Sequence[sympy.Symbol], theta: Sequence[sympy.Symbol],
+                 functions: dict[sympy.Expr, Callable]) -> None:
+        self.group = group
         self.n, self.p = len(states), len(theta)
-        self.simulation = self._function(m.simulation, states, theta, functions)
-        self.sigma = None if m.sigma.is_Number else self._function(m.sigma, states, theta, functions)
-        self.constant = np.array([float(g.sigma) for g in group]) if self.sigma is None else None
+        self.simulation = self._function(group.simulation, states, theta, functions)
+        self.sigma = None if group.sigma is None else self._function(group.sigma, states, theta, functions)
 
     @staticmethod
     def _function(expr: sympy.Expr, states: Sequence[sympy.Symbol], theta: Sequence[sympy.Symbol],
@@ -109,7 +109,7 @@ class _Observations:
         h, h_x, h_t = self._evaluate(self.simulation, x, L)
         if self.sigma is None:
             k = len(x)
-            return h, self.constant, h_x, h_t, np.zeros((k, self.n)), np.zeros((k, self.p))
+            return h, self.group.constant, h_x, h_t, np.zeros((k, self.n)), np.zeros((k, self.p))
         sigma, s_x, s_t = self._evaluate(self.sigma, x, L)
         return h, sigma, h_x, h_t, s_x, s_t
 
@@ -136,8 +136,8 @@ class _Experiment:
         self._moved = {k for row in exprs for k, e in enumerate(row) if e.free_symbols & set(theta)}
         # A state that starts from the preequilibration's steady state starts where θ puts it.
         self._moved |= {len(varying) + i for i, e in enumerate(experiment.initial) if e is None}
-        self.observations = [_Observations(group, at, spec.state_symbols, theta, functions)
-                             for group, at in measurement_groups(experiment)]
+        self.observations = [_Observations(group, spec.state_symbols, theta, functions)
+                             for group in measurement_groups(experiment)]
 
     def moves(self, k: int) -> bool:
         """Simulator parameter k (condition columns, then initial states) depends on θ here."""
@@ -200,9 +200,10 @@ class GradientProblem:
             if isinstance(run, str):
                 return Evaluation(math.inf, np.full(d, np.nan), np.full((d, d), np.nan), run)
             states, sensitivities, _ = run
-            for group in e.observations:
+            for observations in e.observations:
+                group = observations.group
                 x_m, dx_m = states[group.at], sensitivities[group.at]
-                h, sigma, h_x, h_t, s_x, s_t = group(x_m, L)
+                h, sigma, h_x, h_t, s_x, s_t = observations(x_m, L)
                 dh = np.einsum("kn,knd->kd", h_x, dx_m) + h_t
                 ds = np.einsum("kn,knd->kd", s_x, dx_m) + s_t
                 term = measurement_term(group.values, h, sigma, group.transformation, group.distribution)

@@ -123,12 +123,12 @@ class BatchProblem:
             states = run["states"]
             if run["steady"] is not None:
                 states = np.concatenate([states, run["steady"][:, None, :]], axis=1)
-            for group in compiled.groups:
+            for group, simulation_of, sigma_of in compiled.groups:
                 x = states[:, group.at, :]
-                shape = x.shape[:2]
-                simulation, sigma = (np.broadcast_to(np.asarray(function([x[..., i] for i in range(x.shape[2])], theta),
-                                                                dtype=float), shape)
-                                     for function in (group.simulation, group.sigma))
+                shape, arguments = x.shape[:2], [x[..., i] for i in range(x.shape[2])]
+                simulation = np.broadcast_to(np.asarray(simulation_of(arguments, theta), dtype=float), shape)
+                sigma = np.broadcast_to(group.constant if sigma_of is None
+                                        else np.asarray(sigma_of(arguments, theta), dtype=float), shape)
                 term = measurement_term(group.values, simulation, sigma, group.transformation, group.distribution)
                 out[:, group.rows] = np.where(run["ok"][:, None], term, np.inf)
         return out
@@ -195,34 +195,38 @@ class BatchProblem:
 
 
 @dataclass(frozen=True)
-class _Group:
-    """An experiment's measurements of one observable formula (and one noise formula where σ is not a
-    number), evaluated at once: `at` indexes each one's time in the experiment's simulated times (one
-    past the last: its steady state), `rows` its column of `terms`; `simulation` and `sigma` map
-    (states, θ) to values."""
+class MeasurementGroup:
+    """An experiment's measurements of one observable formula, one noise formula (where σ is not a
+    number), one transformation and one distribution, evaluated at once: `rows` their columns of the
+    measurement table, `at` the index of each one's time in the experiment's simulated times (one past
+    the last: its steady state), `values` the measured values; `sigma` is None where every σ is a number,
+    then `constant` holds them."""
 
     rows: np.ndarray
     at: np.ndarray
     values: np.ndarray
-    simulation: Callable
-    sigma: Callable
+    simulation: sympy.Expr
+    sigma: sympy.Expr | None
+    constant: np.ndarray | None
     transformation: str
     distribution: str
 
 
-def measurement_groups(experiment: Experiment) -> list[tuple[list[Measurement], np.ndarray]]:
-    """The experiment's measurements grouped by observable formula, noise formula (where σ is not a
-    number), transformation and distribution, each group with the index of each one's time in the
-    experiment's simulated times (one past the last: its steady state). A group is lambdified and evaluated
-    at once: lambdifying each of the example's 882 measurements cost every job that loaded it 4.2 s
-    (grouped: 0.66 s)."""
+def measurement_groups(experiment: Experiment) -> list[MeasurementGroup]:
+    """The experiment's measurements as `MeasurementGroup`s. A group is lambdified and evaluated at once:
+    lambdifying each of the example's 882 measurements cost every job that loaded it 4.2 s (grouped: 0.66 s)."""
     members: dict[tuple, list[Measurement]] = {}
     for m in experiment.measurements:
         key = (m.simulation, None if m.sigma.is_Number else m.sigma, m.transformation, m.distribution)
         members.setdefault(key, []).append(m)
     times = experiment.times
-    return [(group, np.array([len(times) if math.isinf(m.time) else int(np.searchsorted(times, m.time))
-                              for m in group])) for group in members.values()]
+    return [MeasurementGroup(np.array([m.row for m in group]),
+                             np.array([len(times) if math.isinf(m.time) else int(np.searchsorted(times, m.time))
+                                       for m in group]),
+                             np.array([m.value for m in group]), simulation, sigma,
+                             np.array([float(m.sigma) for m in group]) if sigma is None else None,
+                             transformation, distribution)
+            for (simulation, sigma, transformation, distribution), group in members.items()]
 
 
 class _Compiled:
@@ -245,14 +249,9 @@ class _Compiled:
                 functions[expr] = sympy.lambdify([spec.state_symbols, theta], expr, "numpy")
             return functions[expr]
 
-        self.groups = []
-        for group, at in measurement_groups(experiment):
-            m = group[0]
-            constant = np.array([float(g.sigma) for g in group]) if m.sigma.is_Number else None
-            self.groups.append(_Group(np.array([g.row for g in group]), at, np.array([g.value for g in group]),
-                                      function(m.simulation),
-                                      function(m.sigma) if constant is None else lambda x, theta, c=constant: c,
-                                      m.transformation, m.distribution))
+        # Each group with its functions of (states, θ): the simulated values and σ (None: `constant`).
+        self.groups = [(g, function(g.simulation), None if g.sigma is None else function(g.sigma))
+                       for g in measurement_groups(experiment)]
 
     @staticmethod
     def _matrix(function: Callable, L: np.ndarray) -> np.ndarray:
