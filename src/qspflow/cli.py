@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with a random part of its coordinates moved (0: none)")
     p.add_argument("--hop-stall", type=int, default=30,
                    help="basin hopping stops after this many hops in a row without progress")
-    p.add_argument("--hop-time", type=float, default=480.0,
+    p.add_argument("--hop-time", type=float, default=540.0,
                    help="seconds after the calibration began at which basin hopping ends (hops still running stop)")
     p.add_argument("--seed", type=int, default=0, help="seed of the global search and the start points")
     p.add_argument("--local", dest="local_method", choices=["shooting", "transcription"], default="shooting",

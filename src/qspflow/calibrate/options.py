@@ -56,7 +56,7 @@ class CalibrationOptions:
     random_starts: int = 5
     hops: int = 100
     hop_stall: int = 30
-    hop_time: float = 480.0
+    hop_time: float = 540.0
     seed: int = 0
     local_method: str = "shooting"
     polish: bool = True
