@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import sympy
 
-from qspflow.calibrate.derivatives import GradientProblem
-from qspflow.calibrate.objective import BatchProblem
+from qspflow.calibrate.derivatives import GradientProblem, _Observations
+from qspflow.calibrate.objective import BatchProblem, MeasurementGroup
 from qspflow.calibrate.shooting import shoot
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.errors import ModelError
@@ -164,6 +164,23 @@ def _finite_differences(compiled, params: np.ndarray, times: np.ndarray, k: int)
     down[k] -= step
     values = compiled.simulate(np.array([up, down]), times, rtol=1e-12, atol=1e-14, what="states").values
     return (values[0] - values[1]) / (2 * step)
+
+
+def test_an_observable_and_its_derivatives_in_the_states_and_parameters_a_group_at_a_time():
+    a, b, scale, offset, noise = (symbol(n) for n in ("a", "b", "scale", "offset", "noise"))
+    group = MeasurementGroup(np.array([0, 1]), np.array([0, 1]), np.array([20.0, 30.0]), scale * a + offset,
+                             noise * b, None, "lin", "normal")
+    functions = {}
+    observations = _Observations(group, [a, b], [scale, offset, noise], functions)
+    assert list(functions[group.simulation][1]) == [0, 1, 3, 4]  # ∂/∂b and ∂/∂noise are zero: not evaluated
+    x, L = np.array([[2.0, 5.0], [3.0, 7.0]]), np.array([10.0, 1.0, 0.5])
+    h, sigma, h_x, h_t, s_x, s_t = observations(x, L)
+    np.testing.assert_array_equal(h, [21.0, 31.0])
+    np.testing.assert_array_equal(sigma, [2.5, 3.5])
+    np.testing.assert_array_equal(h_x, [[10.0, 0.0], [10.0, 0.0]])
+    np.testing.assert_array_equal(h_t, [[2.0, 1.0, 0.0], [3.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(s_x, [[0.0, 0.5], [0.0, 0.5]])
+    np.testing.assert_array_equal(s_t, [[0.0, 0.0, 5.0], [0.0, 0.0, 7.0]])
 
 
 @pytest.mark.slow
