@@ -1,5 +1,5 @@
-"""The calibration options: the library's defaults are the schema's, and every message names the
-key as a study config writes it (`calibrate.<key>`)."""
+"""The calibration options: the library's defaults are the schema's and `qspflow calibrate`'s, and every
+message names the key as a study config writes it (`calibrate.<key>`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import yaml
 
 from qspflow.calibrate import CalibrationOptions
 from qspflow.calibrate.options import calibration_options
+from qspflow.cli import build_parser
 from qspflow.errors import ConfigError
 
 SCHEMA = Path(__file__).parents[2] / "config" / "schema.yaml"
@@ -33,6 +34,19 @@ def test_schema_defaults_are_the_library_defaults():
 def test_schema_defaults_make_valid_options():
     defaults = {key: spec["default"] for key, spec in _schema_section().items()}
     assert calibration_options(defaults) == CalibrationOptions()
+
+
+def test_the_cli_defaults_are_the_library_defaults():
+    # The CLI spells its defaults out (it does not import the calibration stack to print its help).
+    args = vars(build_parser().parse_args(["calibrate", "problem.yaml", "--out", "out"]))
+    library = {f.name: f.default for f in fields(CalibrationOptions)}
+    # --profile names parameters to profile (profile_parameters); whether to profile is --no-profile.
+    shared = {key: args[key] for key in args if key in library and key != "profile"}
+    assert len(shared) >= 9
+    for key, default in shared.items():
+        assert default == library[key], key
+    assert (not args["no_polish"], args["local_phase"]) == (library["polish"], library["local_phase"])
+    assert (not args["no_profile"]) == library["profile"]
 
 
 @pytest.mark.parametrize(("options", "message"), [
