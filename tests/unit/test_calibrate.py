@@ -201,7 +201,8 @@ def test_global_stages_find_the_same_optimum_and_are_seeded(tmp_path):
         pd.testing.assert_frame_equal(first.starts, again.starts)
         planned = first.starts["origin"] != "hop"  # the default basin hops follow, seeded too
         assert sorted(first.starts.loc[planned, "origin"]) == sorted([method, "lhs"])  # one basin: one start
-        assert (~planned).sum() == first.options.hop_stall  # every hop returns to the one optimum
+        # every hop returns to the one optimum: hop_stall of them, and the HOP_LAG − 1 drawn before the last ended
+        assert (~planned).sum() == first.options.hop_stall + calibrate_session.HOP_LAG - 1
 
 
 def test_ripopt_finds_the_same_estimate(tmp_path):
@@ -606,21 +607,25 @@ def _away_from_the_optimum(session) -> list:
 
 
 def test_basin_hops_move_to_a_better_optimum_and_stop_after_hops_without_progress(tmp_path):
-    session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "hops": 10, "hop_stall": 3})
+    session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "hops": 20, "hop_stall": 3})
     real, away = _away_from_the_optimum(session)
     hopped = session.hop([dataclasses.replace(away, start=0)], time.monotonic())
-    # From the made-up optimum every hop (k moved by a normal step of 0.1 × 5 decades) descends to the
-    # one optimum: the first becomes the centre, the next three gain nothing and end the hopping.
-    assert [s.origin for s in hopped] == ["lhs", "hop", "hop", "hop", "hop"]
-    assert [s.start for s in hopped] == [0, 1, 2, 3, 4]
+    # From the made-up optimum every hop (k moved by a normal step of 0.1 × 5 decades) descends to the one
+    # optimum: the first becomes the centre, the next three gain nothing and end the hopping. Hop i is drawn
+    # from what hops 0..i − HOP_LAG left: the HOP_LAG − 1 hops drawn before the third gain was known run too.
+    lag = calibrate_session.HOP_LAG
+    assert [s.origin for s in hopped] == ["lhs", *["hop"] * (3 + lag)]
+    assert [s.start for s in hopped] == list(range(4 + lag))
     assert away.llh < real.llh - 1.0
     for s in hopped[1:]:
         assert s.converged and s.llh == pytest.approx(real.llh, abs=1e-6)
-    # hops 3 and 4 start from hop 1's optimum, not from the made-up one
-    for s in hopped[3:]:
+    # the first HOP_LAG hops start from the made-up optimum, the later ones from hop 1's
+    for s in hopped[1:lag + 1]:
+        assert abs(s.x0[0] - away.x[0]) < abs(s.x0[0] - hopped[1].x[0])
+    for s in hopped[lag + 1:]:
         assert abs(s.x0[0] - hopped[1].x[0]) < abs(s.x0[0] - away.x[0])
     result = session.conclude(hopped)
-    assert result.reached and result.starts_at_best == 4
+    assert result.reached and result.starts_at_best == 3 + lag
     assert result.best_llh == pytest.approx(real.llh, abs=1e-6)
 
 
@@ -629,7 +634,7 @@ def test_basin_hops_stop_at_their_budgets(tmp_path):
     starts = _away_from_the_optimum(session)
     assert [s.origin for s in session.hop(starts, time.monotonic())] == ["lhs", "lhs", "hop", "hop", "hop"]
     late = session.hop(starts, time.monotonic() - session.options.hop_time)
-    assert len(late) == 2  # the time was up before the first round
+    assert len(late) == 2  # the time was up before the first hop
     # a hop still running at the end stops there: no time is left to verify where it got, so it counts for nothing
     cut = session.local(9, "hop", starts[0].x + 1.0, time.monotonic())
     assert cut.llh == -math.inf and "end of the basin hops" in cut.notes[0]
@@ -638,16 +643,19 @@ def test_basin_hops_stop_at_their_budgets(tmp_path):
 
 
 def test_basin_hops_move_to_a_better_point_that_did_not_converge(tmp_path):
-    # One fides iteration per hop: no hop converges, and the first round's better end still becomes the centre.
-    options = {**FAST, "hops": 4, "hop_stall": 100}
+    # One fides iteration per hop: no hop converges, and the first hop's better end still becomes the centre.
+    lag = calibrate_session.HOP_LAG
+    options = {**FAST, "hops": lag + 2, "hop_stall": 100}
     session = open_session(decay_problem(tmp_path), threads=1, **options)
     _, away = _away_from_the_optimum(session)
     short = open_session(decay_problem(tmp_path / "short"), threads=1, **options, max_iter=1)
     hopped = short.hop([dataclasses.replace(away, start=0)], time.monotonic())
-    first = max(hopped[1:3], key=lambda s: s.llh)
-    assert not any(s.converged for s in hopped[1:]) and first.llh > away.llh + 1.0
-    for s in hopped[3:]:
-        assert s.x0[0] == pytest.approx(first.x[0], abs=1.0) and abs(s.x0[0] - away.x[0]) > abs(s.x0[0] - first.x[0])
+    assert not any(s.converged for s in hopped[1:]) and hopped[1].llh > away.llh + 1.0
+    # hop i (start i + 1) is drawn from the best end of hops 0..i − HOP_LAG, the first of them already past `away`
+    for i, s in enumerate(hopped[lag + 1:], start=lag):
+        origin = max(hopped[1:i - lag + 2], key=lambda h: h.llh)
+        assert s.x0[0] == pytest.approx(origin.x[0], abs=1.5)  # 3 steps of 0.1 × 5 decades
+        assert abs(s.x0[0] - away.x[0]) > abs(s.x0[0] - origin.x[0])
 
 
 def test_a_shooting_optimum_has_as_long_to_verify_as_its_solve_took_and_at_least_the_floor(tmp_path, monkeypatch):

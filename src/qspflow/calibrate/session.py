@@ -31,7 +31,7 @@ import math
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -72,13 +72,15 @@ REACHED_STARTS, REACHED_LLH = 2, 0.1
 # Generators seeded from (seed, stream): the basin hops' and the Latin-hypercube starts' own, so that neither
 # depends on how many points the time-capped global search drew from its generator (seeded from seed).
 HOP_STREAM, LHS_STREAM = 1, 2
-# Basin hopping (`CalibrationSession.hop`): hops per round, the share of coordinates a hop moves, its first
-# step (standard deviation, fraction of the bound width), doubled after every HOP_WIDEN hops in a row
-# without progress, and the least gain in log-likelihood that counts as progress: an optimum REACHED_LLH
-# away counts as the same one (the centre still moves on any gain). With 0.01 the drift along a flat
-# optimum (gains of 0.01–0.02 per hop: Weber_BMC2015, seed 2, −297.13 to −297.09 in 28 hops) kept the
-# step at its narrowest until hop_time ended the hopping.
-HOP_BATCH, HOP_FRACTION, HOP_SCALE, HOP_WIDEN, HOP_GAIN = 2, 0.3, 0.1, 10, REACHED_LLH
+# Basin hopping (`CalibrationSession.hop`): the lag (hop i is drawn from the centre that hops 0..i − HOP_LAG
+# left, so up to HOP_LAG hops run at once), the share of coordinates a hop moves, its first step (standard
+# deviation, fraction of the bound width), doubled after every HOP_WIDEN hops in a row without progress, and
+# the least gain in log-likelihood that counts as progress: an optimum REACHED_LLH away counts as the same one
+# (the centre still moves on any gain). With 0.01 the drift along a flat optimum (gains of 0.01–0.02 per hop:
+# Weber_BMC2015, seed 2, −297.13 to −297.09 in 28 hops) kept the step at its narrowest until hop_time ended
+# the hopping. The lag replaced rounds of 2 hops that waited for their slower hop: one worker of two stood
+# idle for 32–35 % of Weber_BMC2015's hop phase (hops of 2–78 s) and 20–23 % of Fujita_SciSignal2010's.
+HOP_LAG, HOP_FRACTION, HOP_SCALE, HOP_WIDEN, HOP_GAIN = 4, 0.3, 0.1, 10, REACHED_LLH
 # Ipopt iterations of a polish: from a shooting optimum a transcription that will be kept converges in
 # 10–20 (measured: Boehm, Bruno, Sneyd and the example's three models, four starts each); where it
 # does not converge (Weber_BMC2015, Fujita_SciSignal2010: not in 200 either) each iteration cost
@@ -422,23 +424,24 @@ class CalibrationSession:
 
     def hop(self, starts: pd.DataFrame | Sequence[StartResult], began: float) -> list[StartResult]:
         """The local starts (a `starts_table` or results) and after them monotonic basin hopping (Leary 2000)
-        from the best point found: rounds of HOP_BATCH local starts (origin "hop") from the best point
-        so far with about HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their
-        bound width, the step doubled after every HOP_WIDEN hops in a row that gained less than
-        HOP_GAIN (a hop that returns to the centre's optimum stepped too short: the neighbourhoods of
-        variable neighbourhood search, Mladenović & Hansen 1997); a hop that ends better (by its
-        re-simulation, converged or not) moves the centre. It stops after `hops` hops, after `hop_stall`
-        hops in a row without such a gain, or `hop_time` seconds after `began` (`time.monotonic()`): no
-        round begins later, and the hops still running then stop where they are (a hop's solve and
-        re-simulation have the time left to that end, at most `max_cpu_time` each), so that a
-        calibration ends within `hop_time` and its conclusion.
+        from the best point found: local starts (origin "hop") from the centre, the best point so far, with
+        about HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their bound width, the
+        step doubled after every HOP_WIDEN hops in a row that gained less than HOP_GAIN (a hop that returns
+        to the centre's optimum stepped too short: the neighbourhoods of variable neighbourhood search,
+        Mladenović & Hansen 1997). The hops are taken in their order: one that ends better (by its
+        re-simulation, converged or not) moves the centre. Hop i is drawn from the centre and step that
+        hops 0..i − HOP_LAG left, so that up to HOP_LAG hops run at once and a worker that ends a short hop
+        begins the next one while a long one runs. No hop is drawn after `hops` hops, after `hop_stall`
+        taken in a row without such a gain, or `hop_time` seconds after `began` (`time.monotonic()`); the
+        hops still running then stop where they are (a hop's solve and re-simulation have the time left to
+        that end, at most `max_cpu_time` each), so that a calibration ends within `hop_time` and its
+        conclusion.
 
         Why: the optima of a QSP model lie near each other more often than Latin-hypercube points
         find them. Weber_BMC2015, seed 1: 0 of 21 starts from the search's basins and Latin-hypercube
         points reached the published fit (−296.20; the best −297.68); hops from that optimum reached
         −296.23 after 29 hops, 119 s. Hops from an optimum also confirm it at the cost of a short
-        solve. The rounds have a fixed size, whatever `threads`: each round's centre depends only on
-        the rounds before it, so the result does not depend on threads.
+        solve. Each hop depends only on the hops before it, whatever `threads`: so does the result.
         """
         o, spec = self.options, self.spec
         found = self._start_results(starts) if isinstance(starts, pd.DataFrame) else list(starts)
@@ -451,31 +454,46 @@ class CalibrationSession:
         log.info("basin hopping from the best point (start %d, llh %.8g): up to %d hops, until %d in a row gain "
                  "less than %g or %g s have passed", centre.start, centre.llh, o.hops, o.hop_stall, HOP_GAIN,
                  o.hop_time)
-        first, stall, done, end = max(s.start for s in found) + 1, 0, 0, began + o.hop_time
+        first, end, best = max(s.start for s in found) + 1, began + o.hop_time, centre.llh
+        states = [(centre, 0)]  # (centre, hops in a row without progress) after each hop taken
+        ended: dict[int, StartResult] = {}
+        drawn = 0
 
-        def report(k: int, result: StartResult) -> None:  # during a round: `centre` is the round's
-            _report_start(result, first + o.hops, max(centre.llh, result.llh))
+        def source() -> tuple[StartResult, int] | None:
+            """The centre and stall hop `drawn` is drawn from, once hops 0..drawn − HOP_LAG are taken."""
+            k = max(0, drawn - HOP_LAG + 1)
+            return states[k] if k < len(states) else None
 
-        while done < o.hops and stall < o.hop_stall:
-            if time.monotonic() >= end:
-                log.info("basin hopping: calibrate.hop_time (%g s) has passed after %d hops", o.hop_time, done)
-                break
-            tasks = []
-            for _ in range(min(HOP_BATCH, o.hops - done)):
-                moved = rng.random(spec.dimension) < HOP_FRACTION
-                moved[rng.integers(spec.dimension)] = True  # at least one coordinate
-                step = rng.normal(0.0, HOP_SCALE * 2 ** (stall // HOP_WIDEN), spec.dimension) * width
-                x0 = np.clip(np.where(moved, centre.x + step, centre.x), spec.lower, spec.upper)
-                tasks.append(("local", first + done + len(tasks), "hop", x0, end))
-            done += len(tasks)
-            for result in _run_tasks(self, tasks, report):
-                found.append(result)
-                # Converged or not, as the first centre: a solve stopped by max_cpu_time can end past every
-                # converged one (Weber_BMC2015, seed 2: three hops −309.1 to −306.9, the centre −323.8).
-                better = result.llh > centre.llh  # a failed re-simulation's −inf never is
-                stall = 0 if better and result.llh - centre.llh >= HOP_GAIN else stall + 1
-                centre = result if better else centre
-        log.info("basin hopping: %d hops, best llh %.8g (start %d)", done, centre.llh, centre.start)
+        with _runner(self, o.hops) as runner:
+            while True:
+                while (drawn < o.hops and runner.free and (state := source()) and state[1] < o.hop_stall
+                       and time.monotonic() < end):
+                    origin, stall = state
+                    moved = rng.random(spec.dimension) < HOP_FRACTION
+                    moved[rng.integers(spec.dimension)] = True  # at least one coordinate
+                    step = rng.normal(0.0, HOP_SCALE * 2 ** (stall // HOP_WIDEN), spec.dimension) * width
+                    x0 = np.clip(np.where(moved, origin.x + step, origin.x), spec.lower, spec.upper)
+                    runner.submit(drawn, ("local", first + drawn, "hop", x0, end))
+                    drawn += 1
+                if not runner.busy:
+                    break
+                for k, result in runner.collect():
+                    ended[k] = result
+                    best = max(best, result.llh)
+                    _report_start(result, first + o.hops, best)
+                while len(states) - 1 in ended:
+                    result = ended[len(states) - 1]
+                    found.append(result)
+                    centre, stall = states[-1]
+                    # Converged or not, as the first centre: a solve stopped by max_cpu_time can end past every
+                    # converged one (Weber_BMC2015, seed 2: three hops −309.1 to −306.9, the centre −323.8).
+                    better = result.llh > centre.llh  # a failed re-simulation's −inf never is
+                    stall = 0 if better and result.llh - centre.llh >= HOP_GAIN else stall + 1
+                    states.append((result if better else centre, stall))
+        if time.monotonic() >= end:
+            log.info("basin hopping: calibrate.hop_time (%g s) has passed after %d hops", o.hop_time, drawn)
+        centre = states[-1][0]
+        log.info("basin hopping: %d hops, best llh %.8g (start %d)", drawn, centre.llh, centre.start)
         return found
 
     def conclude(self, starts: pd.DataFrame | Sequence[StartResult]) -> CalibrationResult:
@@ -675,36 +693,82 @@ def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -
                                initializer=_start_worker, initargs=(str(problem_yaml), options))
 
 
-def _run_tasks(session: CalibrationSession, tasks: Sequence[tuple], report: Callable[[int, object], None]) -> list:
-    """Run `session.<method>(*args)` for the tasks, in worker processes when the session's threads > 1
-    (up to that many at once); each result is reported as it ends, and returned in task order."""
-    problem_yaml, threads = session.spec.problem.path, session.options.threads
-    finished: dict[int, object] = {}
+class _Runner:
+    """Runs tasks `session.<method>(*args)`, each under a key: in worker processes (`pool`), up to `workers`
+    at once, or one at a time in this process when there is no pool."""
 
-    def collect(k: int, result: object) -> None:
-        finished[k] = result
-        report(k, result)
+    def __init__(self, session: CalibrationSession, pool: ProcessPoolExecutor | None, workers: int):
+        self.session, self.pool, self.workers = session, pool, workers
+        self.running: dict[Future, int] = {}
+        self.ended: list[tuple[int, object]] = []
 
-    if threads == 1 or (len(tasks) == 1 and session._pool is None):
-        for k, (method, *args) in enumerate(tasks):
-            collect(k, getattr(session, method)(*args))
-        return [finished[k] for k in range(len(tasks))]
-    with contextlib.ExitStack() as stack:
-        pool = session._pool or stack.enter_context(_pool(problem_yaml, session.options, min(threads, len(tasks))))
-        running = {pool.submit(_work, *task): k for k, task in enumerate(tasks)}
-        while running:
-            ready, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(ready, key=running.get):
-                k = running.pop(future)
+    @property
+    def busy(self) -> bool:
+        """Whether a task has not been collected yet."""
+        return bool(self.running or self.ended)
+
+    @property
+    def free(self) -> bool:
+        """Whether a task submitted now begins at once."""
+        return len(self.running) + len(self.ended) < (self.workers if self.pool else 1)
+
+    def submit(self, key: int, task: tuple) -> None:
+        if self.pool is None:
+            method, *args = task
+            self.ended.append((key, getattr(self.session, method)(*args)))
+        else:
+            self.running[self.pool.submit(_work, *task)] = key
+
+    def collect(self) -> list[tuple[int, object]]:
+        """(key, result) of the tasks that have ended since the last call, by key; waits for one if none has."""
+        if not self.ended:
+            ready, _ = wait(self.running, return_when=FIRST_COMPLETED)
+            for future in ready:
+                key = self.running.pop(future)
                 try:
-                    result = future.result()
+                    self.ended.append((key, future.result()))
                 except BrokenProcessPool as err:
+                    problem_yaml, threads = self.session.spec.problem.path, self.session.options.threads
                     raise SolverError(str(problem_yaml), key="calibrate.threads", found=threads,
                                       message="a worker process ended abruptly (killed, or out of memory); "
                                               "no result was written: run again, with fewer threads if memory ran out"
                                       ) from err
-                collect(k, result)
+        ended, self.ended = sorted(self.ended, key=lambda item: item[0]), []
+        return ended
+
+
+@contextlib.contextmanager
+def _runner(session: CalibrationSession, tasks: int) -> Iterator[_Runner]:
+    """A `_Runner` for up to `tasks` tasks: the session's worker processes when its threads > 1 (its
+    `workers()` pool, or a pool of its own for this block), else this process."""
+    threads = session.options.threads
+    if threads == 1 or (tasks == 1 and session._pool is None):
+        yield _Runner(session, None, 1)
+        return
+    with contextlib.ExitStack() as stack:
+        pool = session._pool or stack.enter_context(_pool(session.spec.problem.path, session.options,
+                                                          min(threads, tasks)))
+        yield _Runner(session, pool, threads)
+
+
+def _run_tasks(session: CalibrationSession, tasks: Sequence[tuple], report: Callable[[int, object], None]) -> list:
+    """Run `session.<method>(*args)` for the tasks, in worker processes when the session's threads > 1
+    (up to that many at once); each result is reported as it ends, and returned in task order."""
+    finished: dict[int, object] = {}
+    with _runner(session, len(tasks)) as runner:
+        for key, task in enumerate(tasks):
+            while not runner.free:
+                _collect(runner, finished, report)
+            runner.submit(key, task)
+        while runner.busy:
+            _collect(runner, finished, report)
     return [finished[k] for k in range(len(tasks))]
+
+
+def _collect(runner: _Runner, finished: dict[int, object], report: Callable[[int, object], None]) -> None:
+    for key, result in runner.collect():
+        finished[key] = result
+        report(key, result)
 
 
 # ---------------------------------------------------------------------------- entry points
