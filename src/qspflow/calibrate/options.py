@@ -28,7 +28,7 @@ class CalibrationOptions:
     many basin hops after the starts (local starts from the best point so far, a random part of its
     coordinates moved; `CalibrationSession.hop`); hop_stall: they stop after this many hops in a row
     without progress; hop_time: basin hopping ends this many seconds after the calibration began (no
-    round begins later; hops still running then stop where they are, unverified). seed: seeds the
+    hop is drawn later; hops still running then stop where they are, unverified). seed: seeds the
     global search, the Latin hypercubes and the hops.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
     sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
