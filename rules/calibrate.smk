@@ -83,7 +83,7 @@ rule calibrate:
         "benchmarks/calibrate/{study}/{net}.tsv"
     threads: 1
     resources:
-        # basin hops (calibrate.hops) end at the latest hop_time (540 s) into the job
+        # basin hops and the refinement end at the latest hop_time + refine_time (540 s) into the job
         runtime=attempt_scaled(20),
         mem_mb=attempt_scaled(2000),
     conda:

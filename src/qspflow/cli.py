@@ -63,7 +63,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     with output_folder(args.out, force=args.force) as out:
         best = steps.calibrate_folder(problem=args.problem, out=out, starts=args.starts,
                                       random_starts=args.random_starts, hops=args.hops, hop_stall=args.hop_stall,
-                                      hop_time=args.hop_time, seed=args.seed,
+                                      hop_time=args.hop_time, refine_time=args.refine_time, seed=args.seed,
                                       solver=args.solver, global_method=args.global_method,
                                       local_method=args.local_method, polish=not args.no_polish,
                                       local_phase=args.local_phase,
@@ -213,8 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "with a random part of its coordinates moved (0: none)")
     p.add_argument("--hop-stall", type=int, default=30,
                    help="basin hopping stops after this many hops in a row without progress")
-    p.add_argument("--hop-time", type=float, default=540.0,
+    p.add_argument("--hop-time", type=float, default=500.0,
                    help="seconds after the calibration began at which basin hopping ends (hops still running stop)")
+    p.add_argument("--refine-time", type=float, default=40.0,
+                   help="seconds after --hop-time at which the refinement of the two best optima ends")
     p.add_argument("--seed", type=int, default=0, help="seed of the global search and the start points")
     p.add_argument("--local", dest="local_method", choices=["shooting", "transcription"], default="shooting",
                    help="local method: fides on the simulated likelihood with forward sensitivities (default), or "

@@ -34,7 +34,7 @@ from qspflow.steps import calibration as steps
 K_TRUE, SIGMA = 0.5, 0.05
 TIMES = (0.5, 1.0, 2.0, 4.0)
 STARTS = {"low": 1.0, "high": 2.0}  # x(0) per condition
-FAST = dict(starts=2, random_starts=0, global_method="none", profile=False, hops=0)
+FAST = dict(starts=2, random_starts=0, global_method="none", profile=False, hops=0, refine_time=0)
 
 
 def write_problem(folder: Path, model: OdeModel, **tables: pd.DataFrame) -> Path:
@@ -158,7 +158,8 @@ def test_each_local_method_alone_gives_the_least_squares_estimate(tmp_path):
 
 def test_the_local_phase_solves_are_the_first_starts_repeated_from_where_they_began(tmp_path):
     path = decay_problem(tmp_path)
-    options = dict(starts=2, random_starts=0, profile=False, global_evaluations=2000, n_elements=8, hops=0)
+    options = dict(starts=2, random_starts=0, profile=False, global_evaluations=2000, n_elements=8, hops=0,
+                   refine_time=0)
     result = calibrate_problem(path, local_phase=True, **options)
     local = result.starts[result.starts["origin"] == "ess-local"]
     assert result.starts["origin"].iloc[0] == "ess-local"
@@ -199,10 +200,14 @@ def test_global_stages_find_the_same_optimum_and_are_seeded(tmp_path):
                                   global_evaluations=3000)
         assert math.log10(first.best["k"]) == pytest.approx(expected, abs=1e-5)
         pd.testing.assert_frame_equal(first.starts, again.starts)
-        planned = first.starts["origin"] != "hop"  # the default basin hops follow, seeded too
+        # the default basin hops and the refinement of the two best ends follow, seeded too
+        origins = first.starts["origin"]
+        planned = ~origins.isin(["hop", "refine"])
         assert sorted(first.starts.loc[planned, "origin"]) == sorted([method, "lhs"])  # one basin: one start
         # every hop returns to the one optimum: hop_stall of them, and the HOP_LAG − 1 drawn before the last ended
-        assert (~planned).sum() == first.options.hop_stall + calibrate_session.HOP_LAG - 1
+        assert (origins == "hop").sum() == first.options.hop_stall + calibrate_session.HOP_LAG - 1
+        assert list(origins.iloc[-2:]) == ["refine", "refine"]
+        assert (first.starts["llh"].iloc[-2:] - first.best_llh).abs().max() < 1e-6
 
 
 def test_ripopt_finds_the_same_estimate(tmp_path):
@@ -656,6 +661,31 @@ def test_basin_hops_move_to_a_better_point_that_did_not_converge(tmp_path):
         origin = max(hopped[1:i - lag + 2], key=lambda h: h.llh)
         assert s.x0[0] == pytest.approx(origin.x[0], abs=1.5)  # 3 steps of 0.1 × 5 decades
         assert abs(s.x0[0] - away.x[0]) > abs(s.x0[0] - origin.x[0])
+
+
+def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp_path):
+    session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "refine_time": 40.0})
+    real, away = _away_from_the_optimum(session)
+    # three ends made to look as if fides had stopped early, 0.3, 0.5 and 0.8 decades of k from the optimum
+    ends = [dataclasses.replace(away, start=k, x0=real.x + d, x=real.x + d, llh=session.spec.simulated_llh(real.x + d,
+                                                                                                             60.0))
+            for k, d in enumerate((0.5, -0.3, 0.8))]
+    refined = session.refine(ends, time.monotonic())
+    assert refined[:3] == ends
+    assert [(s.start, s.origin, s.method) for s in refined[3:]] == [(3, "refine", "shooting"), (4, "refine", "shooting")]
+    # the best two ends (−0.3, then 0.5), each refined from where it ended to the least-squares optimum
+    assert [s.x0[0] for s in refined[3:]] == [ends[1].x[0], ends[0].x[0]]
+    for s in refined[3:]:
+        assert s.converged and s.x[0] == pytest.approx(_least_squares(), abs=1e-6)
+        assert s.llh == pytest.approx(_normal_llh(_least_squares()), abs=1e-6)
+    result = session.conclude(refined)
+    assert result.reached and result.best_llh == pytest.approx(real.llh, abs=1e-6)
+    # past hop_time + refine_time no refinement has time left: it counts for nothing
+    late = session.refine(ends, time.monotonic() - session.options.hop_time - session.options.refine_time)
+    assert [s.llh for s in late[3:]] == [-math.inf, -math.inf]
+    for options in ({"local_method": "transcription"}, {"refine_time": 0}):
+        other = open_session(decay_problem(tmp_path / "other"), threads=1, **{**FAST, "refine_time": 40.0, **options})
+        assert other.refine(ends, time.monotonic()) == ends
 
 
 def test_a_shooting_optimum_has_as_long_to_verify_as_its_solve_took_and_at_least_the_floor(tmp_path, monkeypatch):

@@ -28,8 +28,11 @@ class CalibrationOptions:
     many basin hops after the starts (local starts from the best point so far, a random part of its
     coordinates moved; `CalibrationSession.hop`); hop_stall: they stop after this many hops in a row
     without progress; hop_time: basin hopping ends this many seconds after the calibration began (no
-    hop is drawn later; hops still running then stop where they are, unverified). seed: seeds the
-    global search, the Latin hypercubes and the hops.
+    hop is drawn later; hops still running then stop where they are, unverified). refine_time: with
+    shooting, the two best ends are refined after the hops (fides on to a strict function tolerance;
+    `CalibrationSession.refine`) until hop_time + refine_time seconds after the calibration began (0:
+    none).
+    seed: seeds the global search, the Latin hypercubes and the hops.
     local_method: "shooting" (fides trust-region Newton on the simulated likelihood with forward
     sensitivities; profiles the same way) or "transcription" (Pyomo direct transcription from the
     start). polish: after shooting, re-solve the best optimum by the Pyomo transcription and keep that
@@ -48,15 +51,16 @@ class CalibrationOptions:
     parameters to profile (empty: every estimated parameter). profile_step: first
     profile step (fraction of the bound width). profile_max_steps: profile steps per side.
     threads: simulator threads and worker processes (results do not depend on it).
-    global_time, hop_time and max_cpu_time are safety caps: when one of them binds, the result depends on the
-    speed of the machine.
+    global_time, hop_time, refine_time and max_cpu_time are safety caps: when one of them binds, the result
+    depends on the speed of the machine.
     """
 
     starts: int = 5
     random_starts: int = 5
     hops: int = 100
     hop_stall: int = 30
-    hop_time: float = 540.0
+    hop_time: float = 500.0
+    refine_time: float = 40.0
     seed: int = 0
     local_method: str = "shooting"
     polish: bool = True
@@ -84,6 +88,7 @@ class CalibrationOptions:
             integer(_key(key), getattr(self, key), minimum=1)
         for key in ("seed", "max_refinements", "random_starts", "hops"):
             integer(_key(key), getattr(self, key), minimum=0)
+        number(_key("refine_time"), self.refine_time, minimum=0)
         for key in ("global_time", "hop_time", "local_box", "max_cpu_time", "verify_tolerance", "min_distance",
                     "profile_step"):
             number(_key(key), getattr(self, key), positive=True)

@@ -76,7 +76,8 @@ def calibrate(*, problem: FilePath, start_tables: Sequence[FilePath], estimates:
     (`starts_table`), the simulation at the optimum, the summary (best log-likelihood, sizes,
     options), the waterfall and fit figures. Returns the best log-likelihood."""
     session = open_session(problem, seed=seed, threads=threads, **options)
-    result = session.conclude(session.hop(_read_starts(session, start_tables), time.monotonic()))
+    began = time.monotonic()
+    result = session.conclude(session.refine(session.hop(_read_starts(session, start_tables), began), began))
     _write_calibration(result, estimates=estimates, starts_table=starts_table, simulation=simulation,
                        summary=summary, waterfall=waterfall, fit=fit)
     return result.best_llh
