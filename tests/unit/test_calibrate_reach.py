@@ -6,8 +6,9 @@ and iteration budgets end them: the same starts on any machine (the CLI's caps b
 one). Two changes keep the test within CI's time: no Latin-hypercube starts (`random_starts` 0: the
 search's basins are the starts that reach, Fujita's ess starts 2 and 4 at 66.58, where two of its
 Latin-hypercube starts ran 120 s each into `max_cpu_time` and, uncapped, far longer), and `hop_time`
-120 s (default 540 s): no hop is drawn later, so Boehm and Bruno (done in about a minute) hop as by
-default, and Fujita ends after its starts. `benchmarks/calibrate_suite.py` runs the defaults, three seeds.
+120 s (default 500 s): no hop is drawn later, so Boehm and Bruno (done in about a minute) hop as by
+default, and Fujita ends after its starts (and the refinement of its two best ends, at most `refine_time`, 40 s).
+`benchmarks/calibrate_suite.py` runs the defaults, three seeds.
 """
 
 from __future__ import annotations
