@@ -688,6 +688,16 @@ def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp
         assert other.refine(ends, time.monotonic()) == ends
 
 
+def test_a_best_point_stopped_by_time_a_hair_past_two_converged_ends_is_reached(tmp_path):
+    session = open_session(decay_problem(tmp_path), threads=1, **FAST)
+    real, _ = _away_from_the_optimum(session)
+    ends = [dataclasses.replace(real, start=k) for k in range(2)]
+    for gain, reached in ((0.05, True), (0.2, False)):
+        stopped = dataclasses.replace(real, start=2, llh=real.llh + gain, status="MAXTIME", converged=False)
+        assert calibrate_session._reached([*ends, stopped], stopped) is reached
+    assert not calibrate_session._reached([ends[0], stopped], stopped)
+
+
 def test_a_shooting_optimum_has_as_long_to_verify_as_its_solve_took_and_at_least_the_floor(tmp_path, monkeypatch):
     session = open_session(decay_problem(tmp_path), threads=1, **FAST)
     budgets = []
