@@ -667,9 +667,9 @@ def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp
     session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "refine_time": 40.0})
     real, away = _away_from_the_optimum(session)
     # three ends made to look as if fides had stopped early, 0.3, 0.5 and 0.8 decades of k from the optimum
-    ends = [dataclasses.replace(away, start=k, x0=real.x + d, x=real.x + d, llh=session.spec.simulated_llh(real.x + d,
-                                                                                                             60.0))
-            for k, d in enumerate((0.5, -0.3, 0.8))]
+    points = [real.x + d for d in (0.5, -0.3, 0.8)]
+    ends = [dataclasses.replace(away, start=k, x0=x, x=x, llh=session.spec.simulated_llh(x, 60.0))
+            for k, x in enumerate(points)]
     refined = session.refine(ends, time.monotonic())
     assert refined[:3] == ends
     assert [(s.start, s.origin, s.method) for s in refined[3:]] == [(3, "refine", "shooting"), (4, "refine", "shooting")]
