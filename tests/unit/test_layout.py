@@ -14,7 +14,7 @@ PACKAGE = ROOT / "src" / "qspflow"
 # Lower layers never import higher ones; a package (model/, calibrate/, …) may import itself.
 LAYERS = [
     {"errors"},
-    {"io", "options", "logs", "seeds", "plots"},
+    {"io", "options", "logs", "seeds", "plots", "workers"},
     {"model"},
     {"boolean", "data", "petab", "simulate", "example", "provenance"},
     {"infer", "convert", "outputs"},

@@ -28,7 +28,6 @@ import contextlib
 import functools
 import logging
 import math
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -40,6 +39,7 @@ import numpy as np
 import pandas as pd
 from petab.v1 import C
 
+from qspflow import workers as worker_processes
 from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
 from qspflow.calibrate.options import CalibrationOptions, calibration_options
@@ -734,8 +734,7 @@ def _warm_up() -> None:
 
 
 def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> ProcessPoolExecutor:
-    # "spawn": forking a process whose simulation threads are running is not safe.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_processes.context(),
                                initializer=_start_worker, initargs=(str(problem_yaml), options))
 
 

@@ -7,7 +7,9 @@ has a `FILES` mapping (output name → file name in a folder), which the CLI use
 to turn `--out DIR` into the same named outputs the rules give.
 
 Step functions are imported on first use (`steps.calibrate` loads Pyomo, `steps.attractors`
-does not), so a command or a rule pays only for the libraries it needs.
+does not), so a command or a rule pays only for the libraries it needs. `start_workers(threads)`,
+called before a calibration step, starts the server its worker processes fork from
+(`qspflow.workers`), so that the server imports the calibration while this process does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from qspflow import workers
 
 #: step function → the module of `qspflow.steps` that defines it
 _MODULES = {
@@ -58,6 +62,11 @@ def files(step: str) -> dict[str, str]:
     return dict(importlib.import_module(f"qspflow.steps.{_MODULES[step]}").FILES)
 
 
+def start_workers(threads: int) -> None:
+    """Before a calibration step with `threads` > 1: start the server its worker processes fork from."""
+    workers.start(threads)
+
+
 def __getattr__(name: str) -> object:
     if name not in _MODULES:
         raise AttributeError(f"module 'qspflow.steps' has no attribute '{name}'")
@@ -65,7 +74,7 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted([*_MODULES, "files", "in_folder"])
+    return sorted([*_MODULES, "files", "in_folder", "start_workers"])
 
 
-__all__ = sorted([*_MODULES, "files", "in_folder"])
+__all__ = sorted([*_MODULES, "files", "in_folder", "start_workers"])
