@@ -68,6 +68,7 @@ def _calibrate(args: argparse.Namespace) -> None:
                                       solver=args.solver, global_method=args.global_method,
                                       local_method=args.local_method, polish=not args.no_polish,
                                       local_phase=args.local_phase,
+                                      global_evaluations=args.global_evaluations, global_time=args.global_time,
                                       profile=not args.no_profile, profile_parameters=args.profile or [],
                                       threads=args.threads)
     print(format(best, EXACT_FORMAT))
@@ -227,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
                    help="global stage before the local solves: scatter search (default), differential evolution, "
                         "or none (Latin-hypercube multi-start)")
+    p.add_argument("--global-evaluations", type=int, default=50_000,
+                   help="budget of the global search in objective evaluations")
+    p.add_argument("--global-time", type=float, default=300.0,
+                   help="wall-time cap of the global search (s; when it binds, the result depends on the machine)")
     p.add_argument("--local-phase", action="store_true",
                    help="local solves inside the scatter search, whose optima are the first local starts (MEIGO's "
                         "local phase)")
