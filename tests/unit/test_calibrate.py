@@ -536,7 +536,7 @@ def test_rank_models_by_aicc_and_bic_computed_by_hand(tmp_path):
 
 
 def test_worker_processes_give_the_same_result_as_one_process(tmp_path):
-    """threads = 2 runs starts and profiles in spawned worker processes: the same tables, bit for bit."""
+    """threads = 2 runs starts and profiles in worker processes: the same tables, bit for bit."""
     path = decay_problem(tmp_path / "problem")
     options = dict(starts=2, random_starts=0, seed=4, global_evaluations=2000, n_elements=8)
     one, two = (calibrate_problem(path, threads=n, **options) for n in (1, 2))

@@ -31,9 +31,9 @@ def _not_reached(workdir: Path, folder: Path, *, keep: tuple[str, ...]) -> None:
             path.unlink()
 
 
-def _kill_during(workdir: Path, log: Path, output: Path, *, seconds_in: float, target: Path) -> None:
+def _kill_during(workdir: Path, log: Path, output: Path, *, seconds_in: float, target: Path, said: str = "") -> None:
     """Run the workflow for `target` and SIGKILL its whole process group `seconds_in` after the job writing
-    `log` has started, while `output` is not yet written."""
+    `log` has started and written `said` there, while `output` is not yet written."""
     (workdir / log).unlink()
     with (workdir / "snakemake.out").open("a") as out:
         proc = subprocess.Popen(
@@ -45,9 +45,9 @@ def _kill_during(workdir: Path, log: Path, output: Path, *, seconds_in: float, t
         )
         try:
             deadline = time.monotonic() + 1200
-            while not (workdir / log).is_file():
-                assert proc.poll() is None, f"the workflow ended before {log} was written"
-                assert time.monotonic() < deadline, f"{log} not written in 20 min"
+            while not ((workdir / log).is_file() and said in (workdir / log).read_text(encoding="utf-8")):
+                assert proc.poll() is None, f"the workflow ended before {log} said {said!r}"
+                assert time.monotonic() < deadline, f"{log} did not say {said!r} in 20 min"
                 time.sleep(0.2)
             time.sleep(seconds_in)
             assert not (workdir / output).exists(), f"{output} was written before the kill: choose a later point"
@@ -80,8 +80,9 @@ def test_a_run_killed_in_a_calibration_start_and_in_a_chunked_step_resumes_into_
         workdir,
         Path("logs/calibrate_start/example/net_1/0.log"),
         RESULTS / "calibration/net_1/starts/0.tsv",
-        seconds_in=10,
+        seconds_in=2,
         target=calibration,
+        said="calibrating",  # imported and loaded: in its solve (5 s of a job of 10-20 s, most of it start-up)
     )
     run_snakemake(workdir, "--unlock")
     resumed = run_snakemake(workdir, str(calibration), str(sobol), "--cores", "2", "--rerun-incomplete")
