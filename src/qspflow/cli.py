@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hops", type=int, default=100,
                    help="at most this many basin hops after the starts: local starts from the best point so far "
                         "with a random part of its coordinates moved (0: none)")
-    p.add_argument("--hop-stall", type=int, default=20,
+    p.add_argument("--hop-stall", type=int, default=30,
                    help="basin hopping stops after this many hops in a row without progress")
     p.add_argument("--hop-time", type=float, default=500.0,
                    help="seconds after the calibration began at which basin hopping ends (hops still running stop)")
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--global", dest="global_method", choices=["ess", "de", "none"], default="ess",
                    help="global stage before the local solves: scatter search (default), differential evolution, "
                         "or none (Latin-hypercube multi-start)")
-    p.add_argument("--global-evaluations", type=int, default=50_000,
+    p.add_argument("--global-evaluations", type=int, default=20_000,
                    help="budget of the global search in objective evaluations")
     p.add_argument("--global-time", type=float, default=300.0,
                    help="wall-time cap of the global search (s; when it binds, the result depends on the machine)")

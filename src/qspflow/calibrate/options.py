@@ -58,7 +58,7 @@ class CalibrationOptions:
     starts: int = 5
     random_starts: int = 5
     hops: int = 100
-    hop_stall: int = 20
+    hop_stall: int = 30
     hop_time: float = 500.0
     refine_time: float = 40.0
     seed: int = 0
@@ -67,7 +67,7 @@ class CalibrationOptions:
     solver: str = "ipopt"
     global_method: str = "ess"
     local_phase: bool = False
-    global_evaluations: int = 50_000
+    global_evaluations: int = 20_000
     global_time: float = 300.0
     n_elements: int = 4
     local_box: float = 0.1
