@@ -191,7 +191,7 @@ class CalibrationSession:
     def workers(self) -> Iterator[None]:
         """One pool of `threads` worker processes for every stage run in the block (starts, basin
         hops, profiles), where each stage would otherwise start its own: starting one costs seconds
-        (spawning, importing, loading the compiled modules), which they spend at once, while this
+        (forking, loading the problem and the compiled modules), which they spend at once, while this
         process goes on (the global search)."""
         if self.options.threads == 1:
             yield

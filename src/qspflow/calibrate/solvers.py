@@ -32,7 +32,8 @@ def _environment() -> ctypes.Array:
     return saved
 
 
-# The process's environment as qspflow found it, which a spawned worker process has too.
+# The process's environment as qspflow found it, which a worker process (forked from a server that only
+# imported) has too.
 _STARTUP = _environment()
 
 
