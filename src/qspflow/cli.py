@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hops", type=int, default=100,
                    help="at most this many basin hops after the starts: local starts from the best point so far "
                         "with a random part of its coordinates moved (0: none)")
-    p.add_argument("--hop-stall", type=int, default=30,
+    p.add_argument("--hop-stall", type=int, default=20,
                    help="basin hopping stops after this many hops in a row without progress")
     p.add_argument("--hop-time", type=float, default=500.0,
                    help="seconds after the calibration began at which basin hopping ends (hops still running stop)")

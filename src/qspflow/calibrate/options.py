@@ -58,7 +58,7 @@ class CalibrationOptions:
     starts: int = 5
     random_starts: int = 5
     hops: int = 100
-    hop_stall: int = 30
+    hop_stall: int = 20
     hop_time: float = 500.0
     refine_time: float = 40.0
     seed: int = 0
