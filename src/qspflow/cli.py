@@ -67,7 +67,7 @@ def _calibrate(args: argparse.Namespace) -> None:
                                       hop_time=args.hop_time, refine_time=args.refine_time, seed=args.seed,
                                       solver=args.solver, global_method=args.global_method,
                                       local_method=args.local_method, polish=not args.no_polish,
-                                      local_phase=args.local_phase,
+                                      local_phase=args.local_phase, optimal_scalings=args.optimal_scalings,
                                       global_evaluations=args.global_evaluations, global_time=args.global_time,
                                       profile=not args.no_profile, profile_parameters=args.profile or [],
                                       threads=args.threads)
@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-phase", action="store_true",
                    help="local solves inside the scatter search, whose optima are the first local starts (MEIGO's "
                         "local phase)")
+    p.add_argument("--optimal-scalings", action="store_true",
+                   help="search over the parameters other than observation scaling factors, each factor at its "
+                        "closed-form optimum (hierarchical optimization)")
     profiles = p.add_mutually_exclusive_group()
     profiles.add_argument("--no-profile", action="store_true", help="skip profile likelihoods (no CIs)")
     profiles.add_argument("--profile", action="append", metavar="PARAMETER",

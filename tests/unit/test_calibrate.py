@@ -5,6 +5,7 @@ with preequilibration, conservation laws, piecewise inputs and every noise model
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -573,6 +574,22 @@ def test_a_worker_process_that_dies_ends_the_run_with_a_clear_error(tmp_path):
         calibrate_session._run_tasks(session, tasks, lambda k, result: None)
 
 
+def test_leaving_the_worker_pool_by_an_exception_ends_its_running_tasks_at_once(tmp_path):
+    # SIGTERM and Ctrl-C unwind as exceptions: the pool must not wait for a solve of up to max_cpu_time.
+    session = open_session(decay_problem(tmp_path), threads=2, **FAST)
+    with pytest.raises(KeyboardInterrupt), session.workers():
+        future = session._pool.submit(time.sleep, 60)
+        processes = list(session._pool._processes.values())
+        began = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            future.result(timeout=1)  # the task is running
+        raise KeyboardInterrupt
+    assert time.monotonic() - began < 10
+    for process in processes:
+        process.join(timeout=5)
+        assert not process.is_alive()
+
+
 def test_starts_stopped_before_converging_end_with_the_best_point_and_reached_false(tmp_path, caplog):
     # One fides iteration from each start: none converges, the calibration still ends at the best
     # point found, saying so, and never claims to have reached the optimum.
@@ -656,11 +673,19 @@ def test_basin_hops_move_to_a_better_point_that_did_not_converge(tmp_path):
     short = open_session(decay_problem(tmp_path / "short"), threads=1, **options, max_iter=1)
     hopped = short.hop([dataclasses.replace(away, start=0)], time.monotonic())
     assert not any(s.converged for s in hopped[1:]) and hopped[1].llh > away.llh + 1.0
+    # Hop i's step, replayed from the hops' generator: the one coordinate moved by HOP_SCALE × its bound width
+    # (no widening: fewer hops than the step's doubling takes).
+    spec = short.spec
+    rng = np.random.default_rng((short.options.seed, calibrate_session.HOP_STREAM))
+    steps = []
+    for _ in range(options["hops"]):
+        rng.random(spec.dimension), rng.integers(spec.dimension)
+        steps.append(rng.normal(0.0, calibrate_session.HOP_SCALE) * (spec.upper[0] - spec.lower[0]))
     # hop i (start i + 1) is drawn from the best end of hops 0..i − HOP_LAG, the first of them already past `away`
     for i, s in enumerate(hopped[lag + 1:], start=lag):
         origin = max(hopped[1:i - lag + 2], key=lambda h: h.llh)
-        assert s.x0[0] == pytest.approx(origin.x[0], abs=1.5)  # 3 steps of 0.1 × 5 decades
-        assert abs(s.x0[0] - away.x[0]) > abs(s.x0[0] - origin.x[0])
+        assert s.x0[0] == pytest.approx(np.clip(origin.x[0] + steps[i], spec.lower[0], spec.upper[0]), abs=1e-12)
+        assert origin.llh > away.llh
 
 
 def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp_path):
@@ -719,3 +744,58 @@ def test_basin_hops_do_not_depend_on_threads(tmp_path):
             runs.append(session.starts_table(session.hop(_away_from_the_optimum(session), time.monotonic())))
     pd.testing.assert_frame_equal(runs[0], runs[1])
     assert list(runs[0]["origin"]) == ["lhs", "lhs", *["hop"] * 5]
+
+
+def test_the_scaling_factor_is_found_and_its_closed_form_optimum_is_the_likelihoods(network):
+    spec, batch = network
+    assert [spec.names[i] for i in spec.scalings] == ["scale"]  # not sd_x (noise), A0 (dynamics) or the rest
+    i = spec.names.index("scale")
+    points = np.array([spec.nominal + 0.05, spec.nominal - 0.05])
+    optimal = batch.optimal_scalings(points)
+    for x, best in zip(points, optimal):
+        def nll(s, x=x):
+            return -log_likelihood(spec.problem, spec.linear(np.where(np.arange(spec.dimension) == i, s, x)))
+        found = minimize_scalar(nll, bounds=(spec.lower[i], spec.upper[i]), method="bounded",
+                                options={"xatol": 1e-10})
+        assert best[i] == pytest.approx(found.x, abs=1e-6)
+        assert np.array_equal(np.delete(best, i), np.delete(x, i))  # the other parameters untouched
+    # the objective at the optimum, whatever the point holds for the factor
+    elsewhere = optimal.copy()
+    elsewhere[:, i] = spec.upper[i]
+    assert batch.objective(elsewhere, optimal_scalings=True) == pytest.approx(batch.objective(optimal), rel=1e-12)
+    assert np.all(batch.objective(elsewhere) > batch.objective(optimal) + 1)
+
+
+def test_a_scaling_optimum_outside_the_bounds_is_clipped_to_them(tmp_path):
+    model = OdeModel("constant", ["x"], {"k": Parameter("k", 1.0)}, {"x": sympy.Integer(0) * sympy.Symbol("k")},
+                     {"x": sympy.Symbol("k", real=True)})
+    measurements = pd.DataFrame({"observableId": "obs", "simulationConditionId": "c", "time": [1.0, 2.0],
+                                 "measurement": [30.0, 50.0], "observableParameters": "s", "noiseParameters": 1.0})
+    path = write_problem(
+        tmp_path, model, conditions=pd.DataFrame({"conditionId": ["c"]}),
+        observables=pd.DataFrame({"observableId": ["obs"], "observableFormula": ["observableParameter1_obs * x"],
+                                  "noiseFormula": ["noiseParameter1_obs"]}),
+        measurements=measurements,
+        parameters=pd.DataFrame({"parameterId": ["k", "s"], "parameterScale": ["lin", "log10"],
+                                 "lowerBound": [0.5, 0.1], "upperBound": [2.0, 10.0], "nominalValue": [1.0, 1.0],
+                                 "estimate": [1, 1]}))
+    spec = CalibrationSpec(load_problem(path))
+    batch = BatchProblem(spec, threads=1)
+    # x = k: the optimum s = 40 / k lies above 10 for k = 1 and inside for k = 2 (s = 20 > 10 too) …
+    assert batch.optimal_scalings(np.array([[1.0, 0.0], [2.0, 0.0]]))[:, 1] == pytest.approx([1.0, 1.0])
+    measurements["measurement"] = [3.0, 5.0]  # … and 4 / k inside: 4, 2
+    measurements.to_csv(tmp_path / "measurements.tsv", sep="\t", index=False)
+    batch = BatchProblem(CalibrationSpec(load_problem(path)), threads=1)
+    assert batch.optimal_scalings(np.array([[1.0, 0.0], [2.0, 0.0]]))[:, 1] == pytest.approx(np.log10([4.0, 2.0]))
+
+
+@pytest.mark.parametrize("optimal_scalings", [True, False])
+def test_the_starts_begin_with_their_scaling_factor_at_its_optimum(network, tmp_path, optimal_scalings):
+    spec, batch = network
+    path = _network_problem(tmp_path)
+    table = open_session(path, starts=2, random_starts=2, global_evaluations=300, seed=1,
+                         optimal_scalings=optimal_scalings).global_starts()
+    points = table[[f"initial:{n}" for n in spec.names]].to_numpy()
+    at_optimum = np.isclose(points, batch.optimal_scalings(points), rtol=0, atol=1e-12).all(axis=1)
+    assert at_optimum.all() == optimal_scalings
+    assert table["objective"].to_numpy() == pytest.approx(batch.objective(points), rel=1e-12)

@@ -46,6 +46,7 @@ def test_the_cli_defaults_are_the_library_defaults():
     for key, default in shared.items():
         assert default == library[key], key
     assert (not args["no_polish"], args["local_phase"]) == (library["polish"], library["local_phase"])
+    assert args["optimal_scalings"] == library["optimal_scalings"]
     assert (not args["no_profile"]) == library["profile"]
 
 
@@ -59,6 +60,7 @@ def test_the_cli_defaults_are_the_library_defaults():
     ({"solver": "snopt"}, "key 'calibrate.solver': expected one of \\['ipopt', 'ripopt'\\]"),
     ({"profile": "yes"}, "key 'calibrate.profile': expected true or false"),
     ({"local_phase": 1}, "key 'calibrate.local_phase': expected true or false"),
+    ({"optimal_scalings": "yes"}, "key 'calibrate.optimal_scalings': expected true or false"),
     ({"profile_parameters": "k"}, "key 'calibrate.profile_parameters': expected a list of names"),
     ({"stars": 3}, "key 'calibrate.stars': expected one of the keys"),
 ])

@@ -41,7 +41,10 @@ class CalibrationOptions:
     solves inside the scatter search (MEIGO's local phase), whose optima are the first local starts.
     global_evaluations, global_time: budget of the global search (batch-objective evaluations; seconds;
     a local solve of the local phase counts as one evaluation and may end up to max_cpu_time past
-    global_time). n_elements: collocation elements per measurement interval. local_box: half-width of
+    global_time). optimal_scalings: the global stage searches over the parameters other than the
+    observation scaling factors (`CalibrationSpec.scalings`), each factor at its closed-form optimum
+    given them (`objective.ScalingsAtOptimum`), and every local start begins with its factors there.
+    n_elements: collocation elements per measurement interval. local_box: half-width of
     the moving box of a local solve, as a fraction of each bound width. max_iter: solver iterations per
     solve. max_cpu_time: solver seconds per local start, and the most the re-simulation that verifies it
     may take (a shooting optimum's: as long as its solve took, at least 10 s). verify_tolerance: largest
@@ -68,6 +71,7 @@ class CalibrationOptions:
     global_method: str = "ess"
     local_phase: bool = False
     global_evaluations: int = 20_000
+    optimal_scalings: bool = False
     global_time: float = 300.0
     n_elements: int = 4
     local_box: float = 0.1
@@ -96,6 +100,7 @@ class CalibrationOptions:
         choice(_key("local_method"), self.local_method, LOCAL_METHODS)
         flag(_key("polish"), self.polish)
         flag(_key("local_phase"), self.local_phase)
+        flag(_key("optimal_scalings"), self.optimal_scalings)
         choice(_key("global_method"), self.global_method, GLOBAL_METHODS)
         flag(_key("profile"), self.profile)
         object.__setattr__(self, "profile_parameters", names(_key("profile_parameters"), self.profile_parameters))

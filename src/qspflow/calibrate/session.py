@@ -41,7 +41,7 @@ from petab.v1 import C
 
 from qspflow import workers as worker_processes
 from qspflow.calibrate.derivatives import GradientProblem
-from qspflow.calibrate.objective import BatchProblem
+from qspflow.calibrate.objective import BatchProblem, ScalingsAtOptimum
 from qspflow.calibrate.options import CalibrationOptions, calibration_options
 from qspflow.calibrate.profile import confidence_interval, estimates_table, profile_path, profiles_table
 from qspflow.calibrate.search import (
@@ -333,13 +333,16 @@ class CalibrationSession:
         return StartResult(start, origin, np.asarray(x0, dtype=float), solution.x, solution.nll, llh,
                            solution.status, solution.converged, time.perf_counter() - began, n, notes)
 
-    def _search_local(self, x0: np.ndarray) -> tuple[np.ndarray, float]:
-        """A local solve of the scatter search's local phase: shooting from x0 (where it ended, −llh there)."""
+    def _search_local(self, x0: np.ndarray, space: ScalingsAtOptimum | None = None) -> tuple[np.ndarray, float]:
+        """A local solve of the scatter search's local phase: shooting from x0 (where it ended, −llh there);
+        x0 and the end in the search's `space` where given."""
         o, spec = self.options, self.spec
-        shot = shoot_in_stages(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter, max_time=o.max_cpu_time)
+        start = x0 if space is None else space.full(x0)[0]
+        shot = shoot_in_stages(self.gradient, start, spec.lower, spec.upper, max_iter=o.max_iter,
+                               max_time=o.max_cpu_time)
         log.info("scatter search: local solve %s after %d iterations, −llh %.8g", shot.status, shot.iterations,
                  shot.nll)
-        return shot.x, shot.nll
+        return (shot.x if space is None else shot.x[space.free]), shot.nll
 
     def profile(self, i: int, best: np.ndarray, n_elements: int) -> tuple[list[tuple[float, float]], float]:
         """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum.
@@ -394,16 +397,20 @@ class CalibrationSession:
         """
         o, spec = self.options, self.spec
         rng = np.random.default_rng(o.seed)
-        points, values = np.empty((0, spec.dimension)), np.empty(0)
+        space = ScalingsAtOptimum(self.batch) if o.optimal_scalings else None
+        objective, lower, upper = (space.objective, space.lower, space.upper) if space else (
+            self.batch.objective, spec.lower, spec.upper)
+        points, values = np.empty((0, len(lower))), np.empty(0)
         origins: list[str] = []
         if o.global_method != "none":
             budget = {"rng": rng, "max_evaluations": o.global_evaluations, "time_limit": o.global_time}
             if o.global_method == "de":
-                archive = differential_evolution_search(self.batch.objective, spec.lower, spec.upper, **budget)
+                archive = differential_evolution_search(objective, lower, upper, **budget)
             else:
-                local = self._search_local if o.local_phase and o.local_method == "shooting" else None
-                archive = scatter_search(self.batch.objective, spec.lower, spec.upper, local=local, **budget)
-            solves = [archive.local[i] for i in best_local_solves(archive.local, o.starts, spec.lower, spec.upper,
+                local = (functools.partial(self._search_local, space=space)
+                         if o.local_phase and o.local_method == "shooting" else None)
+                archive = scatter_search(objective, lower, upper, local=local, **budget)
+            solves = [archive.local[i] for i in best_local_solves(archive.local, o.starts, lower, upper,
                                                                   o.min_distance)]
             if solves:
                 points = np.array([s.x0 for s in solves])
@@ -412,8 +419,8 @@ class CalibrationSession:
                 log.info("local phase: local starts repeat its %d best solve(s) (ended at −llh %s)", len(solves),
                          ", ".join(f"{s.f:.6g}" for s in solves))
             if o.starts > len(solves):
-                chosen = best_of_basins(self.batch.objective, archive.X, archive.f, o.starts - len(solves),
-                                        spec.lower, spec.upper, o.min_distance)
+                chosen = best_of_basins(objective, archive.X, archive.f, o.starts - len(solves), lower, upper,
+                                        o.min_distance)
                 points = np.vstack([points, archive.X[chosen]])
                 values = np.concatenate([values, archive.f[chosen]])
                 origins += [o.global_method] * len(chosen)
@@ -425,9 +432,11 @@ class CalibrationSession:
         hypercube = np.random.default_rng((o.seed, LHS_STREAM))
         for count in (missing, o.random_starts):  # two hypercubes, in this order: the seed fixes both
             if count:
-                extra, f = simulable_latin_hypercube(self.batch.objective, count, spec.lower, spec.upper, hypercube)
+                extra, f = simulable_latin_hypercube(objective, count, lower, upper, hypercube)
                 points, values = np.vstack([points, extra]), np.concatenate([values, f])
                 origins += ["lhs"] * count
+        if space is not None and len(points):
+            points = space.full(points)
         frame = pd.DataFrame({"start": range(len(points)), "origin": origins, "objective": values})
         vectors = pd.DataFrame(points, columns=self.columns("initial"))
         return pd.concat([frame, vectors], axis=1)
@@ -733,9 +742,20 @@ def _warm_up() -> None:
     _WORKER.compile_local()
 
 
-def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_processes.context(),
+@contextlib.contextmanager
+def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes for the block. A block left by an exception (an error, SIGTERM, Ctrl-C) ends them at
+    once: the executor's own exit waits for the solves they run, up to max_cpu_time each."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_processes.context(),
                                initializer=_start_worker, initargs=(str(problem_yaml), options))
+    try:
+        yield pool
+    except BaseException:
+        for process in list((pool._processes or {}).values()):  # public only from Python 3.14 (terminate_workers)
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 class _Runner:

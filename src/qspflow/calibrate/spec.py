@@ -128,7 +128,8 @@ class CalibrationSpec:
     `names`, `scales`, `lower`, `upper`: the estimated parameters in parameter-table order with their
     bounds on their scales; `nominal` their nominal values on their scales, moved into the bounds
     where the table puts them outside (where a calibration may start); `noise` the indices of those
-    that appear in noise formulas only; `priors` their objective priors (None: no prior).
+    that appear in noise formulas only; `scalings` those that are observation scaling factors
+    (`_scaling_parameters`); `priors` their objective priors (None: no prior).
     """
 
     def __init__(self, problem: PetabProblem) -> None:
@@ -164,6 +165,7 @@ class CalibrationSpec:
         self.experiments = self._experiments()
         self.n_data = sum(len(e.measurements) for e in self.experiments)
         self.noise = self._noise_parameters()
+        self.scalings = self._scaling_parameters()
 
     # ------------------------------------------------------------------------- parameters
 
@@ -208,6 +210,30 @@ class CalibrationSpec:
             dynamic.update(*(x.free_symbols for x in exprs))
             noisy.update(*(m.sigma.free_symbols for m in e.measurements))
         return [i for i, s in enumerate(self.symbols) if s in noisy and s not in dynamic]
+
+    def _scaling_parameters(self) -> list[int]:
+        """Indices of the estimated parameters that are observation scaling factors: each one a factor of
+        the simulated value of every measurement it appears in, with lin transformation and normal noise,
+        and in nothing else (no dynamics, σ, other scaling factor or prior). Given the others, the
+        likelihood is a quadratic in it with a closed-form optimum (`BatchProblem.objective` with
+        `optimal_scalings`; the hierarchical optimization of Loos et al. 2018)."""
+        candidates = {s: i for i, s in enumerate(self.symbols) if self.priors[i] is None}
+        excluded: set[sympy.Symbol] = set()
+        for e in self.experiments:
+            exprs = [*e.rhs, *(v for v in e.initial if v is not None), *(e.pre_rhs or []), *(e.pre_initial or [])]
+            exprs += [m.sigma for m in e.measurements]
+            excluded.update(*(x.free_symbols for x in exprs))
+            for m in e.measurements:
+                factors = m.simulation.free_symbols & candidates.keys()
+                if len(factors) > 1 or (factors and (m.transformation != C.LIN or m.distribution != C.NORMAL)):
+                    excluded.update(factors)
+                elif factors:
+                    factor = next(iter(factors))
+                    rest = m.simulation.diff(factor)
+                    if factor in rest.free_symbols or sympy.expand(m.simulation - factor * rest) != 0:
+                        excluded.add(factor)
+        return sorted(i for s, i in candidates.items() if s not in excluded
+                      and any(s in m.simulation.free_symbols for e in self.experiments for m in e.measurements))
 
     # ------------------------------------------------------------------------ experiments
 
