@@ -329,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QspflowError as err:
         print(f"qspflow: error: {_as_flag(err, parser, args.command)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: unwound like SIGTERM, so --out is left as it was
+        print("qspflow: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -799,3 +800,23 @@ def test_the_starts_begin_with_their_scaling_factor_at_its_optimum(network, tmp_
     at_optimum = np.isclose(points, batch.optimal_scalings(points), rtol=0, atol=1e-12).all(axis=1)
     assert at_optimum.all() == optimal_scalings
     assert table["objective"].to_numpy() == pytest.approx(batch.objective(points), rel=1e-12)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_a_calibration_at_once_leaving_out_as_it_was(tmp_path, signum):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "qspflow.cli", "calibrate", str(decay_problem(tmp_path)), "--threads", "2",
+               "--global", "none", "--hops", "100", "--hop-stall", "100", "--hop-time", "120", "--no-profile",
+               "--verbose", "--out", str(out)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if "basin hopping from" in line:  # worker processes are solving hops
+            break
+    time.sleep(1)
+    began = time.monotonic()
+    process.send_signal(signum)
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 128 + signum
+    assert time.monotonic() - began < 10
+    assert "Traceback" not in stderr and ("qspflow: interrupted" in stderr) == (signum == signal.SIGINT)
+    assert not out.exists()
