@@ -790,12 +790,13 @@ def test_a_scaling_optimum_outside_the_bounds_is_clipped_to_them(tmp_path):
     assert batch.optimal_scalings(np.array([[1.0, 0.0], [2.0, 0.0]]))[:, 1] == pytest.approx(np.log10([4.0, 2.0]))
 
 
-@pytest.mark.parametrize("optimal_scalings", [True, False])
-def test_the_starts_begin_with_their_scaling_factor_at_its_optimum(network, tmp_path, optimal_scalings):
+@pytest.mark.parametrize("optimal_scalings, local_phase", [(True, False), (False, False), (True, True)])
+def test_the_starts_begin_with_their_scaling_factor_at_its_optimum(network, tmp_path, optimal_scalings, local_phase):
     spec, batch = network
     path = _network_problem(tmp_path)
     table = open_session(path, starts=2, random_starts=2, global_evaluations=300, seed=1,
-                         optimal_scalings=optimal_scalings).global_starts()
+                         optimal_scalings=optimal_scalings, local_phase=local_phase).global_starts()
+    assert ("ess-local" in set(table["origin"])) == local_phase
     points = table[[f"initial:{n}" for n in spec.names]].to_numpy()
     at_optimum = np.isclose(points, batch.optimal_scalings(points), rtol=0, atol=1e-12).all(axis=1)
     assert at_optimum.all() == optimal_scalings

@@ -335,14 +335,17 @@ class CalibrationSession:
 
     def _search_local(self, x0: np.ndarray, space: ScalingsAtOptimum | None = None) -> tuple[np.ndarray, float]:
         """A local solve of the scatter search's local phase: shooting from x0 (where it ended, −llh there);
-        x0 and the end in the search's `space` where given."""
+        x0 and the end in the search's `space` where given, and −llh at the end by it."""
         o, spec = self.options, self.spec
         start = x0 if space is None else space.full(x0)[0]
         shot = shoot_in_stages(self.gradient, start, spec.lower, spec.upper, max_iter=o.max_iter,
                                max_time=o.max_cpu_time)
         log.info("scatter search: local solve %s after %d iterations, −llh %.8g", shot.status, shot.iterations,
                  shot.nll)
-        return (shot.x if space is None else shot.x[space.free]), shot.nll
+        if space is None:
+            return shot.x, shot.nll
+        end = shot.x[space.free]
+        return end, float(space.objective(end)[0])  # as the search scores its points: the factors at their optimum
 
     def profile(self, i: int, best: np.ndarray, n_elements: int) -> tuple[list[tuple[float, float]], float]:
         """The profile of parameter i around the optimum `best`: [(scaled value, llh)], llh at the optimum.
