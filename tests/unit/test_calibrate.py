@@ -809,7 +809,9 @@ def test_ctrl_c_or_sigterm_ends_a_calibration_at_once_leaving_out_as_it_was(tmp_
     command = [sys.executable, "-m", "qspflow.cli", "calibrate", str(decay_problem(tmp_path)), "--threads", "2",
                "--global", "none", "--hops", "100", "--hop-stall", "100", "--hop-time", "120", "--no-profile",
                "--verbose", "--out", str(out)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal sends it: a background job (CI's) inherits it ignored, and Python then ignores it too
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stderr:
         if "basin hopping from" in line:  # worker processes are solving hops
             break
