@@ -130,12 +130,13 @@ class BatchProblem:
         """X with each row's scaling factors (`CalibrationSpec.scalings`) where the likelihood is largest
         given its other parameters: Σ y·h/σ² / Σ h²/σ² over the measurements they scale (h the simulated
         value at factor 1), clipped to their bounds; a row that does not simulate keeps its own."""
-        return self._terms(X, True)[1]
+        X = np.array(np.atleast_2d(X), dtype=float)
+        return self._optimal_scalings(X, self._runs(X)) if self.spec.scalings else X
 
     def _terms(self, X: np.ndarray, optimal_scalings: bool) -> tuple[np.ndarray, np.ndarray]:
         """(terms, X with its scalings at their optimum where asked)."""
         X = np.array(np.atleast_2d(X), dtype=float)
-        runs = [self._states(compiled, self.spec.linear_matrix(X)) for compiled in self._experiments]
+        runs = self._runs(X)
         if optimal_scalings and self.spec.scalings:
             X = self._optimal_scalings(X, runs)
         theta = _columns(self.spec.linear_matrix(X))
@@ -164,6 +165,11 @@ class BatchProblem:
                 best = np.clip(to_scaled(spec.scales[i], np.maximum(yh / hh, 0.0)), spec.lower[i], spec.upper[i])
             X[:, i] = np.where(ok & np.isfinite(best) & (hh > 0), best, X[:, i])
         return X
+
+    def _runs(self, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`_states` of every experiment for the rows of X (scaled)."""
+        L = self.spec.linear_matrix(X)
+        return [self._states(compiled, L) for compiled in self._experiments]
 
     def _states(self, compiled: _Compiled, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(states at the experiment's times, its steady state appended where measured; whether each row of
@@ -251,8 +257,7 @@ class ScalingsAtOptimum:
     def full(self, X: np.ndarray) -> np.ndarray:
         """Rows of the free parameters → full scaled vectors, their scaling factors at their optimum (where a
         row does not simulate: their nominal values)."""
-        embedded = self._embed(X)
-        return self.batch.optimal_scalings(embedded) if self.batch.spec.scalings else embedded
+        return self.batch.optimal_scalings(self._embed(X))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, dtype=float))
