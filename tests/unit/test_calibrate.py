@@ -313,6 +313,15 @@ def test_batch_objective_is_the_petab_likelihood(network):
     assert batch.objective(points) == pytest.approx(expected, rel=1e-5)
 
 
+def test_the_blocks_are_the_parameters_of_each_states_equation(network, tmp_path):
+    spec, _ = network
+    # A: −k1·A + k2·B with k1 = k_solo in condition solo, A(0) = A0; B: the same reaction; x: k_in·u − k_out·x
+    # (k2, k_in, k_out, A0, k_solo, scale, sd_x: the observables' parameters are in no state's equation)
+    assert spec.blocks == [(0, 3, 4), (0, 4), (1, 2)]
+    # one parameter in every state's equation: no block that is not all of them
+    assert CalibrationSpec(load_problem(decay_problem(tmp_path))).blocks == []
+
+
 def test_collocation_with_all_parameters_fixed_is_the_petab_likelihood(network):
     spec, batch = network
     nlp = PyomoProblem(spec, batch, n_elements=8)
@@ -687,6 +696,53 @@ def test_basin_hops_move_to_a_better_point_that_did_not_converge(tmp_path):
         origin = max(hopped[1:i - lag + 2], key=lambda h: h.llh)
         assert s.x0[0] == pytest.approx(np.clip(origin.x[0] + steps[i], spec.lower[0], spec.upper[0]), abs=1e-12)
         assert origin.llh > away.llh
+
+
+def _two_decays_problem(folder: Path) -> Path:
+    """dx/dt = −k·x and dy/dt = −j·y, both measured: two modules, k and j each the block of one state."""
+    x, y, k, j = sympy.symbols("x y k j", real=True)
+    model = OdeModel("two_decays", ["x", "y"], {"k": Parameter("k", 1.0), "j": Parameter("j", 1.0)},
+                     {"x": -k * x, "y": -j * y}, {"x": sympy.Integer(1), "y": sympy.Integer(2)})
+    times = np.array(TIMES)
+    values = np.concatenate([np.exp(-K_TRUE * times), 2.0 * np.exp(-0.2 * times)]) + 0.01
+    return write_problem(
+        folder, model,
+        conditions=pd.DataFrame({"conditionId": ["c"], "x": [1.0]}),
+        observables=pd.DataFrame({"observableId": ["obs_x", "obs_y"], "observableFormula": ["x", "y"],
+                                  "noiseFormula": [str(SIGMA)] * 2}),
+        measurements=pd.DataFrame({"observableId": ["obs_x"] * len(times) + ["obs_y"] * len(times),
+                                   "simulationConditionId": "c", "time": np.concatenate([times, times]),
+                                   "measurement": values}),
+        parameters=pd.DataFrame({"parameterId": ["k", "j"], "parameterScale": "log10", "lowerBound": 1e-3,
+                                 "upperBound": 1e2, "nominalValue": 1.0, "estimate": 1}))
+
+
+def test_every_other_hop_draws_one_blocks_coordinates_anew_over_their_bounds(tmp_path):
+    lag = calibrate_session.HOP_LAG
+    options = {**FAST, "hops": lag + 4, "hop_stall": 100}
+    session = open_session(_two_decays_problem(tmp_path), threads=1, **options, max_iter=1)
+    spec = session.spec
+    assert spec.blocks == [(0,), (1,)]
+    start = session.local(0, "lhs", spec.nominal)
+    hopped = session.hop([start], time.monotonic())
+    assert [s.origin for s in hopped] == ["lhs", *["hop"] * options["hops"]]
+    # Replayed from the hops' generator: hop i (start i + 1) is drawn from the best of the start and hops
+    # 0..i − HOP_LAG; an odd hop redraws the coordinates of one block uniformly and keeps the rest.
+    rng = np.random.default_rng((session.options.seed, calibrate_session.HOP_STREAM))
+    width = spec.upper - spec.lower
+    for i, s in enumerate(hopped[1:]):
+        origin = max(hopped[:max(1, i - lag + 2)], key=lambda h: h.llh)
+        if i % 2:
+            block = list(spec.blocks[rng.integers(len(spec.blocks))])
+            drawn = rng.uniform(spec.lower[block], spec.upper[block])
+            kept = [c for c in range(spec.dimension) if c not in block]
+            assert s.x0[block] == pytest.approx(drawn, abs=1e-12) and s.x0[kept] == pytest.approx(origin.x[kept])
+        else:
+            moved = rng.random(spec.dimension) < calibrate_session.HOP_FRACTION
+            moved[rng.integers(spec.dimension)] = True
+            step = rng.normal(0.0, calibrate_session.HOP_SCALE, spec.dimension) * width
+            expected = np.clip(np.where(moved, origin.x + step, origin.x), spec.lower, spec.upper)
+            assert s.x0 == pytest.approx(expected, abs=1e-12)
 
 
 def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp_path):

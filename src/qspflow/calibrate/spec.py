@@ -129,7 +129,8 @@ class CalibrationSpec:
     bounds on their scales; `nominal` their nominal values on their scales, moved into the bounds
     where the table puts them outside (where a calibration may start); `noise` the indices of those
     that appear in noise formulas only; `scalings` those that are observation scaling factors
-    (`_scaling_parameters`); `priors` their objective priors (None: no prior).
+    (`_scaling_parameters`); `blocks` those of each state's equation (`_state_blocks`); `priors` their
+    objective priors (None: no prior).
     """
 
     def __init__(self, problem: PetabProblem) -> None:
@@ -166,6 +167,7 @@ class CalibrationSpec:
         self.n_data = sum(len(e.measurements) for e in self.experiments)
         self.noise = self._noise_parameters()
         self.scalings = self._scaling_parameters()
+        self.blocks = self._state_blocks()
 
     # ------------------------------------------------------------------------- parameters
 
@@ -234,6 +236,25 @@ class CalibrationSpec:
                         excluded.add(factor)
         return sorted(i for s, i in candidates.items() if s not in excluded
                       and any(s in m.simulation.free_symbols for e in self.experiments for m in e.measurements))
+
+    def _state_blocks(self) -> list[tuple[int, ...]]:
+        """Indices of the estimated parameters in each state's equation (its right-hand side and initial value
+        in any experiment, preequilibration included), one tuple per distinct set in state order, leaving out
+        the empty set and the set of every parameter: the model's modules, whose parameters an optimum may
+        have wrong together (basin hopping's block hops, `CalibrationSession.hop`)."""
+        index = {s: i for i, s in enumerate(self.symbols)}
+        found: list[set[int]] = [set() for _ in self.states]
+        for e in self.experiments:
+            for i in range(len(self.states)):
+                exprs = [e.rhs[i], e.initial[i], *([e.pre_rhs[i], e.pre_initial[i]] if e.pre_rhs else [])]
+                for x in exprs:
+                    if x is not None:
+                        found[i].update(index[s] for s in x.free_symbols if s in index)
+        blocks = []
+        for block in (tuple(sorted(b)) for b in found):
+            if 0 < len(block) < self.dimension and block not in blocks:
+                blocks.append(block)
+        return blocks
 
     # ------------------------------------------------------------------------ experiments
 
