@@ -725,7 +725,7 @@ def test_every_other_hop_draws_one_blocks_coordinates_anew_over_their_bounds(tmp
     assert spec.blocks == [(0,), (1,)]
     start = session.local(0, "lhs", spec.nominal)
     hopped = session.hop([start], time.monotonic())
-    assert [s.origin for s in hopped] == ["lhs", *["hop"] * options["hops"]]
+    assert [s.origin for s in hopped] == ["lhs", *["hop", "block-hop"] * (options["hops"] // 2)]
     # Replayed from the hops' generator: hop i (start i + 1) is drawn from the best of the start and hops
     # 0..i − HOP_LAG; an odd hop redraws the coordinates of one block uniformly and keeps the rest.
     rng = np.random.default_rng((session.options.seed, calibrate_session.HOP_STREAM))

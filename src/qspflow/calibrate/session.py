@@ -460,9 +460,10 @@ class CalibrationSession:
         about HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their bound width, the
         step doubled after every HOP_WIDEN hops in a row that gained less than HOP_GAIN (a hop that returns
         to the centre's optimum stepped too short: the neighbourhoods of variable neighbourhood search,
-        Mladenović & Hansen 1997); every other hop (the odd ones) instead draws the coordinates of one of
-        the problem's blocks (`CalibrationSpec.blocks`, the parameters of one state's equation), chosen at
-        random, anew uniformly within their bounds and keeps the rest. The hops are taken in their order:
+        Mladenović & Hansen 1997); every other hop (the odd ones, origin "block-hop") instead draws the
+        coordinates of one of the problem's blocks (`CalibrationSpec.blocks`, the parameters of one state's
+        equation), chosen at random, anew uniformly within their bounds and keeps the rest. The hops are
+        taken in their order:
         one that ends better (by its re-simulation, converged or not) moves the centre. Hop i is drawn from
         the centre and step that hops 0..i − HOP_LAG left, so that up to HOP_LAG hops run at once and a
         worker that ends a short hop begins the next one while a long one runs. No hop is drawn after `hops`
@@ -509,16 +510,16 @@ class CalibrationSession:
                 while (drawn < o.hops and runner.free and (state := source()) and state[1] < o.hop_stall
                        and time.monotonic() < end):
                     origin, stall = state
-                    x0 = origin.x.copy()
+                    x0, kind = origin.x.copy(), "hop"
                     if drawn % 2 and spec.blocks:
                         block = list(spec.blocks[rng.integers(len(spec.blocks))])
-                        x0[block] = rng.uniform(spec.lower[block], spec.upper[block])
+                        x0[block], kind = rng.uniform(spec.lower[block], spec.upper[block]), "block-hop"
                     else:
                         moved = rng.random(spec.dimension) < HOP_FRACTION
                         moved[rng.integers(spec.dimension)] = True  # at least one coordinate
                         step = rng.normal(0.0, HOP_SCALE * 2 ** (stall // HOP_WIDEN), spec.dimension) * width
                         x0 = np.clip(np.where(moved, origin.x + step, origin.x), spec.lower, spec.upper)
-                    runner.submit(drawn, ("local", first + drawn, "hop", x0, end))
+                    runner.submit(drawn, ("local", first + drawn, kind, x0, end))
                     drawn += 1
                 if not runner.busy:
                     break
