@@ -463,9 +463,8 @@ class CalibrationSession:
         Mladenović & Hansen 1997); every other hop (the odd ones, origin "block-hop") instead draws the
         coordinates of one of the problem's blocks (`CalibrationSpec.blocks`, the parameters of one state's
         equation), chosen at random, anew uniformly within their bounds and keeps the rest. The hops are
-        taken in their order:
-        one that ends better (by its re-simulation, converged or not) moves the centre. Hop i is drawn from
-        the centre and step that hops 0..i − HOP_LAG left, so that up to HOP_LAG hops run at once and a
+        taken in their order: one that ends better (by its re-simulation, converged or not) moves the
+        centre. Hop i is drawn from the centre and step that hops 0..i − HOP_LAG left, so that up to HOP_LAG hops run at once and a
         worker that ends a short hop begins the next one while a long one runs. No hop is drawn after `hops`
         hops, after `hop_stall` taken in a row without such a gain, or `hop_time` seconds after `began`
         (`time.monotonic()`); the hops still running then stop where they are (a hop's solve and
