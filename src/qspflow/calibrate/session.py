@@ -456,8 +456,8 @@ class CalibrationSession:
 
     def hop(self, starts: pd.DataFrame | Sequence[StartResult], began: float) -> list[StartResult]:
         """The local starts (a `starts_table` or results) and after them monotonic basin hopping (Leary 2000)
-        from the best point found: local starts (origin "hop") from the centre, the best point so far, with about HOP_FRACTION
-        of its coordinates moved by a normal step of HOP_SCALE × their bound width, the step doubled after every
+        from the best point found: local starts (origin "hop") from the centre, the best point so far, with
+        about HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their bound width, the step doubled after every
         HOP_WIDEN hops in a row that gained less than HOP_GAIN (a hop that returns to the centre's optimum
         stepped too short: the neighbourhoods of variable neighbourhood search, Mladenović & Hansen 1997); every
         other hop (the odd ones, origin "block-hop") instead draws the coordinates of one of the problem's
