@@ -455,21 +455,20 @@ class CalibrationSession:
         return self.starts_table([result])
 
     def hop(self, starts: pd.DataFrame | Sequence[StartResult], began: float) -> list[StartResult]:
-        """The local starts (a `starts_table` or results) and after them monotonic basin hopping (Leary 2000)
-        from the best point found: local starts (origin "hop") from the centre, the best point so far, with
-        about HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their bound width, the step doubled after every
-        HOP_WIDEN hops in a row that gained less than HOP_GAIN (a hop that returns to the centre's optimum
-        stepped too short: the neighbourhoods of variable neighbourhood search, Mladenović & Hansen 1997); every
-        other hop (the odd ones, origin "block-hop") instead draws the coordinates of one of the problem's
-        blocks (`CalibrationSpec.blocks`, the parameters of one state's equation), chosen at random, anew
-        uniformly within their bounds and keeps the rest. The hops are taken in their order: one that ends
-        better (by its re-simulation, converged or not) moves the centre. Hop i is drawn from the centre and
-        step that hops 0..i − HOP_LAG left, so that up to HOP_LAG hops run at once and a worker that ends a
-        short hop begins the next one while a long one runs. No hop is drawn after `hops` hops, after
-        `hop_stall` taken in a row without such a gain, or `hop_time` seconds after `began`
-        (`time.monotonic()`); the hops still running then stop where they are (a hop's solve and re-simulation
-        have the time left to that end, at most `max_cpu_time` each), so that a calibration ends within
-        `hop_time` and its conclusion.
+        """The local starts (a `starts_table` or results) and after them monotonic basin hopping (Leary 2000) from
+        the best point found: local starts (origin "hop") from the centre, the best point so far, with about
+        HOP_FRACTION of its coordinates moved by a normal step of HOP_SCALE × their bound width, the step doubled
+        after every HOP_WIDEN hops in a row that gained less than HOP_GAIN (a hop that returns to the centre's
+        optimum stepped too short: the neighbourhoods of variable neighbourhood search, Mladenović & Hansen 1997);
+        every other hop (the odd ones, origin "block-hop") instead draws the coordinates of one of the problem's
+        blocks (`CalibrationSpec.blocks`, the parameters of one state's equation), chosen at random, anew uniformly
+        within their bounds and keeps the rest. The hops are taken in their order: one that ends better (by its
+        re-simulation, converged or not) moves the centre. Hop i is drawn from the centre and step that hops 0..i −
+        HOP_LAG left, so that up to HOP_LAG hops run at once and a worker that ends a short hop begins the next one
+        while a long one runs. No hop is drawn after `hops` hops, after `hop_stall` taken in a row without such a
+        gain, or `hop_time` seconds after `began` (`time.monotonic()`); the hops still running then stop where they
+        are (a hop's solve and re-simulation have the time left to that end, at most `max_cpu_time` each), so that a
+        calibration ends within `hop_time` and its conclusion.
 
         Why: the optima of a QSP model lie near each other more often than Latin-hypercube points
         find them. Weber_BMC2015, seed 1: 0 of 21 starts from the search's basins and Latin-hypercube
