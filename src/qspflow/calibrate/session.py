@@ -508,11 +508,12 @@ class CalibrationSession:
                 while (drawn < o.hops and runner.free and (state := source()) and state[1] < o.hop_stall
                        and time.monotonic() < end):
                     origin, stall = state
-                    x0, kind = origin.x.copy(), "hop"
                     if drawn % 2 and spec.blocks:
-                        block = list(spec.blocks[rng.integers(len(spec.blocks))])
-                        x0[block], kind = rng.uniform(spec.lower[block], spec.upper[block]), "block-hop"
+                        kind, block = "block-hop", list(spec.blocks[rng.integers(len(spec.blocks))])
+                        x0 = origin.x.copy()
+                        x0[block] = rng.uniform(spec.lower[block], spec.upper[block])
                     else:
+                        kind = "hop"
                         moved = rng.random(spec.dimension) < HOP_FRACTION
                         moved[rng.integers(spec.dimension)] = True  # at least one coordinate
                         step = rng.normal(0.0, HOP_SCALE * 2 ** (stall // HOP_WIDEN), spec.dimension) * width

@@ -18,6 +18,7 @@ of its id and stands for its value on the linear scale.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -129,8 +130,8 @@ class CalibrationSpec:
     bounds on their scales; `nominal` their nominal values on their scales, moved into the bounds
     where the table puts them outside (where a calibration may start); `noise` the indices of those
     that appear in noise formulas only; `scalings` those that are observation scaling factors
-    (`_scaling_parameters`); `blocks` those of each state's equation (`_state_blocks`); `priors` their
-    objective priors (None: no prior).
+    (`_scaling_parameters`); `blocks` those of each state's equation (found when first asked for);
+    `priors` their objective priors (None: no prior).
     """
 
     def __init__(self, problem: PetabProblem) -> None:
@@ -167,7 +168,6 @@ class CalibrationSpec:
         self.n_data = sum(len(e.measurements) for e in self.experiments)
         self.noise = self._noise_parameters()
         self.scalings = self._scaling_parameters()
-        self.blocks = self._state_blocks()
 
     # ------------------------------------------------------------------------- parameters
 
@@ -237,11 +237,12 @@ class CalibrationSpec:
         return sorted(i for s, i in candidates.items() if s not in excluded
                       and any(s in m.simulation.free_symbols for e in self.experiments for m in e.measurements))
 
-    def _state_blocks(self) -> list[tuple[int, ...]]:
+    @functools.cached_property
+    def blocks(self) -> list[tuple[int, ...]]:
         """Indices of the estimated parameters in each state's equation (its right-hand side and initial value
         in any experiment, preequilibration included), one tuple per distinct set in state order, leaving out
         the empty set and the set of every parameter: the model's modules, whose parameters an optimum may
-        have wrong together (basin hopping's block hops, `CalibrationSession.hop`)."""
+        have wrong together (basin hopping's block hops, `CalibrationSession.hop`). Only basin hopping asks."""
         index = {s: i for i, s in enumerate(self.symbols)}
         found: list[set[int]] = [set() for _ in self.states]
         for e in self.experiments:
@@ -250,11 +251,8 @@ class CalibrationSpec:
                 for x in exprs:
                     if x is not None:
                         found[i].update(index[s] for s in x.free_symbols if s in index)
-        blocks = []
-        for block in (tuple(sorted(b)) for b in found):
-            if 0 < len(block) < self.dimension and block not in blocks:
-                blocks.append(block)
-        return blocks
+        distinct = dict.fromkeys(tuple(sorted(b)) for b in found)
+        return [block for block in distinct if 0 < len(block) < self.dimension]
 
     # ------------------------------------------------------------------------ experiments
 
