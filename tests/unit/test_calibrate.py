@@ -745,13 +745,18 @@ def test_every_other_hop_draws_one_blocks_coordinates_anew_over_their_bounds(tmp
             assert s.x0 == pytest.approx(expected, abs=1e-12)
 
 
-def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp_path):
-    session = open_session(decay_problem(tmp_path), threads=1, **{**FAST, "refine_time": 40.0})
+def _stopped_early(folder: Path) -> tuple:
+    """A session with refine_time, a real start at the decay problem's optimum, and three ends made to look as if
+    fides had stopped early, 0.5, −0.3 and 0.8 decades of k from it, with their true log-likelihoods."""
+    session = open_session(decay_problem(folder), threads=1, **{**FAST, "refine_time": 40.0})
     real, away = _away_from_the_optimum(session)
-    # three ends made to look as if fides had stopped early, 0.3, 0.5 and 0.8 decades of k from the optimum
     points = [real.x + d for d in (0.5, -0.3, 0.8)]
-    ends = [dataclasses.replace(away, start=k, x0=x, x=x, llh=session.spec.simulated_llh(x, 60.0))
-            for k, x in enumerate(points)]
+    return session, real, [dataclasses.replace(away, start=k, x0=x, x=x, llh=session.spec.simulated_llh(x, 60.0))
+                           for k, x in enumerate(points)]
+
+
+def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp_path):
+    session, real, ends = _stopped_early(tmp_path)
     refined = session.refine(ends, time.monotonic())
     assert refined[:3] == ends
     assert [(s.start, s.origin, s.method) for s in refined[3:]] == [(3, "refine", "shooting"), (4, "refine", "shooting")]
@@ -768,6 +773,19 @@ def test_the_two_best_ends_are_refined_to_the_optimum_within_the_refine_time(tmp
     for options in ({"local_method": "transcription"}, {"refine_time": 0}):
         other = open_session(decay_problem(tmp_path / "other"), threads=1, **{**FAST, "refine_time": 40.0, **options})
         assert other.refine(ends, time.monotonic()) == ends
+
+
+def test_an_end_stopped_before_its_verification_is_refined_by_its_methods_own_log_likelihood(tmp_path):
+    session, real, ends = _stopped_early(tmp_path)
+    # the farthest end as a hop that hop_time stopped before its re-simulation: only its own objective is known,
+    # and it ranks that end first; a failed end (no objective either) is never refined
+    ends[2] = dataclasses.replace(ends[2], llh=-math.inf, nll=-ends[1].llh - 1.0)
+    failed = dataclasses.replace(ends[0], start=3, llh=-math.inf, nll=math.inf)
+    refined = session.refine([*ends, failed], time.monotonic())
+    assert [s.x0[0] for s in refined[4:]] == [ends[2].x[0], ends[1].x[0]]
+    for s in refined[4:]:
+        assert s.llh == pytest.approx(_normal_llh(_least_squares()), abs=1e-6)
+    assert session.conclude(refined).best_llh == pytest.approx(real.llh, abs=1e-6)
 
 
 def test_a_best_point_stopped_by_time_a_hair_past_two_converged_ends_is_reached(tmp_path):
