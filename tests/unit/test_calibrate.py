@@ -24,7 +24,9 @@ from scipy.optimize import brentq, least_squares, minimize_scalar
 from qspflow.calibrate import THRESHOLD, calibrate_problem, check_profile_candidates, open_session, rank_models
 from qspflow.calibrate import session as calibrate_session
 from qspflow.calibrate import transcription as calibrate_pyomo
+from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
+from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, shoot, shoot_in_stages
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import PyomoProblem, check_solver, conservation_laws
 from qspflow.errors import ConfigError, DataError, PetabError, SolverError
@@ -743,6 +745,21 @@ def test_every_other_hop_draws_one_blocks_coordinates_anew_over_their_bounds(tmp
             step = rng.normal(0.0, calibrate_session.HOP_SCALE, spec.dimension) * width
             expected = np.clip(np.where(moved, origin.x + step, origin.x), spec.lower, spec.upper)
             assert s.x0 == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_fine_stage_that_cannot_simulate_where_the_coarse_one_ended_says_so(tmp_path):
+    session = open_session(decay_problem(tmp_path), threads=1, **FAST)
+    spec = session.spec
+    # rtol 1e-30: no step passes the error test at the exact tolerances, while the coarse stage's (1e-6) converge
+    failing = GradientProblem(session.batch, rtol=1e-30, atol=1e-30)
+    result = shoot_in_stages(failing, spec.nominal, spec.lower, spec.upper, max_iter=100)
+    coarse = shoot(failing.with_tolerances(COARSE_RTOL, COARSE_ATOL), spec.nominal, spec.lower, spec.upper,
+                   max_iter=100)
+    assert coarse.converged and result.x == pytest.approx(coarse.x)
+    assert not result.converged and result.nll == math.inf
+    assert result.status == (f"simulation failed at the problem's tolerances where the coarse stage ended "
+                             f"({coarse.status}, llh {-coarse.nll:.8g}): condition low: step size underflow "
+                             "(the solution may blow up or have a discontinuity in time)")
 
 
 def _stopped_early(folder: Path) -> tuple:
