@@ -94,6 +94,11 @@ REFINE_TOLERANCE, REFINE_RESERVE = 1e-10, 5.0
 # does not converge (Weber_BMC2015, Fujita_SciSignal2010: not in 200 either) each iteration cost
 # Weber 0.45 s, and 200 of them were most of a start's time.
 POLISH_ITERATIONS = 30
+# A polish's solve may take this share of max_cpu_time (20 s by default): Fujita_SciSignal2010's 30 iterations,
+# which end unconverged, took 86 s after its refinements (seed 0: the run 611.7 s, past its 10 minutes), where
+# the polishes that are kept took 0.8 s (Boehm), 1.2 s (Bruno) and 13.7 s (Sneyd, on a loaded machine), building
+# and verifying included. A share, so that lifting max_cpu_time lifts it too.
+POLISH_SHARE = 1 / 6
 # A shooting optimum's re-simulation may take as long as its solve, which simulated the model hundreds of
 # times, and at least this many seconds: it normally costs less than one of those simulations (Weber_BMC2015
 # at its published fit: 0.23 s, a compiled evaluation with sensitivities 0.12 s), and one that takes longer is
@@ -279,12 +284,13 @@ class CalibrationSession:
         the simulation within `verify_tolerance` and is not worse by the simulation (the log says why not).
 
         Only the best optimum is polished: the polish refines the result, and on the problems where it
-        fails (Fujita_SciSignal2010) its 30 iterations cost each start 20–40 s for nothing."""
+        fails (Fujita_SciSignal2010) its 30 iterations cost each start 20–40 s for nothing. Its solve stops
+        after POLISH_ITERATIONS iterations or POLISH_SHARE of `max_cpu_time`."""
         o, spec = self.options, self.spec
         nlp = self.nlp(o.n_elements)
         if not nlp.initialize(result.x):
             return result
-        polished = nlp.solve_local(o.local_box, max_iter=POLISH_ITERATIONS)
+        polished = nlp.solve_local(o.local_box, max_iter=POLISH_ITERATIONS, time_limit=POLISH_SHARE * o.max_cpu_time)
         if not polished.converged:
             log.warning("start %d: the transcription did not converge from the shooting optimum (%s); the shooting "
                         "optimum stands", result.start, polished.status)
