@@ -26,7 +26,7 @@ from qspflow.calibrate import session as calibrate_session
 from qspflow.calibrate import transcription as calibrate_pyomo
 from qspflow.calibrate.derivatives import GradientProblem
 from qspflow.calibrate.objective import BatchProblem
-from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, shoot, shoot_in_stages
+from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, Abandoned, shoot, shoot_in_stages
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import PyomoProblem, check_solver, conservation_laws
 from qspflow.errors import ConfigError, DataError, PetabError, SolverError
@@ -645,18 +645,20 @@ def test_basin_hops_move_to_a_better_optimum_and_stop_after_hops_without_progres
     real, away = _away_from_the_optimum(session)
     hopped = session.hop([dataclasses.replace(away, start=0)], time.monotonic())
     # From the made-up optimum every hop (k moved by a normal step of 0.1 × 5 decades) descends to the one
-    # optimum: the first becomes the centre, the next three gain nothing and end the hopping. Hop i is drawn
-    # from what hops 0..i − HOP_LAG left: the HOP_LAG − 1 hops drawn before the third gain was known run too.
+    # optimum: the first becomes the centre. Hop i is drawn from what hops 0..i − HOP_LAG left, so hops
+    # 1..HOP_LAG − 1 come from the made-up optimum, which the first hop's gain rejects: hop 1, which ran beside
+    # it, stands, and hops 2..HOP_LAG − 1 are abandoned (their starts, 3..HOP_LAG, are not in the table). The
+    # next three gain nothing and end the hopping; the HOP_LAG − 1 hops drawn before the third was known run too.
     lag = calibrate_session.HOP_LAG
+    assert away.llh < real.llh - calibrate_session.ABANDON_GAIN
     assert [s.origin for s in hopped] == ["lhs", *["hop"] * (3 + lag)]
-    assert [s.start for s in hopped] == list(range(4 + lag))
-    assert away.llh < real.llh - 1.0
+    assert [s.start for s in hopped] == [0, 1, 2, *range(lag + 1, 2 * lag + 2)]
     for s in hopped[1:]:
         assert s.converged and s.llh == pytest.approx(real.llh, abs=1e-6)
-    # the first HOP_LAG hops start from the made-up optimum, the later ones from hop 1's
-    for s in hopped[1:lag + 1]:
+    # the first two hops start from the made-up optimum, the later ones from the first one's optimum
+    for s in hopped[1:3]:
         assert abs(s.x0[0] - away.x[0]) < abs(s.x0[0] - hopped[1].x[0])
-    for s in hopped[lag + 1:]:
+    for s in hopped[3:]:
         assert abs(s.x0[0] - hopped[1].x[0]) < abs(s.x0[0] - away.x[0])
     result = session.conclude(hopped)
     assert result.reached and result.starts_at_best == 3 + lag
@@ -727,24 +729,29 @@ def test_every_other_hop_draws_one_blocks_coordinates_anew_over_their_bounds(tmp
     assert spec.blocks == [(0,), (1,)]
     start = session.local(0, "lhs", spec.nominal)
     hopped = session.hop([start], time.monotonic())
-    assert [s.origin for s in hopped] == ["lhs", *["hop", "block-hop"] * (options["hops"] // 2)]
-    # Replayed from the hops' generator: hop i (start i + 1) is drawn from the best of the start and hops
-    # 0..i − HOP_LAG; an odd hop redraws the coordinates of one block uniformly and keeps the rest.
+    by_hop = {s.start - 1: s for s in hopped[1:]}  # hop i is start i + 1; an abandoned hop is not in the table
+    assert len(by_hop) > lag and [s.origin for s in hopped[:1]] == ["lhs"]
+    assert all(s.origin == ("block-hop" if i % 2 else "hop") for i, s in by_hop.items())
+    # Replayed from the hops' generator, which draws every hop, abandoned or not: hop i is drawn from the best of
+    # the start and hops 0..i − HOP_LAG; an odd hop redraws the coordinates of one block uniformly and keeps the rest.
     rng = np.random.default_rng((session.options.seed, calibrate_session.HOP_STREAM))
     width = spec.upper - spec.lower
-    for i, s in enumerate(hopped[1:]):
-        origin = max(hopped[:max(1, i - lag + 2)], key=lambda h: h.llh)
+    for i in range(options["hops"]):
+        origin = max([start, *(h for k, h in by_hop.items() if k <= i - lag)], key=lambda h: h.llh)
         if i % 2:
             block = list(spec.blocks[rng.integers(len(spec.blocks))])
             drawn = rng.uniform(spec.lower[block], spec.upper[block])
             kept = [c for c in range(spec.dimension) if c not in block]
-            assert s.x0[block] == pytest.approx(drawn, abs=1e-12) and s.x0[kept] == pytest.approx(origin.x[kept])
+            if i in by_hop:
+                x0 = by_hop[i].x0
+                assert x0[block] == pytest.approx(drawn, abs=1e-12) and x0[kept] == pytest.approx(origin.x[kept])
         else:
             moved = rng.random(spec.dimension) < calibrate_session.HOP_FRACTION
             moved[rng.integers(spec.dimension)] = True
             step = rng.normal(0.0, calibrate_session.HOP_SCALE, spec.dimension) * width
             expected = np.clip(np.where(moved, origin.x + step, origin.x), spec.lower, spec.upper)
-            assert s.x0 == pytest.approx(expected, abs=1e-12)
+            if i in by_hop:
+                assert by_hop[i].x0 == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_fine_stage_that_cannot_simulate_where_the_coarse_one_ended_says_so(tmp_path):
@@ -836,6 +843,44 @@ def test_basin_hops_do_not_depend_on_threads(tmp_path):
             runs.append(session.starts_table(session.hop(_away_from_the_optimum(session), time.monotonic())))
     pd.testing.assert_frame_equal(runs[0], runs[1])
     assert list(runs[0]["origin"]) == ["lhs", "lhs", *["hop"] * 5]
+
+
+def test_hops_drawn_from_a_centre_a_gain_rejected_are_abandoned_whatever_the_threads(tmp_path, caplog):
+    caplog.set_level("INFO", logger="qspflow.calibrate")
+    path = decay_problem(tmp_path)
+    lag = calibrate_session.HOP_LAG
+    runs = []
+    for threads in (1, 2):
+        session = open_session(path, threads=threads, **{**FAST, "hops": lag + 2, "hop_stall": 100})
+        real, away = _away_from_the_optimum(session)
+        with session.workers():
+            runs.append(session.starts_table(session.hop([dataclasses.replace(away, start=0)], time.monotonic())))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    # Hop 0 gains more than ABANDON_GAIN on the made-up optimum; hops 1..HOP_LAG − 1 were drawn from it, and
+    # all but hop 1, which ran beside it, are abandoned.
+    assert list(runs[0]["start"]) == [0, 1, 2, lag + 1, lag + 2]
+    assert runs[0]["llh"].iloc[1:].to_numpy() == pytest.approx(real.llh, abs=1e-6)
+    assert f"basin hop 2 (start 3) abandoned: drawn from llh {away.llh:.8g}, a centre the hops before hop 1 " \
+           f"raised to {real.llh:.8g}" in caplog.text
+
+
+def test_a_hop_stops_in_its_worker_once_it_is_abandoned(tmp_path):
+    session = open_session(decay_problem(tmp_path), threads=2, **{**FAST, "hops": 2})
+    x0, end = session.spec.nominal + 1.0, time.monotonic() + 60.0
+    with session.workers():
+        runner = calibrate_session._Runner(session, session._pool, 2)
+        runner.abandon(0)
+        runner.submit(0, ("hopped", 7, "hop", x0, end, 0))
+        runner.submit(1, ("hopped", 8, "hop", x0, end, 1))
+        ended = {}
+        while runner.busy:
+            ended.update(runner.collect())
+    assert ended[0] is None
+    assert ended[1].converged and ended[1].start == 8
+    # in this process a hop is never stopped: hops run one at a time, and one abandoned is not begun
+    assert session.hopped(7, "hop", x0, end, 0).converged
+    with pytest.raises(Abandoned):
+        shoot(session.gradient, x0, session.spec.lower, session.spec.upper, max_iter=10, stop=lambda: True)
 
 
 def test_the_scaling_factor_is_found_and_its_closed_form_optimum_is_the_likelihoods(network):

@@ -51,7 +51,14 @@ from qspflow.calibrate.search import (
     scatter_search,
     simulable_latin_hypercube,
 )
-from qspflow.calibrate.shooting import COARSE_ATOL, COARSE_RTOL, CONVERGED_FLAGS, shoot, shoot_in_stages
+from qspflow.calibrate.shooting import (
+    COARSE_ATOL,
+    COARSE_RTOL,
+    CONVERGED_FLAGS,
+    Abandoned,
+    shoot,
+    shoot_in_stages,
+)
 from qspflow.calibrate.solvers import startup_floating_point_environment
 from qspflow.calibrate.spec import CalibrationSpec
 from qspflow.calibrate.transcription import CONVERGED as TRANSCRIPTION_CONVERGED
@@ -81,6 +88,15 @@ HOP_STREAM, LHS_STREAM = 1, 2
 # the hopping. The lag replaced rounds of 2 hops that waited for their slower hop: one worker of two stood
 # idle for 32–35 % of Weber_BMC2015's hop phase (hops of 2–78 s) and 20–23 % of Fujita_SciSignal2010's.
 HOP_LAG, HOP_FRACTION, HOP_SCALE, HOP_WIDEN, HOP_GAIN = 4, 0.3, 0.1, 10, REACHED_LLH
+# Hop i is abandoned when the centre it was drawn from lies this far below the centre hops 0..i − 2 left: a
+# likelihood-ratio test (χ²₁, 95 %: 3.84 / 2) rejects that centre against the new one. Not hops 0..i − 1:
+# hop i − 1 runs beside hop i (on two workers they are drawn together), and a sibling's gain must not void a
+# hop that may gain more (Fujita_SciSignal2010, seed 2: hop 0 went from −759.8 to −730.1, its sibling to
+# −16.59). Why: with the lag, the hops drawn after a large gain still came from the old centre. The same
+# run: hops 0 and 1 (121 s each) went from −759.8 to −731.5 and −16.58; hops 2–4, drawn from −759.8 and
+# −731.5, then held both workers until hop_time, and the block hop from −16.58 that had reached 53.20 in
+# 42 s in another run of the same seed never began.
+ABANDON_GAIN = 1.92
 # The refinement (`CalibrationSession.refine`): fides stops (FTOL) at the first accepted step that changes the
 # objective by less than 1e-8 + 1e-8·|f|, which on a flat ridge comes long before its end: Weber_BMC2015's
 # ends at −296.8 to −296.97 (gradient norm 0.2–0.8) went on to its published fit, −296.2017, in 950–1,819
@@ -190,7 +206,7 @@ class CalibrationSession:
         self._threads = threads
         self._nlps: dict[int, PyomoProblem] = {}
         self._optimum: tuple | None = None  # (best, n_elements, method, warm state, llh) of `profile`
-        self._pool: ProcessPoolExecutor | None = None  # the worker processes of `workers()`
+        self._pool: _Workers | None = None  # the worker processes of `workers()`
 
     @contextlib.contextmanager
     def workers(self) -> Iterator[None]:
@@ -235,13 +251,19 @@ class CalibrationSession:
                                                   max_iter=o.max_iter, max_cpu_time=o.max_cpu_time)
         return self._nlps[n_elements]
 
-    def local(self, start: int, origin: str, x0: np.ndarray, end: float | None = None) -> StartResult:
+    def local(self, start: int, origin: str, x0: np.ndarray, end: float | None = None,
+              stop: Callable[[], bool] | None = None) -> StartResult:
         """One local start from x0 by the `local_method` of the options; its solves and its re-simulation
         stop at `end` (`time.monotonic()`, the same clock in every process) where that comes before
-        their `max_cpu_time`."""
+        their `max_cpu_time`. A shooting solve raises `Abandoned` where `stop()` says so."""
         if self.options.local_method == "shooting":
-            return self._shooting(start, origin, x0, end)
+            return self._shooting(start, origin, x0, end, stop=stop)
         return self._transcription(start, origin, x0, end)
+
+    def hopped(self, start: int, origin: str, x0: np.ndarray, end: float, hop: int) -> StartResult:
+        """Basin hop `hop`: `local`, raising `Abandoned` once the calibrating process has abandoned it (in a
+        worker process, where it runs while the hops before it are taken: `hop`, `_Workers`)."""
+        return self.local(start, origin, x0, end, stop=lambda: _ABANDONED is not None and bool(_ABANDONED[hop]))
 
     def _seconds(self, end: float | None) -> float:
         """What a solve or a re-simulation may take: `max_cpu_time`, less where `end` comes first."""
@@ -254,16 +276,17 @@ class CalibrationSession:
         return self._shooting(start, "refine", x0, end, REFINE_TOLERANCE, REFINE_RESERVE)
 
     def _shooting(self, start: int, origin: str, x0: np.ndarray, end: float | None,
-                  tolerance: float | None = None, reserve: float = 0.0) -> StartResult:
+                  tolerance: float | None = None, reserve: float = 0.0,
+                  stop: Callable[[], bool] | None = None) -> StartResult:
         """Single shooting (fides) from x0, verified by independent simulation: in stages
-        (`shoot_in_stages`), or to an absolute function `tolerance` at the exact integration tolerances,
-        the solve stopping `reserve` seconds before `end`."""
+        (`shoot_in_stages`; `stop` as `shoot`'s), or to an absolute function `tolerance` at the exact
+        integration tolerances, the solve stopping `reserve` seconds before `end`."""
         o, spec = self.options, self.spec
         began = time.perf_counter()
         x0 = np.asarray(x0, dtype=float)
         if tolerance is None:
             shot = shoot_in_stages(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter,
-                                   max_time=self._seconds(end))
+                                   max_time=self._seconds(end), stop=stop)
         else:
             shot = shoot(self.gradient, x0, spec.lower, spec.upper, max_iter=o.max_iter,
                          max_time=max(self._seconds(end) - reserve, 0.0), tolerance=tolerance)
@@ -471,7 +494,10 @@ class CalibrationSession:
         within their bounds and keeps the rest. The hops are taken in their order: one that ends better (by its
         re-simulation, converged or not) moves the centre. Hop i is drawn from the centre and step that hops 0..i −
         HOP_LAG left, so that up to HOP_LAG hops run at once and a worker that ends a short hop begins the next one
-        while a long one runs. No hop is drawn after `hops` hops, after `hop_stall` taken in a row without such a
+        while a long one runs. Hop i is abandoned where the centre it was drawn from lies ABANDON_GAIN or more below
+        the centre hops 0..i − 2 left: not begun, stopped where it runs (`hopped`), or its end not used, which
+        depends on the hops before it only, not on when they ended. No hop is drawn after `hops` hops (abandoned
+        ones included), after `hop_stall` taken in a row without such a
         gain, or `hop_time` seconds after `began` (`time.monotonic()`); the hops still running then stop where they
         are (a hop's solve and re-simulation have the time left to that end, at most `max_cpu_time` each), so that a
         calibration ends within `hop_time` and its conclusion.
@@ -501,19 +527,48 @@ class CalibrationSession:
                  o.hop_time)
         first, end, best = max(s.start for s in found) + 1, began + o.hop_time, centre.llh
         states = [(centre, 0)]  # (centre, hops in a row without progress) after each hop taken
-        ended: dict[int, StartResult] = {}
-        drawn = 0
+        ended: dict[int, StartResult | None] = {}  # None: abandoned
+        drawn = abandoned = 0
 
-        def source() -> tuple[StartResult, int] | None:
-            """The centre and stall hop `drawn` is drawn from, once hops 0..drawn − HOP_LAG are taken."""
-            k = max(0, drawn - HOP_LAG + 1)
-            return states[k] if k < len(states) else None
+        def source(k: int) -> int:
+            """The index in `states` of the centre and stall hop k is drawn from."""
+            return max(0, k - HOP_LAG + 1)
+
+        def superseded(k: int) -> bool:
+            """Whether hop k is abandoned, as far as the hops taken tell: the centre it is drawn from against the
+            one hops 0..k − 2 left, or the last one where those have not all been taken (the centre only rises)."""
+            return states[min(k - 1, len(states) - 1)][0].llh - states[source(k)][0].llh >= ABANDON_GAIN if k else False
+
+        def take() -> None:
+            """Take the ended hops in their order; mark the hops drawn from a superseded centre abandoned."""
+            nonlocal abandoned, best
+            while len(states) - 1 in ended:
+                k = len(states) - 1
+                result = ended.pop(k)
+                centre, stall = states[-1]
+                if result is None or superseded(k):
+                    abandoned += 1
+                    log.info("basin hop %d (start %d) abandoned: drawn from llh %.8g, a centre the hops before hop %d "
+                             "raised to %.8g", k, first + k, states[source(k)][0].llh, k - 1, states[k - 1][0].llh)
+                    states.append((centre, stall))
+                    continue
+                found.append(result)
+                best = max(best, result.llh)
+                # Converged or not, as the first centre: a solve stopped by max_cpu_time can end past every
+                # converged one (Weber_BMC2015, seed 2: three hops −309.1 to −306.9, the centre −323.8).
+                better = result.llh > centre.llh  # a failed re-simulation's −inf never is
+                stall = 0 if better and result.llh - centre.llh >= HOP_GAIN else stall + 1
+                states.append((result if better else centre, stall))
+            for k in range(len(states) - 1, drawn):
+                if superseded(k):
+                    runner.abandon(k)
 
         with _runner(self, o.hops) as runner:
             while True:
-                while (drawn < o.hops and runner.free and (state := source()) and state[1] < o.hop_stall
-                       and time.monotonic() < end):
-                    origin, stall = state
+                began_drawing = drawn
+                while (drawn < o.hops and runner.free and source(drawn) < len(states)
+                       and states[source(drawn)][1] < o.hop_stall and time.monotonic() < end):
+                    origin, stall = states[source(drawn)]
                     if drawn % 2 and spec.blocks:
                         kind, block = "block-hop", list(spec.blocks[rng.integers(len(spec.blocks))])
                         x0 = origin.x.copy()
@@ -524,27 +579,25 @@ class CalibrationSession:
                         moved[rng.integers(spec.dimension)] = True  # at least one coordinate
                         step = rng.normal(0.0, HOP_SCALE * 2 ** (stall // HOP_WIDEN), spec.dimension) * width
                         x0 = np.clip(np.where(moved, origin.x + step, origin.x), spec.lower, spec.upper)
-                    runner.submit(drawn, ("local", first + drawn, kind, x0, end))
+                    if superseded(drawn):  # drawn all the same, so that the generator's sequence is the same
+                        ended[drawn] = None
+                    else:
+                        runner.submit(drawn, ("hopped", first + drawn, kind, x0, end, drawn))
                     drawn += 1
-                if not runner.busy:
+                take()
+                if runner.busy:
+                    for k, result in runner.collect():
+                        ended[k] = result
+                        if result is not None:
+                            _report_start(result, first + o.hops, max(best, result.llh))
+                    take()
+                elif drawn == began_drawing:
                     break
-                for k, result in runner.collect():
-                    ended[k] = result
-                    best = max(best, result.llh)
-                    _report_start(result, first + o.hops, best)
-                while len(states) - 1 in ended:
-                    result = ended[len(states) - 1]
-                    found.append(result)
-                    centre, stall = states[-1]
-                    # Converged or not, as the first centre: a solve stopped by max_cpu_time can end past every
-                    # converged one (Weber_BMC2015, seed 2: three hops −309.1 to −306.9, the centre −323.8).
-                    better = result.llh > centre.llh  # a failed re-simulation's −inf never is
-                    stall = 0 if better and result.llh - centre.llh >= HOP_GAIN else stall + 1
-                    states.append((result if better else centre, stall))
         if time.monotonic() >= end:
             log.info("basin hopping: calibrate.hop_time (%g s) has passed after %d hops", o.hop_time, drawn)
         centre = states[-1][0]
-        log.info("basin hopping: %d hops, best llh %.8g (start %d)", drawn, centre.llh, centre.start)
+        log.info("basin hopping: %d hops (%d abandoned), best llh %.8g (start %d)", drawn, abandoned, centre.llh,
+                 centre.start)
         return found
 
     def refine(self, starts: Sequence[StartResult], began: float) -> list[StartResult]:
@@ -760,11 +813,12 @@ def _report_start(result: StartResult, total: int, best_so_far: float | None = N
 # ---------------------------------------------------------------------- worker processes
 
 _WORKER: CalibrationSession | None = None
+_ABANDONED = None  # in a worker process: its pool's `_Workers.abandoned`
 
 
-def _start_worker(problem_yaml: str, options: CalibrationOptions) -> None:
-    global _WORKER
-    _WORKER = CalibrationSession(problem_yaml, options)
+def _start_worker(problem_yaml: str, options: CalibrationOptions, abandoned: object) -> None:
+    global _WORKER, _ABANDONED
+    _WORKER, _ABANDONED = CalibrationSession(problem_yaml, options), abandoned
 
 
 def _work(method: str, *args: object) -> object:
@@ -776,11 +830,10 @@ def _warm_up() -> None:
 
 
 @contextlib.contextmanager
-def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> Iterator[ProcessPoolExecutor]:
+def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> Iterator[_Workers]:
     """Worker processes for the block. A block left by an exception (an error, SIGTERM, Ctrl-C) ends them at
     once: the executor's own exit waits for the solves they run, up to max_cpu_time each."""
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_processes.context(),
-                               initializer=_start_worker, initargs=(str(problem_yaml), options))
+    pool = _Workers(problem_yaml, options, workers)
     try:
         yield pool
     except BaseException:
@@ -791,14 +844,27 @@ def _pool(problem_yaml: str | Path, options: CalibrationOptions, workers: int) -
     pool.shutdown()
 
 
+class _Workers(ProcessPoolExecutor):
+    """Worker processes of a session, and one flag per basin hop in memory they share with this process: set, it
+    stops the hop where it runs (`CalibrationSession.hopped`)."""
+
+    def __init__(self, problem_yaml: str | Path, options: CalibrationOptions, workers: int) -> None:
+        context = worker_processes.context()
+        self.abandoned = context.RawArray("b", max(options.hops, 1))
+        super().__init__(max_workers=workers, mp_context=context, initializer=_start_worker,
+                         initargs=(str(problem_yaml), options, self.abandoned))
+
+
 class _Runner:
     """Runs tasks `session.<method>(*args)`, each under a key: in worker processes (`pool`), up to `workers`
     at once, or one at a time in this process when there is no pool."""
 
-    def __init__(self, session: CalibrationSession, pool: ProcessPoolExecutor | None, workers: int):
+    def __init__(self, session: CalibrationSession, pool: _Workers | None, workers: int):
         self.session, self.pool, self.workers = session, pool, workers
         self.running: dict[Future, int] = {}
         self.ended: list[tuple[int, object]] = []
+        if pool is not None:
+            pool.abandoned[:] = bytes(len(pool.abandoned))  # the hops of an earlier runner
 
     @property
     def busy(self) -> bool:
@@ -809,6 +875,12 @@ class _Runner:
     def free(self) -> bool:
         """Whether a task submitted now begins at once."""
         return len(self.running) + len(self.ended) < (self.workers if self.pool else 1)
+
+    def abandon(self, hop: int) -> None:
+        """Stop basin hop `hop` where it runs in a worker; in this process hops run one at a time, and a hop is
+        abandoned before it begins (`CalibrationSession.hop`)."""
+        if self.pool is not None:
+            self.pool.abandoned[hop] = 1
 
     def submit(self, key: int, task: tuple) -> None:
         if self.pool is None:
@@ -825,6 +897,8 @@ class _Runner:
                 key = self.running.pop(future)
                 try:
                     self.ended.append((key, future.result()))
+                except Abandoned:
+                    self.ended.append((key, None))
                 except BrokenProcessPool as err:
                     problem_yaml, threads = self.session.spec.problem.path, self.session.options.threads
                     raise SolverError(str(problem_yaml), key="calibrate.threads", found=threads,

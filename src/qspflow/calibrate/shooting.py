@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,10 @@ CONVERGED_FLAGS = ("FTOL", "XTOL", "GTOL")
 # gradient (the example's: 0.165 s against 0.42 s CPU), ample for the iterations far from an optimum.
 COARSE_RTOL, COARSE_ATOL = 1e-6, 1e-8
 FAILED_AT_START = "simulation failed at the start: "
+
+
+class Abandoned(Exception):
+    """A solve stopped because its `stop` said so: its result is no longer wanted (a superseded basin hop)."""
 
 
 @dataclass
@@ -42,13 +46,14 @@ class ShootingResult:
 
 def shoot(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, max_iter: int,
           max_time: float = math.inf, fixed: Mapping[int, float] | None = None,
-          tolerance: float | None = None) -> ShootingResult:
+          tolerance: float | None = None, stop: Callable[[], bool] | None = None) -> ShootingResult:
     """Minimize from x0 within [lower, upper] (scaled), the parameters in `fixed` held at their values.
 
     `tolerance`: stop when an iteration changes the negative log-likelihood by less than this
     (absolute; default fides' own test, 1e-8 absolute + 1e-8 relative).
 
-    A start where the model cannot be simulated ends at once with the reason as its status.
+    A start where the model cannot be simulated ends at once with the reason as its status. `stop` is asked
+    before every evaluation; where it says True the solve raises `Abandoned`.
     """
     import fides  # imported here: only the calibration steps need it (and h5py, which it loads)
 
@@ -66,6 +71,8 @@ def shoot(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np
     best = {}  # the lowest evaluation: fides ends at its x, and its full FIM is the result's
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        if stop is not None and stop():
+            raise Abandoned
         e = start if np.array_equal(z, z0) else problem.evaluate(full(z))  # fides re-evaluates its start
         if e.nll < best.get("e", start).nll:
             best["e"] = e
@@ -93,20 +100,21 @@ def shoot(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np
 
 
 def shoot_in_stages(problem: GradientProblem, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *,
-                    max_iter: int, max_time: float = math.inf) -> ShootingResult:
+                    max_iter: int, max_time: float = math.inf, stop: Callable[[], bool] | None = None
+                    ) -> ShootingResult:
     """`shoot` first at the coarse integration tolerances, then on from where that ended at the problem's
     own: the optimum, its log-likelihood and its Fisher information are those of the exact tolerances,
-    and most iterations cost 40 % as much. Iterations and time are shared by the two stages."""
+    and most iterations cost 40 % as much. Iterations, time and `stop` are shared by the two stages."""
     began = time.perf_counter()
     coarse = shoot(problem.with_tolerances(COARSE_RTOL, COARSE_ATOL), x0, lower, upper, max_iter=max_iter,
-                   max_time=max_time)
+                   max_time=max_time, stop=stop)
     if not math.isfinite(coarse.nll) or coarse.status.startswith("NOT_FINITE"):
-        return shoot(problem, x0, lower, upper, max_iter=max_iter, max_time=max_time)
+        return shoot(problem, x0, lower, upper, max_iter=max_iter, max_time=max_time, stop=stop)
     left = max_iter - coarse.iterations
     if left <= 0:
         return coarse
     fine = shoot(problem, coarse.x, lower, upper, max_iter=left,
-                 max_time=max(max_time - (time.perf_counter() - began), 1.0))
+                 max_time=max(max_time - (time.perf_counter() - began), 1.0), stop=stop)
     fine.iterations += coarse.iterations
     if fine.status.startswith(FAILED_AT_START):  # not at x0: Elowitz_Nature2000's did, after 41–118 s of iterations
         fine.status = (f"simulation failed at the problem's tolerances where the coarse stage ended ({coarse.status}, "
