@@ -497,10 +497,10 @@ class CalibrationSession:
         while a long one runs. Hop i is abandoned where the centre it was drawn from lies ABANDON_GAIN or more below
         the centre hops 0..i − 2 left: not begun, stopped where it runs (`hopped`), or its end not used, which
         depends on the hops before it only, not on when they ended. No hop is drawn after `hops` hops (abandoned
-        ones included), after `hop_stall` taken in a row without such a
-        gain, or `hop_time` seconds after `began` (`time.monotonic()`); the hops still running then stop where they
-        are (a hop's solve and re-simulation have the time left to that end, at most `max_cpu_time` each), so that a
-        calibration ends within `hop_time` and its conclusion.
+        ones included), after `hop_stall` taken in a row without such a gain, or `hop_time` seconds after `began`
+        (`time.monotonic()`); the hops still running then stop where they are (a hop's solve and re-simulation have
+        the time left to that end, at most `max_cpu_time` each), so that a calibration ends within `hop_time` and
+        its conclusion.
 
         Why: the optima of a QSP model lie near each other more often than Latin-hypercube points
         find them. Weber_BMC2015, seed 1: 0 of 21 starts from the search's basins and Latin-hypercube
@@ -537,7 +537,7 @@ class CalibrationSession:
         def superseded(k: int) -> bool:
             """Whether hop k is abandoned, as far as the hops taken tell: the centre it is drawn from against the
             one hops 0..k − 2 left, or the last one where those have not all been taken (the centre only rises)."""
-            return states[min(k - 1, len(states) - 1)][0].llh - states[source(k)][0].llh >= ABANDON_GAIN if k else False
+            return k > 0 and states[min(k - 1, len(states) - 1)][0].llh - states[source(k)][0].llh >= ABANDON_GAIN
 
         def take() -> None:
             """Take the ended hops in their order; mark the hops drawn from a superseded centre abandoned."""
